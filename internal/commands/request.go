@@ -1,0 +1,42 @@
+// Package commands turns chat requests into engine calls: it resolves the
+// Actor from the platform's verified user id, parses the command, checks the
+// default-deny Policy, records denials, and replies through notify.Sender.
+package commands
+
+import (
+	"context"
+
+	"github.com/shipbot/shipbot/internal/notify"
+)
+
+// Request is one inbound chat event, built by a chat adapter.
+type Request struct {
+	// Platform is "shell", "telegram" or "slack".
+	Platform string
+	// UserID is the platform's verified user id (Telegram from.id, Slack user
+	// id, the shell's current /as user). Never taken from message text.
+	UserID string
+	// UserName is a display name, only for messages.
+	UserName string
+	// Chat is where the request came from; replies go there.
+	Chat notify.Channel
+	// Text is a command line ("/deploy demo staging"). Empty for button presses.
+	Text string
+	// Action is the Data of a pressed button. Empty for text.
+	Action string
+}
+
+// Reply is what the adapter tells the person who pressed a button (Telegram
+// answerCallbackQuery, Slack ephemeral message). Text commands are answered
+// through the Sender and get an empty Reply.
+type Reply struct {
+	Notice  string
+	Refused bool
+}
+
+// Handler is what chat adapters call. Handle returns once the request is
+// accepted; long work (jobs) goes on in the background and reports through
+// the Sender.
+type Handler interface {
+	Handle(ctx context.Context, req Request) Reply
+}

@@ -1,0 +1,198 @@
+// Package deploy is shipbot's engine: jobs and their state machine, locks,
+// approvals bound to jobs, releases, the Driver seam, recovery after a crash
+// and draining on shutdown. It imports no adapter: drivers, the database and
+// chat reach it through the small interfaces declared here.
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// State is where a job is in its lifecycle:
+//
+//	awaiting_approval -> queued -> running -> succeeded | failed | rolled_back | cancelled | interrupted
+//
+// awaiting_approval may also end in cancelled (denied or expired).
+type State string
+
+const (
+	AwaitingApproval State = "awaiting_approval"
+	Queued           State = "queued"
+	Running          State = "running"
+	Succeeded        State = "succeeded"
+	Failed           State = "failed"
+	RolledBack       State = "rolled_back"
+	Cancelled        State = "cancelled"
+	Interrupted      State = "interrupted"
+)
+
+// Terminal reports whether no further transition happens on its own.
+// Interrupted is terminal for the job but keeps its lock until a person acts.
+func (s State) Terminal() bool {
+	switch s {
+	case Succeeded, Failed, RolledBack, Cancelled, Interrupted:
+		return true
+	}
+	return false
+}
+
+// HoldsLock reports whether a job in state s holds its (app, env) lock.
+func (s State) HoldsLock() bool { return s == Queued || s == Running || s == Interrupted }
+
+// Action is what a job does.
+type Action string
+
+const (
+	ActionDeploy   Action = "deploy"
+	ActionRollback Action = "rollback"
+)
+
+// Who is the verified person behind a request.
+type Who struct {
+	User     string // config user name
+	Identity string // "telegram:123"
+	Chat     string // "telegram:-100123" — where answers go
+}
+
+// Job is one deploy or rollback.
+type Job struct {
+	ID          int64
+	App, Env    string
+	Action      Action
+	Ref         string // deploy: the validated ref asked for
+	Release     string // deploy: the release it builds; rollback: the release it switches to
+	FromRelease string // the release current pointed at when the job started
+	State       State
+	Reason      string // why it failed, was cancelled, was rolled back
+	RequestedBy Who
+	ApprovalID  string // "" when the env needs none
+	ApprovedBy  string
+	CardRef     string // the chat message that shows this job (opaque, adapter-specific)
+	IntentSeq   int64  // the audit intent this job's outcome closes
+	Steps       []Step
+	Output      []string // last lines of output, capped
+	Created     time.Time
+	Started     time.Time
+	Ended       time.Time
+}
+
+// Step is one line of a job's checklist.
+type Step struct {
+	Name   string    `json:"name"`
+	State  StepState `json:"state"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// StepState is the state of one step.
+type StepState string
+
+const (
+	StepPending StepState = "pending"
+	StepRunning StepState = "running"
+	StepDone    StepState = "done"
+	StepFailed  StepState = "failed"
+	StepSkipped StepState = "skipped"
+)
+
+// Approval is a four-eyes grant bound to one job's (app, env, action, version).
+// Its ID is random and is the only thing a chat button carries.
+type Approval struct {
+	ID          string
+	JobID       int64
+	App, Env    string
+	Action      Action
+	Version     string // the ref (deploy) or release (rollback) approved
+	RequestedBy string // user name; may never approve
+	Roles       []string
+	State       ApprovalState
+	DecidedBy   string
+	Created     time.Time
+	Expires     time.Time
+	Decided     time.Time
+}
+
+// ApprovalState is pending until decided once.
+type ApprovalState string
+
+const (
+	ApprovalPending  ApprovalState = "pending"
+	ApprovalApproved ApprovalState = "approved"
+	ApprovalDenied   ApprovalState = "denied"
+	ApprovalExpired  ApprovalState = "expired"
+)
+
+// Lock serialises work on one (app, env). JobID is 0 for a manual lock.
+type Lock struct {
+	App, Env string
+	Owner    string // user name
+	Reason   string
+	JobID    int64
+	Since    time.Time
+}
+
+// Release is the engine's record of a release, beside what the driver finds on disk.
+type Release struct {
+	App, Env string
+	ID       string
+	Ref      string
+	JobID    int64
+	By       string
+	Created  time.Time
+	State    ReleaseState
+}
+
+// ReleaseState says whether a plain rollback may pick a release.
+type ReleaseState string
+
+const (
+	ReleaseBuilding   ReleaseState = "building"
+	ReleaseActive     ReleaseState = "active"      // went live and stayed (may since be superseded)
+	ReleaseFailed     ReleaseState = "failed"      // never went live, or failed its health check
+	ReleaseRolledBack ReleaseState = "rolled_back" // went live, was switched away from by a rollback
+)
+
+// Errors the engine returns; adapters map them to a one-line chat reply.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("state changed concurrently")
+	ErrDraining    = errors.New("shipbot is shutting down and takes no new work")
+	ErrSelfApprove = errors.New("you requested this; someone else must approve it")
+)
+
+// LockedError says who holds a lock, why and since when.
+type LockedError struct{ Lock Lock }
+
+func (e *LockedError) Error() string {
+	l := e.Lock
+	what := "manual lock"
+	if l.JobID != 0 {
+		what = fmt.Sprintf("job #%d", l.JobID)
+	}
+	return fmt.Sprintf("%s/%s is locked by %s since %s (%s): %s", l.App, l.Env, l.Owner,
+		l.Since.UTC().Format("2006-01-02 15:04 MST"), what, l.Reason)
+}
+
+// NamePattern is what app, env and release names must match.
+var NamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// refPattern: git branch/tag/sha-like names. No leading '-', no "..", no
+// whitespace, no shell metacharacters.
+var refPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,127}$`)
+
+// ValidName reports whether s is a safe app, env or release name.
+func ValidName(s string) bool { return NamePattern.MatchString(s) }
+
+// ValidateRef returns nil if ref is safe to hand to a driver.
+func ValidateRef(ref string) error {
+	switch {
+	case !refPattern.MatchString(ref):
+		return fmt.Errorf("ref %q is not allowed: use letters, digits and . _ / + - (no leading -, no spaces or shell characters)", ref)
+	case strings.Contains(ref, ".."), strings.Contains(ref, "//"), strings.HasSuffix(ref, "/"), strings.HasSuffix(ref, ".lock"):
+		return fmt.Errorf("ref %q is not allowed: no '..', '//', trailing '/' or '.lock'", ref)
+	}
+	return nil
+}
