@@ -45,6 +45,26 @@ type Event struct {
 	Outcome   string    `json:"outcome"`    // outcome and denial rows: what happened / why
 	PrevHash  string    `json:"prev_hash"`
 	Hash      string    `json:"hash"`
+
+	// Closes links an outcome to an intent appended in the same Append call,
+	// whose Seq is unknown until it is sealed. Stores set IntentSeq from it
+	// (see Prepare); it is not stored itself.
+	Closes *Event `json:"-"`
+}
+
+// Prepare readies e to be stored as row seq after the row whose hash is prev:
+// it fills Seq, a missing Time, IntentSeq from Closes, and seals it. Stores
+// call it for each event in order, inside the transaction that inserts them.
+func Prepare(prev string, seq int64, now time.Time, e *Event) {
+	e.Seq = seq
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Time = e.Time.UTC()
+	if e.Closes != nil && e.IntentSeq == 0 {
+		e.IntentSeq = e.Closes.Seq
+	}
+	Seal(prev, e)
 }
 
 // Store appends sealed events. Implementations seal each event against the

@@ -163,6 +163,14 @@ var (
 	ErrSelfApprove = errors.New("you requested this; someone else must approve it")
 )
 
+// Refusal is a request the engine will not carry out, explained for the
+// person who asked (no earlier release, approval already used, job ended).
+type Refusal struct{ Msg string }
+
+func (e *Refusal) Error() string { return e.Msg }
+
+func refuse(format string, a ...any) error { return &Refusal{Msg: fmt.Sprintf(format, a...)} }
+
 // LockedError says who holds a lock, why and since when.
 type LockedError struct{ Lock Lock }
 

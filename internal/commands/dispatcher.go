@@ -1,0 +1,604 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/notify"
+)
+
+// EnvInfo is what the dispatcher needs to know of a configured env.
+type EnvInfo struct {
+	Driver   string
+	Approval deploy.ApprovalPolicy
+}
+
+// Catalog is the configured apps: app -> env -> info.
+type Catalog map[string]map[string]EnvInfo
+
+// AuditReader lists audit rows for /audit.
+type AuditReader interface {
+	AuditEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error)
+}
+
+// Options configure a Dispatcher.
+type Options struct {
+	Engine  *deploy.Engine
+	Policy  *Policy
+	Catalog Catalog
+	Sender  notify.Sender
+	Audit   AuditReader
+	Log     *slog.Logger
+}
+
+// Dispatcher handles every chat request: identity, parse, policy, engine, reply.
+type Dispatcher struct {
+	engine  *deploy.Engine
+	store   deploy.Store
+	policy  *Policy
+	catalog Catalog
+	sender  notify.Sender
+	audit   AuditReader
+	log     *slog.Logger
+}
+
+var _ Handler = (*Dispatcher)(nil)
+
+// New returns a Dispatcher.
+func New(o Options) *Dispatcher {
+	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(), policy: o.Policy, catalog: o.Catalog,
+		sender: o.Sender, audit: o.Audit, log: o.Log}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	return d
+}
+
+// call is one request in flight.
+type call struct {
+	req   Request
+	who   deploy.Who
+	actor Actor
+	cmd   Command
+}
+
+// Handle implements Handler.
+func (d *Dispatcher) Handle(ctx context.Context, req Request) Reply {
+	c := &call{req: req}
+	identity := req.Platform + ":" + req.UserID
+	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String()}
+	actor, ok := d.policy.Actor(identity)
+	if !ok {
+		return d.deny(ctx, c, "unknown identity", fmt.Sprintf("I don't know %s. Ask an admin to add this identity to a user in shipbot's config.", identity))
+	}
+	c.actor, c.who.User = actor, actor.User
+
+	text := req.Text
+	if req.Action != "" {
+		t, err := d.buttonCommand(ctx, req.Action)
+		if err != nil {
+			c.cmd.Name = "button"
+			c.cmd.Args = []string{clip(req.Action)}
+			return d.deny(ctx, c, "forged or stale button", err.Error())
+		}
+		text = t
+	}
+	cmd, err := Parse(text)
+	if err != nil {
+		c.cmd.Name = "parse"
+		c.cmd.Args = []string{clip(text)}
+		return d.deny(ctx, c, "bad input", err.Error())
+	}
+	c.cmd = cmd
+	if d.engine.Draining() && mutating(cmd.Name) {
+		return d.deny(ctx, c, "draining", "shipbot is shutting down and takes no new work; try again in a minute")
+	}
+	if cmd.App != "" && cmd.Name != "audit" {
+		if _, ok := d.catalog[cmd.App]; !ok {
+			return d.deny(ctx, c, "unknown app", fmt.Sprintf("unknown app %q; see /apps", cmd.App))
+		}
+		if _, ok := d.catalog[cmd.App][cmd.Env]; !ok {
+			return d.deny(ctx, c, "unknown env", fmt.Sprintf("unknown env %q for %s; see /apps", cmd.Env, cmd.App))
+		}
+	}
+	switch cmd.Name {
+	case "help":
+		return d.read(ctx, c, notify.Message{Title: "shipbot commands", Code: HelpText()})
+	case "whoami":
+		return d.read(ctx, c, notify.Message{Title: "You are " + actor.User, Fields: []notify.Field{
+			{Name: "identity", Value: identity},
+			{Name: "roles", Value: listOr(actor.Roles, "none")},
+			{Name: "permissions", Value: listOr(actor.Perms, "none")},
+		}})
+	case "apps":
+		return d.apps(ctx, c)
+	case "deploy":
+		return d.submit(ctx, c, deploy.ActionDeploy)
+	case "rollback":
+		return d.submit(ctx, c, deploy.ActionRollback)
+	case "releases":
+		return d.releases(ctx, c)
+	case "status":
+		return d.status(ctx, c)
+	case "logs":
+		return d.logs(ctx, c)
+	case "jobs":
+		return d.jobs(ctx, c)
+	case "job":
+		return d.job(ctx, c)
+	case "cancel":
+		return d.cancel(ctx, c)
+	case "lock":
+		return d.lock(ctx, c)
+	case "unlock":
+		return d.unlock(ctx, c)
+	case "pending":
+		return d.pending(ctx, c)
+	case "approve", "deny":
+		return d.decide(ctx, c, cmd.Name == "approve")
+	case "audit":
+		return d.auditLog(ctx, c)
+	}
+	return d.deny(ctx, c, "unknown command", "unknown command; try /help")
+}
+
+func mutating(name string) bool {
+	switch name {
+	case "deploy", "rollback", "cancel", "lock", "unlock", "approve", "deny":
+		return true
+	}
+	return false
+}
+
+// buttonCommand turns button data back into a command. Data is only ever a
+// verb and an opaque token; whatever it names is looked up again and the
+// presser's own rights are checked like for typed commands.
+func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, error) {
+	verb, token, ok := strings.Cut(data, ":")
+	if !ok || len(data) > 64 {
+		return "", errors.New("this button is not one of shipbot's")
+	}
+	switch verb {
+	case notify.ButtonApprove, notify.ButtonDeny:
+		if !approvalIDPattern.MatchString(token) {
+			return "", errors.New("this button is not one of shipbot's")
+		}
+		return "/" + verb + " " + token, nil
+	case notify.ButtonCancel, notify.ButtonUnlock, notify.ButtonRollback:
+		id, err := strconv.ParseInt(token, 10, 64)
+		if err != nil || id < 1 {
+			return "", errors.New("this button is not one of shipbot's")
+		}
+		if verb == notify.ButtonCancel {
+			return "/cancel " + token, nil
+		}
+		j, err := d.store.Job(ctx, id)
+		if err != nil {
+			return "", errors.New("this button refers to no job")
+		}
+		return "/" + verb + " " + j.App + " " + j.Env, nil
+	}
+	return "", errors.New("this button is not one of shipbot's")
+}
+
+// deny records a refusal and tells the person why. If the denial cannot be
+// recorded the request is refused all the same.
+func (d *Dispatcher) deny(ctx context.Context, c *call, what, msg string) Reply {
+	ev := &audit.Event{Kind: audit.KindDenial, Actor: c.who.User, Identity: c.who.Identity, Chat: c.who.Chat,
+		Command: c.cmd.Name, Args: c.cmd.Args, App: c.cmd.App, Env: c.cmd.Env, Decision: "denied",
+		Outcome: what + ": " + msg}
+	if err := d.store.Append(ctx, ev); err != nil {
+		d.log.Error("denial not recorded", "identity", c.who.Identity, "err", err)
+	}
+	return d.say(ctx, c, notify.Message{Title: "Refused", Style: notify.StyleDanger, Text: msg}, true)
+}
+
+// record writes the intent+outcome pair of a read-only command. Nothing
+// happens between the two, so they go in one transaction.
+func (d *Dispatcher) record(ctx context.Context, c *call, result string) error {
+	in := &audit.Event{Kind: audit.KindIntent, Actor: c.who.User, Identity: c.who.Identity, Chat: c.who.Chat,
+		Command: c.cmd.Name, Args: c.cmd.Args, App: c.cmd.App, Env: c.cmd.Env, Decision: "allowed"}
+	out := &audit.Event{Kind: audit.KindOutcome, Actor: c.who.User, Identity: c.who.Identity, Chat: c.who.Chat,
+		Command: c.cmd.Name, App: c.cmd.App, Env: c.cmd.Env, Decision: "allowed", Outcome: result, Closes: in}
+	return d.store.Append(ctx, in, out)
+}
+
+func (d *Dispatcher) read(ctx context.Context, c *call, m notify.Message) Reply {
+	if err := d.record(ctx, c, "ok"); err != nil {
+		return d.fail(ctx, c, err)
+	}
+	return d.say(ctx, c, m, false)
+}
+
+// say answers: a button press gets a notice, a typed command a message.
+func (d *Dispatcher) say(ctx context.Context, c *call, m notify.Message, refused bool) Reply {
+	if c.req.Action != "" {
+		return Reply{Notice: firstNonEmpty(m.Text, m.Title), Refused: refused}
+	}
+	if _, err := d.sender.Send(ctx, c.req.Chat, m); err != nil {
+		d.log.Warn("reply not sent", "chat", c.req.Chat.String(), "err", err)
+	}
+	return Reply{Refused: refused}
+}
+
+// fail maps an error to a reply once, at the edge: known conditions get their
+// own words and an audit denial; anything else is "internal error (ref X)" in
+// chat with the details in the log under the same ref.
+func (d *Dispatcher) fail(ctx context.Context, c *call, err error) Reply {
+	var locked *deploy.LockedError
+	var refusal *deploy.Refusal
+	var pe *ParseError
+	switch {
+	case errors.As(err, &locked):
+		return d.deny(ctx, c, "locked", err.Error())
+	case errors.As(err, &refusal), errors.As(err, &pe):
+		return d.deny(ctx, c, "refused", err.Error())
+	case errors.Is(err, deploy.ErrSelfApprove):
+		return d.deny(ctx, c, "self-approval", err.Error())
+	case errors.Is(err, deploy.ErrDraining):
+		return d.deny(ctx, c, "draining", err.Error())
+	case errors.Is(err, deploy.ErrNotFound):
+		return d.deny(ctx, c, "not found", err.Error())
+	case errors.Is(err, deploy.ErrConflict):
+		return d.deny(ctx, c, "conflict", "that changed while you asked; look again and retry")
+	}
+	ref := newRef()
+	d.log.Error("command failed", "ref", ref, "command", c.cmd.Name, "identity", c.who.Identity, "err", err)
+	return d.say(ctx, c, notify.Message{Title: "Error", Style: notify.StyleDanger,
+		Text: fmt.Sprintf("internal error (ref %s); nothing was done", ref)}, true)
+}
+
+func newRef() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (d *Dispatcher) need(ctx context.Context, c *call, verb string) (Reply, bool) {
+	if c.actor.Can(verb, c.cmd.App, c.cmd.Env) {
+		return Reply{}, true
+	}
+	return d.deny(ctx, c, "permission", Missing(verb, c.cmd.App, c.cmd.Env)), false
+}
+
+func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) Reply {
+	if r, ok := d.need(ctx, c, string(action)); !ok {
+		return r
+	}
+	env := d.catalog[c.cmd.App][c.cmd.Env]
+	if c.cmd.Plan {
+		return d.plan(ctx, c)
+	}
+	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
+		Ref: c.cmd.Ref, Release: c.cmd.Release, Approval: env.Approval, Args: c.cmd.Args})
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	// The job's card, posted by the engine's observer, is the answer.
+	return Reply{Notice: "job created"}
+}
+
+func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {
+	p, lock, err := d.engine.Plan(ctx, c.cmd.App, c.cmd.Env, c.cmd.Ref)
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	m := notify.Message{Title: fmt.Sprintf("Plan: deploy %s → %s (nothing runs)", c.cmd.App, c.cmd.Env)}
+	m.Fields = append(m.Fields, notify.Field{Name: "from", Value: orNone(p.From)}, notify.Field{Name: "to", Value: p.To})
+	if len(p.Hosts) > 0 {
+		m.Fields = append(m.Fields, notify.Field{Name: "hosts", Value: strings.Join(p.Hosts, ", ")})
+	}
+	if lock != nil {
+		m.Fields = append(m.Fields, notify.Field{Name: "lock", Value: (&deploy.LockedError{Lock: *lock}).Error()})
+		m.Style = notify.StyleWarning
+	} else {
+		m.Fields = append(m.Fields, notify.Field{Name: "lock", Value: "free"})
+	}
+	if d.catalog[c.cmd.App][c.cmd.Env].Approval.Required {
+		m.Fields = append(m.Fields, notify.Field{Name: "approval", Value: "required (a second person)"})
+	}
+	for _, s := range p.Steps {
+		m.Steps = append(m.Steps, notify.Step{Name: s, State: string(deploy.StepPending)})
+	}
+	return d.read(ctx, c, m)
+}
+
+func (d *Dispatcher) apps(ctx context.Context, c *call) Reply {
+	locks, err := d.store.Locks(ctx)
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	lockOf := map[string]deploy.Lock{}
+	for _, l := range locks {
+		lockOf[l.App+"/"+l.Env] = l
+	}
+	m := notify.Message{Title: "Apps"}
+	for _, app := range sortedKeys(d.catalog) {
+		for _, env := range sortedKeys(d.catalog[app]) {
+			info := d.catalog[app][env]
+			cur := d.lastKnownCurrent(ctx, app, env)
+			line := fmt.Sprintf("%s/%s  driver=%s  current=%s", app, env, info.Driver, orNone(cur))
+			if info.Approval.Required {
+				line += "  approval=required"
+			}
+			if l, ok := lockOf[app+"/"+env]; ok {
+				line += fmt.Sprintf("  LOCKED by %s: %s", l.Owner, l.Reason)
+			}
+			m.Code = append(m.Code, line)
+		}
+	}
+	return d.read(ctx, c, m)
+}
+
+// lastKnownCurrent is the release the last finished job left live, from the
+// database, so /apps does not connect to every server.
+func (d *Dispatcher) lastKnownCurrent(ctx context.Context, app, env string) string {
+	js, err := d.store.Jobs(ctx, deploy.JobFilter{App: app, Env: env,
+		States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 1})
+	if err != nil || len(js) == 0 {
+		return ""
+	}
+	if js[0].State == deploy.RolledBack {
+		return js[0].FromRelease
+	}
+	return js[0].Release
+}
+
+func (d *Dispatcher) releases(ctx context.Context, c *call) Reply {
+	if r, ok := d.need(ctx, c, "status"); !ok {
+		return r
+	}
+	rs, err := d.engine.Releases(ctx, c.cmd.App, c.cmd.Env)
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	m := notify.Message{Title: fmt.Sprintf("Releases of %s/%s", c.cmd.App, c.cmd.Env)}
+	for _, r := range rs {
+		mark := " "
+		if r.Current {
+			mark = "*"
+		}
+		line := mark + " " + r.ID
+		if r.Record != nil {
+			line += fmt.Sprintf("  ref=%s  by=%s  %s  %s", orNone(r.Record.Ref), r.Record.By,
+				r.Record.Created.UTC().Format("2006-01-02 15:04"), r.Record.State)
+		} else {
+			line += "  (no record)"
+		}
+		m.Code = append(m.Code, line)
+	}
+	if len(rs) == 0 {
+		m.Text = "no releases yet"
+	}
+	return d.read(ctx, c, m)
+}
+
+func (d *Dispatcher) status(ctx context.Context, c *call) Reply {
+	if r, ok := d.need(ctx, c, "status"); !ok {
+		return r
+	}
+	st, err := d.engine.Status(ctx, c.cmd.App, c.cmd.Env)
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	m := notify.Message{Title: fmt.Sprintf("Status of %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleSuccess,
+		Fields: []notify.Field{{Name: "current", Value: orNone(st.Current)}, {Name: "healthy", Value: strconv.FormatBool(st.Healthy)}},
+		Code:   st.Detail}
+	if !st.Healthy {
+		m.Style = notify.StyleDanger
+	}
+	if l, err := d.store.Lock(ctx, c.cmd.App, c.cmd.Env); err == nil {
+		m.Fields = append(m.Fields, notify.Field{Name: "lock", Value: (&deploy.LockedError{Lock: *l}).Error()})
+	}
+	return d.read(ctx, c, m)
+}
+
+func (d *Dispatcher) logs(ctx context.Context, c *call) Reply {
+	if r, ok := d.need(ctx, c, "logs"); !ok {
+		return r
+	}
+	n := c.cmd.Lines
+	if n == 0 {
+		n = 50
+	}
+	l, err := d.engine.Logs(ctx, c.cmd.App, c.cmd.Env, n)
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	m := notify.Message{Title: fmt.Sprintf("Logs of %s/%s (last %d lines)", c.cmd.App, c.cmd.Env, n), Code: l.Lines}
+	if l.Truncated {
+		m.Text = "(truncated)"
+	}
+	if len(l.Lines) == 0 {
+		m.Text = "no log lines"
+	}
+	return d.read(ctx, c, m)
+}
+
+func (d *Dispatcher) jobs(ctx context.Context, c *call) Reply {
+	js, err := d.store.Jobs(ctx, deploy.JobFilter{Limit: 15})
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	m := notify.Message{Title: "Recent jobs"}
+	for _, j := range js {
+		m.Code = append(m.Code, fmt.Sprintf("#%-4d %-8s %s/%s  %-17s by %s  %s", j.ID, j.Action, j.App, j.Env,
+			j.State, j.RequestedBy.User, j.Created.UTC().Format("01-02 15:04")))
+	}
+	if len(js) == 0 {
+		m.Text = "no jobs yet"
+	}
+	return d.read(ctx, c, m)
+}
+
+func (d *Dispatcher) job(ctx context.Context, c *call) Reply {
+	j, err := d.store.Job(ctx, c.cmd.JobID)
+	if err != nil {
+		return d.fail(ctx, c, fmt.Errorf("job #%d: %w", c.cmd.JobID, err))
+	}
+	c.cmd.App, c.cmd.Env = j.App, j.Env
+	if r, ok := d.need(ctx, c, "status"); !ok {
+		return r
+	}
+	m := notify.JobCard(*j)
+	m.Buttons = nil
+	m.Code = j.Output
+	if len(m.Code) > 30 {
+		m.Code = m.Code[len(m.Code)-30:]
+	}
+	return d.read(ctx, c, m)
+}
+
+func (d *Dispatcher) cancel(ctx context.Context, c *call) Reply {
+	j, err := d.store.Job(ctx, c.cmd.JobID)
+	if err != nil {
+		return d.fail(ctx, c, fmt.Errorf("job #%d: %w", c.cmd.JobID, err))
+	}
+	c.cmd.App, c.cmd.Env = j.App, j.Env
+	if j.RequestedBy.User != c.who.User {
+		if r, ok := d.need(ctx, c, "cancel"); !ok {
+			return r
+		}
+	}
+	if _, err := d.engine.Cancel(ctx, c.cmd.JobID, c.who); err != nil {
+		return d.fail(ctx, c, err)
+	}
+	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Cancelling job #%d", j.ID), Text: "the job's card shows when it has stopped"}, false)
+}
+
+func (d *Dispatcher) lock(ctx context.Context, c *call) Reply {
+	if r, ok := d.need(ctx, c, "lock"); !ok {
+		return r
+	}
+	if err := d.engine.Lock(ctx, c.cmd.App, c.cmd.Env, c.cmd.Reason, c.who); err != nil {
+		return d.fail(ctx, c, err)
+	}
+	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Locked %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleWarning,
+		Text: "reason: " + c.cmd.Reason}, false)
+}
+
+func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
+	force := c.actor.Has("lock:force")
+	if !force {
+		if r, ok := d.need(ctx, c, "lock"); !ok {
+			return r
+		}
+	}
+	held, err := d.engine.Unlock(ctx, c.cmd.App, c.cmd.Env, c.who, force)
+	if err != nil {
+		if errors.Is(err, deploy.ErrNotFound) {
+			err = &deploy.Refusal{Msg: fmt.Sprintf("%s/%s is not locked", c.cmd.App, c.cmd.Env)}
+		}
+		return d.fail(ctx, c, err)
+	}
+	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Unlocked %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleSuccess,
+		Text: fmt.Sprintf("was held by %s: %s", held.Owner, held.Reason)}, false)
+}
+
+func (d *Dispatcher) pending(ctx context.Context, c *call) Reply {
+	as, err := d.store.PendingApprovals(ctx)
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	m := notify.Message{Title: "Pending approvals"}
+	for _, a := range as {
+		m.Code = append(m.Code, fmt.Sprintf("%s  job #%d  %s %s/%s %s  by %s  expires %s", a.ID, a.JobID, a.Action,
+			a.App, a.Env, orNone(a.Version), a.RequestedBy, a.Expires.UTC().Format("15:04 MST")))
+	}
+	if len(as) == 0 {
+		m.Text = "nothing waits for approval"
+	}
+	return d.read(ctx, c, m)
+}
+
+func (d *Dispatcher) decide(ctx context.Context, c *call, approve bool) Reply {
+	a, err := d.store.Approval(ctx, c.cmd.ID)
+	if err != nil {
+		if errors.Is(err, deploy.ErrNotFound) {
+			return d.deny(ctx, c, "forged approval", fmt.Sprintf("no approval %s exists (see /pending)", c.cmd.ID))
+		}
+		return d.fail(ctx, c, err)
+	}
+	c.cmd.App, c.cmd.Env = a.App, a.Env
+	j, _ := d.store.Job(ctx, a.JobID)
+	// The requester may withdraw (deny) their own request; approving needs the
+	// right to approve on this env and one of the approver roles.
+	own := j != nil && j.RequestedBy.User == c.who.User
+	if approve || !own {
+		if r, ok := d.need(ctx, c, "approve"); !ok {
+			return r
+		}
+		if !c.actor.HasRole(a.Roles) {
+			return d.deny(ctx, c, "permission", fmt.Sprintf("approving %s/%s needs one of the roles: %s", a.App, a.Env, strings.Join(a.Roles, ", ")))
+		}
+	}
+	if _, err := d.engine.Decide(ctx, c.cmd.ID, c.who, approve); err != nil {
+		return d.fail(ctx, c, err)
+	}
+	verb := "Approved"
+	if !approve {
+		verb = "Denied"
+	}
+	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("%s job #%d", verb, a.JobID)}, false)
+}
+
+func (d *Dispatcher) auditLog(ctx context.Context, c *call) Reply {
+	if !c.actor.Has("audit:read") {
+		return d.deny(ctx, c, "permission", "permission denied: you need audit:read")
+	}
+	evs, err := d.audit.AuditEvents(ctx, audit.Filter{Limit: c.cmd.Limit, App: c.cmd.App, Env: c.cmd.Env, Actor: c.cmd.User})
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	m := notify.Message{Title: fmt.Sprintf("Audit (last %d)", len(evs))}
+	for _, e := range evs {
+		line := fmt.Sprintf("%d %s %-7s %-8s %s", e.Seq, e.Time.UTC().Format("01-02 15:04:05"), e.Kind, orNone(e.Actor), e.Command)
+		if len(e.Args) > 0 {
+			line += " " + strings.Join(e.Args, " ")
+		}
+		if e.Outcome != "" {
+			line += " → " + e.Outcome
+		}
+		m.Code = append(m.Code, line)
+	}
+	return d.read(ctx, c, m)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func listOr(xs []string, none string) string {
+	if len(xs) == 0 {
+		return none
+	}
+	return strings.Join(xs, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

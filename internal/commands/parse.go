@@ -1,0 +1,238 @@
+package commands
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+// Command is a parsed, validated command line. Every argument has been checked
+// against the pattern of what it names, so nothing else reaches the engine.
+type Command struct {
+	Name    string
+	App     string
+	Env     string
+	Ref     string // deploy
+	Release string // rollback
+	Lines   int    // logs
+	JobID   int64  // job, cancel
+	ID      string // approve, deny
+	Reason  string // lock
+	Plan    bool   // deploy --plan
+	Limit   int    // audit
+	User    string // audit filter
+	Args    []string
+}
+
+// ParseError is bad input: the message says what is wrong and how to fix it.
+type ParseError struct{ Msg string }
+
+func (e *ParseError) Error() string { return e.Msg }
+
+func perr(format string, a ...any) error { return &ParseError{Msg: fmt.Sprintf(format, a...)} }
+
+type spec struct {
+	usage string
+	help  string
+}
+
+var specs = map[string]spec{
+	"help":     {"/help", "this list"},
+	"whoami":   {"/whoami", "who shipbot thinks you are, your roles and permissions"},
+	"apps":     {"/apps", "apps and envs with their current release and lock"},
+	"deploy":   {"/deploy APP ENV [REF] [--plan]", "deploy REF (or the default) to ENV; --plan shows what would run"},
+	"rollback": {"/rollback APP ENV [RELEASE]", "switch back to the previous good release (or the named one)"},
+	"releases": {"/releases APP ENV", "releases on the target with ref, who, when, state"},
+	"status":   {"/status APP ENV", "what is live and healthy"},
+	"logs":     {"/logs APP ENV [LINES]", "the last LINES lines of the app's log"},
+	"jobs":     {"/jobs", "recent jobs"},
+	"job":      {"/job ID", "one job: state, steps, last output"},
+	"cancel":   {"/cancel ID", "stop a job"},
+	"lock":     {"/lock APP ENV REASON…", "stop deploys to ENV until unlocked"},
+	"unlock":   {"/unlock APP ENV", "remove a lock (holder, or lock:force)"},
+	"pending":  {"/pending", "approvals waiting for a decision"},
+	"approve":  {"/approve ID", "approve a pending request (not your own)"},
+	"deny":     {"/deny ID", "deny a pending request"},
+	"audit":    {"/audit [N] [app=…] [env=…] [user=…]", "the last N audit rows"},
+}
+
+var helpOrder = []string{"help", "whoami", "apps", "deploy", "rollback", "releases", "status", "logs",
+	"jobs", "job", "cancel", "lock", "unlock", "pending", "approve", "deny", "audit"}
+
+var approvalIDPattern = regexp.MustCompile(`^[a-z2-7]{24}$`)
+
+const (
+	maxLogLines  = 1000
+	maxReasonLen = 200
+	maxAuditRows = 200
+)
+
+// Parse reads one command line: "/deploy demo staging v1.2", "deploy demo
+// staging" or "/deploy@shipbot demo staging". Bad input gets a ParseError
+// saying what is wrong; nothing else is returned with it.
+func Parse(text string) (Command, error) {
+	words := strings.Fields(text)
+	if len(words) == 0 {
+		return Command{}, perr("empty command; try /help")
+	}
+	name := strings.TrimPrefix(words[0], "/")
+	if at := strings.IndexByte(name, '@'); at >= 0 {
+		name = name[:at] // "/deploy@shipbot" in Telegram groups
+	}
+	name = strings.ToLower(name)
+	sp, ok := specs[name]
+	if !ok {
+		return Command{}, perr("unknown command %q; try /help", clip(words[0]))
+	}
+	c := Command{Name: name}
+	var args []string
+	for _, w := range words[1:] {
+		if strings.HasPrefix(w, "-") {
+			if name == "deploy" && w == "--plan" {
+				c.Plan = true
+				continue
+			}
+			if name != "lock" { // a lock reason may contain anything printable
+				return Command{}, perr("unknown option %q; usage: %s", clip(w), sp.usage)
+			}
+		}
+		args = append(args, w)
+	}
+	c.Args = args
+	usage := func() error { return perr("usage: %s", sp.usage) }
+	switch name {
+	case "help", "whoami", "apps", "jobs", "pending":
+		if len(args) != 0 {
+			return Command{}, usage()
+		}
+	case "deploy", "rollback", "releases", "status", "logs", "unlock":
+		max := 2
+		if name == "deploy" || name == "rollback" || name == "logs" {
+			max = 3
+		}
+		if len(args) < 2 || len(args) > max {
+			return Command{}, usage()
+		}
+		if err := c.appEnv(args); err != nil {
+			return Command{}, err
+		}
+		if len(args) == 3 {
+			switch name {
+			case "deploy":
+				if err := deploy.ValidateRef(args[2]); err != nil {
+					return Command{}, &ParseError{Msg: err.Error()}
+				}
+				c.Ref = args[2]
+			case "rollback":
+				if !deploy.ValidName(args[2]) {
+					return Command{}, perr("release %q is not a release name (see /releases %s %s)", clip(args[2]), c.App, c.Env)
+				}
+				c.Release = args[2]
+			case "logs":
+				n, err := strconv.Atoi(args[2])
+				if err != nil || n < 1 || n > maxLogLines {
+					return Command{}, perr("LINES must be a number from 1 to %d", maxLogLines)
+				}
+				c.Lines = n
+			}
+		}
+	case "job", "cancel":
+		if len(args) != 1 {
+			return Command{}, usage()
+		}
+		n, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
+		if err != nil || n < 1 {
+			return Command{}, perr("%q is not a job number; usage: %s", clip(args[0]), sp.usage)
+		}
+		c.JobID = n
+	case "approve", "deny":
+		if len(args) != 1 {
+			return Command{}, usage()
+		}
+		if !approvalIDPattern.MatchString(args[0]) {
+			return Command{}, perr("%q is not an approval id (see /pending)", clip(args[0]))
+		}
+		c.ID = args[0]
+	case "lock":
+		if len(args) < 3 {
+			return Command{}, perr("usage: %s (a reason is required)", sp.usage)
+		}
+		if err := c.appEnv(args); err != nil {
+			return Command{}, err
+		}
+		c.Reason = cleanReason(strings.Join(args[2:], " "))
+	case "audit":
+		c.Limit = 20
+		for _, a := range args {
+			if k, v, ok := strings.Cut(a, "="); ok {
+				if !deploy.ValidName(v) {
+					return Command{}, perr("%s=%q is not a valid name", k, clip(v))
+				}
+				switch k {
+				case "app":
+					c.App = v
+				case "env":
+					c.Env = v
+				case "user":
+					c.User = v
+				default:
+					return Command{}, perr("unknown filter %q; use app=, env= or user=", clip(k))
+				}
+				continue
+			}
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 1 || n > maxAuditRows {
+				return Command{}, perr("N must be a number from 1 to %d; usage: %s", maxAuditRows, sp.usage)
+			}
+			c.Limit = n
+		}
+	}
+	return c, nil
+}
+
+func (c *Command) appEnv(args []string) error {
+	if !deploy.ValidName(args[0]) {
+		return perr("app %q is not a valid name (lowercase letters, digits, . _ -)", clip(args[0]))
+	}
+	if !deploy.ValidName(args[1]) {
+		return perr("env %q is not a valid name (lowercase letters, digits, . _ -)", clip(args[1]))
+	}
+	c.App, c.Env = args[0], args[1]
+	return nil
+}
+
+// cleanReason keeps a lock reason printable and short: it is shown in chat
+// and stored, never run.
+func cleanReason(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if len([]rune(s)) > maxReasonLen {
+		s = string([]rune(s)[:maxReasonLen]) + "…"
+	}
+	return s
+}
+
+// clip shortens echoed input so a huge argument does not make a huge reply.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// HelpText lists the commands.
+func HelpText() []string {
+	out := make([]string, 0, len(helpOrder))
+	for _, n := range helpOrder {
+		out = append(out, fmt.Sprintf("%-40s %s", specs[n].usage, specs[n].help))
+	}
+	return out
+}

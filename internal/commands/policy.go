@@ -1,0 +1,104 @@
+package commands
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Actor is the verified person behind a request, resolved from the platform
+// identity, never from message text or button data.
+type Actor struct {
+	User     string
+	Identity string
+	Roles    []string
+	Perms    []string
+}
+
+// UserSpec is one configured person.
+type UserSpec struct {
+	Identities []string
+	Roles      []string
+}
+
+// Policy is default-deny RBAC: a permission is granted only by a role that lists it.
+type Policy struct {
+	identities map[string]string
+	users      map[string]UserSpec
+	roles      map[string][]string
+}
+
+// NewPolicy builds a policy from users and role -> permissions.
+func NewPolicy(users map[string]UserSpec, roles map[string][]string) *Policy {
+	p := &Policy{identities: map[string]string{}, users: users, roles: roles}
+	for name, u := range users {
+		for _, id := range u.Identities {
+			p.identities[id] = name
+		}
+	}
+	return p
+}
+
+// Actor resolves a verified identity ("telegram:123").
+func (p *Policy) Actor(identity string) (Actor, bool) {
+	name, ok := p.identities[identity]
+	if !ok {
+		return Actor{}, false
+	}
+	u := p.users[name]
+	a := Actor{User: name, Identity: identity, Roles: append([]string(nil), u.Roles...)}
+	seen := map[string]bool{}
+	for _, r := range u.Roles {
+		for _, perm := range p.roles[r] {
+			if !seen[perm] {
+				seen[perm] = true
+				a.Perms = append(a.Perms, perm)
+			}
+		}
+	}
+	sort.Strings(a.Perms)
+	return a, true
+}
+
+// Can reports whether a holds verb on app/env. Grants: "*", "verb",
+// "verb:*", "verb:ENV", "verb:APP/ENV".
+func (a Actor) Can(verb, app, env string) bool {
+	for _, p := range a.Perms {
+		if p == "*" || p == verb || p == verb+":*" || p == verb+":"+env || p == verb+":"+app+"/"+env {
+			return true
+		}
+	}
+	return false
+}
+
+// Has reports whether a holds a special permission like "lock:force" or
+// "audit:read" (or a wildcard covering it).
+func (a Actor) Has(perm string) bool {
+	verb, _, _ := strings.Cut(perm, ":")
+	for _, p := range a.Perms {
+		if p == "*" || p == perm || p == verb || p == verb+":*" {
+			return true
+		}
+	}
+	return false
+}
+
+// HasRole reports whether a has one of roles (any role when roles is empty).
+func (a Actor) HasRole(roles []string) bool {
+	if len(roles) == 0 {
+		return true
+	}
+	for _, r := range a.Roles {
+		for _, want := range roles {
+			if r == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Missing is the refusal text naming the permission a lacks.
+func Missing(verb, app, env string) string {
+	return fmt.Sprintf("permission denied: you need %s:%s (or %s:%s/%s)", verb, env, verb, app, env)
+}

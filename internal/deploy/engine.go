@@ -1,0 +1,383 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/audit"
+)
+
+// Observer hears about every change of a job worth showing: state changes,
+// steps, output. The engine calls it synchronously once when a job is
+// created (so its card is posted before the command returns) and then from
+// job goroutines; implementations must not block for long after that first call.
+type Observer interface {
+	JobChanged(j Job)
+}
+
+// ApprovalPolicy is an env's four-eyes rule.
+type ApprovalPolicy struct {
+	Required bool
+	Roles    []string
+	TTL      time.Duration
+}
+
+// Options configure an Engine.
+type Options struct {
+	Store    Store
+	Drivers  func(app, env string) (Driver, bool)
+	Observer Observer
+	// JobTimeout bounds one job's driver work; 0 means 30 minutes.
+	JobTimeout time.Duration
+	// OutputLines is how many output lines a job keeps; 0 means 200.
+	OutputLines int
+	Redactor    *audit.Redactor
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Engine runs jobs. All methods are safe for concurrent use.
+type Engine struct {
+	store    Store
+	drivers  func(app, env string) (Driver, bool)
+	observer Observer
+	timeout  time.Duration
+	outLines int
+	redact   *audit.Redactor
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu       sync.Mutex
+	draining bool
+	running  map[int64]*run
+	wg       sync.WaitGroup
+	idle     chan struct{} // closed and replaced when the last job ends
+}
+
+type run struct {
+	cancel   context.CancelCauseFunc
+	cancelBy string
+}
+
+// NewEngine returns an engine; call Recover before accepting commands.
+func NewEngine(o Options) *Engine {
+	e := &Engine{
+		store: o.Store, drivers: o.Drivers, observer: o.Observer,
+		timeout: o.JobTimeout, outLines: o.OutputLines, redact: o.Redactor,
+		log: o.Log, now: o.Now, running: map[int64]*run{}, idle: make(chan struct{}),
+	}
+	if e.timeout <= 0 {
+		e.timeout = 30 * time.Minute
+	}
+	if e.outLines <= 0 {
+		e.outLines = 200
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.observer == nil {
+		e.observer = nopObserver{}
+	}
+	return e
+}
+
+type nopObserver struct{}
+
+func (nopObserver) JobChanged(Job) {}
+
+// JobRequest asks for a deploy or rollback.
+type JobRequest struct {
+	Who      Who
+	App, Env string
+	Action   Action
+	Ref      string // deploy: validated ref, "" = recipe default
+	Release  string // rollback: named release, "" = previous good one
+	Approval ApprovalPolicy
+	Args     []string // as typed, for the audit row
+}
+
+// CancelledError explains a cancelled job.
+var errShutdown = errors.New("shipbot shut down")
+
+// Draining reports whether the engine refuses new work.
+func (e *Engine) Draining() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.draining
+}
+
+func (e *Engine) driver(app, env string) (Driver, error) {
+	d, ok := e.drivers(app, env)
+	if !ok {
+		return nil, fmt.Errorf("%s/%s: %w", app, env, ErrNotFound)
+	}
+	return d, nil
+}
+
+// NewReleaseID names a release so ids sort by time: 20261122-203011-42.
+func NewReleaseID(t time.Time, jobID int64) string {
+	return t.UTC().Format("20060102-150405") + "-" + strconv.FormatInt(jobID, 10)
+}
+
+// intent builds the audit intent row for a request.
+func intent(who Who, command string, app, env string, args []string) *audit.Event {
+	return &audit.Event{Kind: audit.KindIntent, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
+		Command: command, Args: append([]string(nil), args...), App: app, Env: env, Decision: "allowed"}
+}
+
+func outcome(who Who, command, app, env string, jobID, intentSeq int64, text string) *audit.Event {
+	return &audit.Event{Kind: audit.KindOutcome, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
+		Command: command, App: app, Env: env, Decision: "allowed", JobID: jobID, IntentSeq: intentSeq, Outcome: text}
+}
+
+// Submit creates a job: awaiting approval when the policy requires it, else
+// queued (taking the env lock) and started. The audit intent is written in the
+// same transaction; if it cannot be written, nothing happens.
+func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
+	if e.Draining() {
+		return nil, ErrDraining
+	}
+	d, err := e.driver(r.App, r.Env)
+	if err != nil {
+		return nil, err
+	}
+	if l, err := e.store.Lock(ctx, r.App, r.Env); err == nil {
+		return nil, &LockedError{Lock: *l}
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	j := &Job{App: r.App, Env: r.Env, Action: r.Action, Ref: r.Ref, RequestedBy: r.Who, State: Queued}
+	current, err := e.currentRelease(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("reading releases on %s/%s: %w", r.App, r.Env, err)
+	}
+	j.FromRelease = current
+	version := r.Ref
+	if r.Action == ActionRollback {
+		to, err := e.rollbackTarget(ctx, d, r.App, r.Env, current, r.Release)
+		if err != nil {
+			return nil, err
+		}
+		j.Release, version = to, to
+	}
+	var a *Approval
+	if r.Approval.Required {
+		id, err := newApprovalID()
+		if err != nil {
+			return nil, err
+		}
+		ttl := r.Approval.TTL
+		if ttl <= 0 {
+			ttl = 30 * time.Minute
+		}
+		now := e.now()
+		a = &Approval{ID: id, App: r.App, Env: r.Env, Action: r.Action, Version: version,
+			RequestedBy: r.Who.User, Roles: r.Approval.Roles, State: ApprovalPending, Created: now, Expires: now.Add(ttl)}
+		j.State = AwaitingApproval
+		j.ApprovalID = id
+	}
+	in := intent(r.Who, string(r.Action), r.App, r.Env, r.Args)
+	e.redact.Event(in)
+	if err := e.store.CreateJob(ctx, j, a, in); err != nil {
+		return nil, err
+	}
+	j.IntentSeq = in.Seq
+	if j.IntentSeq == 0 {
+		return nil, fmt.Errorf("audit intent for job %d was not recorded", j.ID)
+	}
+	if r.Action == ActionDeploy {
+		j.Release = NewReleaseID(j.Created, j.ID)
+	}
+	// The job id and intent seq are known only now; store them with the job.
+	if err := e.store.UpdateJob(ctx, j, []State{j.State}); err != nil {
+		return nil, err
+	}
+	e.observer.JobChanged(*j)
+	if j.State == Queued {
+		if err := e.start(j); err != nil {
+			return j, err
+		}
+	}
+	return j, nil
+}
+
+func newApprovalID() (string, error) {
+	var b [15]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:])), nil
+}
+
+func (e *Engine) currentRelease(ctx context.Context, d Driver) (string, error) {
+	rs, err := d.Releases(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rs {
+		if r.Current {
+			return r.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// rollbackTarget picks the release a rollback switches to: the named one if it
+// exists on the target, else the newest release older than current that went
+// live and was not rolled back or failed.
+func (e *Engine) rollbackTarget(ctx context.Context, d Driver, app, env, current, named string) (string, error) {
+	onDisk, err := d.Releases(ctx)
+	if err != nil {
+		return "", err
+	}
+	present := map[string]bool{}
+	for _, r := range onDisk {
+		present[r.ID] = true
+	}
+	if named != "" {
+		if !present[named] {
+			return "", refuse("release %s is not on %s/%s (see /releases %s %s)", named, app, env, app, env)
+		}
+		if named == current {
+			return "", refuse("release %s is already current on %s/%s", named, app, env)
+		}
+		return named, nil
+	}
+	if current == "" {
+		return "", refuse("%s/%s has no current release to roll back from", app, env)
+	}
+	recs, err := e.store.Releases(ctx, app, env)
+	if err != nil {
+		return "", err
+	}
+	sort.Slice(recs, func(i, k int) bool { return recs[i].ID > recs[k].ID })
+	for _, r := range recs {
+		if r.ID < current && r.State == ReleaseActive && present[r.ID] {
+			return r.ID, nil
+		}
+	}
+	return "", refuse("%s/%s has no earlier good release to roll back to (failed and rolled-back releases are skipped; name one to force)", app, env)
+}
+
+// Decide approves or denies approval id as who. The caller has checked that
+// who holds approve permission and one of the approval's roles; the engine
+// enforces the rest: it exists, is pending, unexpired, bound to its job's
+// (app, env, action, version), and who is not the requester. Two presses never
+// run a job twice: the second finds the approval decided.
+func (e *Engine) Decide(ctx context.Context, id string, who Who, approve bool) (*Job, error) {
+	if approve && e.Draining() {
+		return nil, ErrDraining
+	}
+	a, err := e.store.Approval(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	j, err := e.store.Job(ctx, a.JobID)
+	if err != nil {
+		return nil, err
+	}
+	if a.State != ApprovalPending {
+		by := ""
+		if a.DecidedBy != "" {
+			by = " by " + a.DecidedBy
+		}
+		return j, refuse("approval %s was already %s%s", id, a.State, by)
+	}
+	now := e.now()
+	if !now.Before(a.Expires) {
+		if err := e.expire(ctx, a, j); err != nil {
+			return nil, err
+		}
+		return j, refuse("approval %s expired at %s; ask again", id, a.Expires.UTC().Format("15:04 MST"))
+	}
+	if approve && (who.User == a.RequestedBy || who.User == j.RequestedBy.User) {
+		return j, ErrSelfApprove
+	}
+	if !bound(a, j) {
+		return j, refuse("approval %s does not match job #%d", id, j.ID)
+	}
+	verb := "approve"
+	a.DecidedBy, a.Decided = who.User, now
+	in := intent(who, verb, j.App, j.Env, []string{id})
+	var events []*audit.Event
+	if approve {
+		a.State = ApprovalApproved
+		j.State, j.ApprovedBy = Queued, who.User
+		events = []*audit.Event{in, outcome(who, verb, j.App, j.Env, j.ID, 0, fmt.Sprintf("approved job #%d", j.ID))}
+	} else {
+		verb = "deny"
+		in.Command = verb
+		a.State = ApprovalDenied
+		j.State, j.Reason, j.Ended = Cancelled, "denied by "+who.User, now
+		events = []*audit.Event{in, outcome(who, verb, j.App, j.Env, j.ID, 0, fmt.Sprintf("denied job #%d", j.ID)),
+			outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "cancelled: denied by "+who.User)}
+	}
+	if err := e.decide(ctx, a, j, in, events); err != nil {
+		return nil, err
+	}
+	e.observer.JobChanged(*j)
+	if approve {
+		return j, e.start(j)
+	}
+	return j, nil
+}
+
+func (e *Engine) decide(ctx context.Context, a *Approval, j *Job, in *audit.Event, events []*audit.Event) error {
+	events[1].Closes = in
+	return e.store.DecideApproval(ctx, a, j, events...)
+}
+
+func bound(a *Approval, j *Job) bool {
+	version := j.Ref
+	if j.Action == ActionRollback {
+		version = j.Release
+	}
+	return a.JobID == j.ID && a.App == j.App && a.Env == j.Env && a.Action == j.Action && a.Version == version
+}
+
+func (e *Engine) expire(ctx context.Context, a *Approval, j *Job) error {
+	a.State, a.Decided = ApprovalExpired, e.now()
+	j.State, j.Reason, j.Ended = Cancelled, "approval expired", e.now()
+	err := e.store.DecideApproval(ctx, a, j,
+		outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "cancelled: approval expired"))
+	if err != nil {
+		return err
+	}
+	e.observer.JobChanged(*j)
+	return nil
+}
+
+// ExpireApprovals cancels jobs whose approval ran out. Run it periodically.
+func (e *Engine) ExpireApprovals(ctx context.Context) (int, error) {
+	as, err := e.store.PendingApprovals(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range as {
+		if e.now().Before(a.Expires) {
+			continue
+		}
+		j, err := e.store.Job(ctx, a.JobID)
+		if err != nil {
+			return n, err
+		}
+		if err := e.expire(ctx, a, j); err != nil && !errors.Is(err, ErrConflict) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

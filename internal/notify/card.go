@@ -1,0 +1,104 @@
+package notify
+
+import (
+	"fmt"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+// Button data verbs. Data is "verb:token"; tokens are opaque random approval
+// ids or job numbers, re-checked against the store and the presser's rights.
+const (
+	ButtonApprove  = "approve"
+	ButtonDeny     = "deny"
+	ButtonCancel   = "cancel"
+	ButtonUnlock   = "unlock"
+	ButtonRollback = "rollback"
+)
+
+// outputLinesOnCard keeps cards short; /job shows more.
+const outputLinesOnCard = 8
+
+// JobCard renders a job as its one chat card: approval card while it awaits
+// approval, progress card while it runs, result card at its end.
+func JobCard(j deploy.Job) Message {
+	m := Message{Title: jobTitle(j), Style: jobStyle(j.State)}
+	m.Fields = append(m.Fields, Field{"state", stateText(j)})
+	if j.Ref != "" {
+		m.Fields = append(m.Fields, Field{"ref", j.Ref})
+	}
+	if j.Release != "" {
+		to := j.Release
+		if j.FromRelease != "" {
+			to = j.FromRelease + " → " + j.Release
+		}
+		m.Fields = append(m.Fields, Field{"release", to})
+	}
+	m.Fields = append(m.Fields, Field{"requested by", j.RequestedBy.User})
+	if j.ApprovedBy != "" {
+		m.Fields = append(m.Fields, Field{"approved by", j.ApprovedBy})
+	}
+	if j.Reason != "" {
+		m.Text = j.Reason
+	}
+	for _, s := range j.Steps {
+		m.Steps = append(m.Steps, Step{Name: s.Name, State: string(s.State), Detail: s.Detail})
+	}
+	out := j.Output
+	if len(out) > outputLinesOnCard {
+		out = out[len(out)-outputLinesOnCard:]
+	}
+	m.Code = append([]string(nil), out...)
+	switch j.State {
+	case deploy.AwaitingApproval:
+		m.Text = fmt.Sprintf("Needs approval by another person (%s). Approval id: %s", approverText(j), j.ApprovalID)
+		m.Buttons = []Button{
+			{Label: "Approve", Data: ButtonApprove + ":" + j.ApprovalID, Style: StyleSuccess},
+			{Label: "Deny", Data: ButtonDeny + ":" + j.ApprovalID, Style: StyleDanger},
+		}
+	case deploy.Queued, deploy.Running:
+		m.Buttons = []Button{{Label: "Cancel", Data: fmt.Sprintf("%s:%d", ButtonCancel, j.ID), Style: StyleDanger}}
+	case deploy.Interrupted:
+		m.Buttons = []Button{
+			{Label: "Unlock", Data: fmt.Sprintf("%s:%d", ButtonUnlock, j.ID), Style: StyleWarning},
+			{Label: "Rollback", Data: fmt.Sprintf("%s:%d", ButtonRollback, j.ID), Style: StyleDanger},
+		}
+	}
+	return m
+}
+
+func approverText(j deploy.Job) string {
+	return "not " + j.RequestedBy.User
+}
+
+func jobTitle(j deploy.Job) string {
+	verb := "Deploy"
+	if j.Action == deploy.ActionRollback {
+		verb = "Rollback"
+	}
+	return fmt.Sprintf("%s %s → %s (job #%d)", verb, j.App, j.Env, j.ID)
+}
+
+func stateText(j deploy.Job) string {
+	switch j.State {
+	case deploy.AwaitingApproval:
+		return "awaiting approval"
+	case deploy.RolledBack:
+		return "rolled back (health check failed)"
+	case deploy.Interrupted:
+		return "interrupted — lock still held"
+	}
+	return string(j.State)
+}
+
+func jobStyle(s deploy.State) Style {
+	switch s {
+	case deploy.Succeeded:
+		return StyleSuccess
+	case deploy.Failed, deploy.Interrupted:
+		return StyleDanger
+	case deploy.RolledBack, deploy.Cancelled, deploy.AwaitingApproval:
+		return StyleWarning
+	}
+	return StyleInfo
+}

@@ -1,0 +1,181 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+// RetryAfterError is implemented by adapter errors that carry a platform's
+// "slow down" answer (Telegram retry_after, Slack Retry-After).
+type RetryAfterError interface {
+	error
+	RetryAfter() time.Duration
+}
+
+// Cards keeps one chat card per job up to date. The first post of a job's card
+// is synchronous, so the card is in the chat before the command that created
+// the job returns; later changes are coalesced to at most one edit per
+// interval per card, and the job's final state is retried until delivered.
+type Cards struct {
+	sender   Sender
+	interval time.Duration
+	log      *slog.Logger
+	attempts int
+
+	mu     sync.Mutex
+	cards  map[int64]*card
+	active sync.WaitGroup
+}
+
+type card struct {
+	ch     Channel
+	ref    *Ref
+	latest deploy.Job
+	dirty  bool
+	busy   bool // a post or a worker owns the card
+	last   time.Time
+}
+
+var _ deploy.Observer = (*Cards)(nil)
+
+// NewCards edits at most once per interval per card (0 means one second).
+func NewCards(s Sender, interval time.Duration, log *slog.Logger) *Cards {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Cards{sender: s, interval: interval, log: log, attempts: 10, cards: map[int64]*card{}}
+}
+
+// JobChanged implements deploy.Observer.
+func (c *Cards) JobChanged(j deploy.Job) {
+	c.mu.Lock()
+	cd, ok := c.cards[j.ID]
+	if !ok {
+		ch, err := ParseChannel(j.RequestedBy.Chat)
+		if err != nil {
+			c.mu.Unlock()
+			c.log.Warn("job has no chat to report to", "job", j.ID, "chat", j.RequestedBy.Chat)
+			return
+		}
+		cd = &card{ch: ch, busy: true}
+		c.cards[j.ID] = cd
+		c.active.Add(1)
+		c.mu.Unlock()
+		c.firstPost(j.ID, cd, j)
+		return
+	}
+	cd.latest, cd.dirty = j, true
+	if cd.busy {
+		c.mu.Unlock()
+		return
+	}
+	cd.busy = true
+	c.active.Add(1)
+	c.mu.Unlock()
+	go c.work(j.ID, cd)
+}
+
+func (c *Cards) firstPost(id int64, cd *card, j deploy.Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ref, err := c.sender.Send(ctx, cd.ch, JobCard(j))
+	cancel()
+	c.mu.Lock()
+	if err != nil {
+		c.log.Warn("job card not posted; will retry", "job", id, "err", err)
+		if !cd.dirty {
+			cd.latest, cd.dirty = j, true
+		}
+	} else {
+		cd.ref, cd.last = &ref, time.Now()
+	}
+	c.mu.Unlock()
+	go c.work(id, cd)
+}
+
+// work delivers the latest state of one card until nothing is left to send.
+func (c *Cards) work(id int64, cd *card) {
+	defer c.active.Done()
+	failures := 0
+	for {
+		c.mu.Lock()
+		if !cd.dirty {
+			cd.busy = false
+			if cd.latest.State.Terminal() && cd.ref != nil {
+				delete(c.cards, id)
+			}
+			c.mu.Unlock()
+			return
+		}
+		wait := time.Until(cd.last.Add(c.interval))
+		c.mu.Unlock()
+		if wait > 0 {
+			time.Sleep(wait) // the coalescing window: later changes replace this one
+		}
+		c.mu.Lock()
+		j, ref := cd.latest, cd.ref
+		cd.dirty = false
+		c.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var err error
+		if ref == nil {
+			var r Ref
+			r, err = c.sender.Send(ctx, cd.ch, JobCard(j))
+			if err == nil {
+				ref = &r
+			}
+		} else {
+			err = c.sender.Edit(ctx, *ref, JobCard(j))
+		}
+		cancel()
+		c.mu.Lock()
+		cd.last = time.Now()
+		if err == nil {
+			cd.ref = ref
+			failures = 0
+			c.mu.Unlock()
+			continue
+		}
+		failures++
+		if !cd.dirty {
+			cd.latest, cd.dirty = j, true // re-send this state unless a newer one came
+		}
+		c.mu.Unlock()
+		c.log.Warn("job card not updated", "job", id, "attempt", failures, "err", err)
+		if failures >= c.attempts {
+			c.mu.Lock()
+			cd.dirty, cd.busy = false, false
+			delete(c.cards, id)
+			c.mu.Unlock()
+			c.log.Error("job card abandoned", "job", id, "state", j.State)
+			return
+		}
+		pause := time.Duration(failures) * c.interval
+		var ra RetryAfterError
+		if errors.As(err, &ra) && ra.RetryAfter() > pause {
+			pause = ra.RetryAfter()
+		}
+		time.Sleep(pause)
+	}
+}
+
+// Flush waits until every pending card change has been delivered (or
+// abandoned), or ctx ends.
+func (c *Cards) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { c.active.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
