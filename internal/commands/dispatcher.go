@@ -532,8 +532,11 @@ func (d *Dispatcher) decide(ctx context.Context, c *call, approve bool) Reply {
 	j, _ := d.store.Job(ctx, a.JobID)
 	// The requester may withdraw (deny) their own request; approving needs the
 	// right to approve on this env and one of the approver roles.
-	own := j != nil && j.RequestedBy.User == c.who.User
-	if approve || !own {
+	own := j != nil && (j.RequestedBy.User == c.who.User || a.RequestedBy == c.who.User)
+	if approve && own {
+		return d.fail(ctx, c, deploy.ErrSelfApprove)
+	}
+	if !own {
 		if r, ok := d.need(ctx, c, "approve"); !ok {
 			return r
 		}
