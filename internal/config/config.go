@@ -1,0 +1,288 @@
+// Package config loads shipbot's YAML configuration: it expands ${VAR}
+// references from the environment, decodes strictly (an unknown key is an
+// error naming file:line and the full key path), applies defaults and
+// validates everything it can before the bot starts, reporting every problem
+// at once so a typo costs one edit-check cycle, not one per mistake.
+package config
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+// Config is a parsed, defaulted and validated configuration.
+type Config struct {
+	Bot   Bot
+	Chat  Chat
+	Users map[string]User
+	Roles map[string]Role
+	Apps  map[string]App
+	// Source is the file name the configuration was read from.
+	Source string
+
+	fromEnv map[string]bool // see decoder.fromEnv
+}
+
+// Bot holds process-wide settings.
+type Bot struct {
+	DataDir         string
+	Database        string // empty or unset: DataDir + "/shipbot.db"
+	JobTimeout      Duration
+	ShutdownTimeout Duration
+	OutputLines     int // output lines kept per job
+}
+
+// Chat holds the chat platforms. Telegram and Slack come later.
+type Chat struct {
+	Shell *Shell // nil when the config has no chat.shell block
+}
+
+// Shell is the local terminal chat, for demos and single-box installs.
+type Shell struct {
+	Enabled bool
+	User    string // the config user the shell acts as at start
+}
+
+// User is a person: the platform identities that prove it is them, and roles.
+type User struct {
+	Identities []string // "PLATFORM:ID", e.g. "telegram:123456"
+	Roles      []string
+}
+
+// Role is a named set of permissions ("deploy:staging", "logs:*", "*").
+type Role struct {
+	Permissions []string
+}
+
+// App is one deployable application.
+type App struct {
+	Description string
+	Envs        map[string]Env
+}
+
+// Env says how one app is released on one environment.
+type Env struct {
+	Driver       string // "local" or "ssh"
+	Path         string
+	KeepReleases int
+	Fetch        Fetch
+	Shared       []string
+	Build        [][]string // argv templates
+	Migrate      [][]string
+	Restart      [][]string
+	StepTimeout  Duration
+	Health       Health
+	Logs         Logs
+	Approval     Approval
+	SSH          *SSH // required for the ssh driver, forbidden for local
+}
+
+// Fetch says where a release's files come from: exactly one of Git or Copy.
+type Fetch struct {
+	Git  string
+	Ref  string // default ref when a deploy names none
+	Copy string
+}
+
+// Health says how to tell a release is good after restart.
+type Health struct {
+	URL          string
+	Command      []string
+	ExpectStatus int
+	ExpectBody   string
+	Retries      int
+	Interval     Duration
+	Timeout      Duration
+}
+
+// Logs says where /logs reads from.
+type Logs struct {
+	Command  []string // may use {{lines}}
+	File     string
+	MaxLines int
+	MaxBytes int
+}
+
+// Approval is the four-eyes gate of an env.
+type Approval struct {
+	Required      bool
+	ApproverRoles []string
+	TTL           Duration
+}
+
+// SSH is how the ssh driver reaches an env's hosts.
+type SSH struct {
+	Hosts          []string // "host" or "host:port"
+	User           string
+	KeyFile        string
+	KnownHosts     string
+	Parallel       int
+	ConnectTimeout Duration
+	Keepalive      Duration
+}
+
+// Duration is a time.Duration written in YAML as "30s", "10m", "1h30m".
+type Duration struct{ time.Duration }
+
+// Load reads the file at path and parses it with the process environment.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path, os.LookupEnv)
+}
+
+// Parse decodes, defaults and validates a configuration. name is used in
+// error messages and as Config.Source; lookupEnv resolves ${VAR} references
+// (nil means no variable is set). On failure the error is Errors, holding
+// every problem found, and the Config is nil.
+func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	d := &decoder{file: name, lookup: lookupEnv, lines: map[string]int{}, fromEnv: map[string]bool{}}
+	cfg := &Config{
+		Bot: Bot{
+			DataDir:         "./var",
+			JobTimeout:      Duration{30 * time.Minute},
+			ShutdownTimeout: Duration{2 * time.Minute},
+			OutputLines:     200,
+		},
+		Users:  map[string]User{},
+		Roles:  map[string]Role{},
+		Apps:   map[string]App{},
+		Source: name,
+	}
+	root := d.document(data)
+	if len(d.errs) > 0 {
+		// Nothing was decoded, so validation would only add noise.
+		return nil, d.errs
+	}
+	if root != nil {
+		d.config(root, cfg)
+	}
+	if cfg.Bot.Database == "" && cfg.Bot.DataDir != "" {
+		cfg.Bot.Database = strings.TrimRight(cfg.Bot.DataDir, "/") + "/shipbot.db"
+	}
+	d.validate(cfg)
+	cfg.fromEnv = d.fromEnv
+	if len(d.errs) > 0 {
+		d.errs.sort()
+		return nil, d.errs
+	}
+	return cfg, nil
+}
+
+// defaultEnv is an Env before its YAML is decoded over it, so a key that is
+// written explicitly (even as 0) wins over its default.
+func defaultEnv() Env {
+	return Env{
+		KeepReleases: 5,
+		StepTimeout:  Duration{10 * time.Minute},
+		Health: Health{
+			ExpectStatus: 200,
+			Retries:      10,
+			Interval:     Duration{time.Second},
+			Timeout:      Duration{5 * time.Second},
+		},
+		Logs:     Logs{MaxLines: 500, MaxBytes: 65536},
+		Approval: Approval{TTL: Duration{30 * time.Minute}},
+	}
+}
+
+func defaultSSH() SSH {
+	return SSH{
+		Parallel:       5,
+		ConnectTimeout: Duration{10 * time.Second},
+		Keepalive:      Duration{15 * time.Second},
+	}
+}
+
+// Recipe converts the named env to what the local and SSH drivers run. It
+// returns the zero Recipe when app/env does not exist; callers look names up
+// in Apps first. Relative paths are kept as written: the drivers resolve them.
+func (c *Config) Recipe(app, env string) deploy.Recipe {
+	e, ok := c.Apps[app].Envs[env]
+	if !ok {
+		return deploy.Recipe{}
+	}
+	return deploy.Recipe{
+		App:          app,
+		Env:          env,
+		Path:         e.Path,
+		KeepReleases: e.KeepReleases,
+		Fetch: deploy.Fetch{
+			GitRepo:    e.Fetch.Git,
+			DefaultRef: e.Fetch.Ref,
+			CopyFrom:   e.Fetch.Copy,
+		},
+		Shared:      cloneStrings(e.Shared),
+		Build:       commands(e.Build),
+		Migrate:     commands(e.Migrate),
+		Restart:     commands(e.Restart),
+		StepTimeout: e.StepTimeout.Duration,
+		Health: deploy.Health{
+			URL:          e.Health.URL,
+			Command:      deploy.Command(cloneStrings(e.Health.Command)),
+			ExpectStatus: e.Health.ExpectStatus,
+			ExpectBody:   e.Health.ExpectBody,
+			Retries:      e.Health.Retries,
+			Interval:     e.Health.Interval.Duration,
+			Timeout:      e.Health.Timeout.Duration,
+		},
+		Logs: deploy.LogSource{
+			Command:  deploy.Command(cloneStrings(e.Logs.Command)),
+			File:     e.Logs.File,
+			MaxLines: e.Logs.MaxLines,
+			MaxBytes: e.Logs.MaxBytes,
+		},
+	}
+}
+
+// UserByIdentity returns the config user that owns identity ("shell:alice").
+// Validation guarantees at most one user owns an identity.
+func (c *Config) UserByIdentity(identity string) (name string, ok bool) {
+	for _, n := range sortedKeys(c.Users) {
+		for _, id := range c.Users[n].Identities {
+			if id == identity {
+				return n, true
+			}
+		}
+	}
+	return "", false
+}
+
+// cloneStrings copies s so a caller that edits a Recipe cannot change the
+// Config shared by every job; nil stays nil.
+func cloneStrings(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s...)
+}
+
+func commands(argvs [][]string) []deploy.Command {
+	if argvs == nil {
+		return nil
+	}
+	out := make([]deploy.Command, len(argvs))
+	for i, a := range argvs {
+		out[i] = deploy.Command(cloneStrings(a))
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

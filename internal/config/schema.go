@@ -1,0 +1,144 @@
+package config
+
+import "gopkg.in/yaml.v3"
+
+// This file is the YAML schema: one fields map per block, keys in
+// snake_case. A key missing here is an "unknown key" error.
+
+func (d *decoder) config(n *yaml.Node, c *Config) {
+	d.lines[""] = n.Line
+	d.object(n, "", fields{
+		"bot":  func(v *yaml.Node, k string) { d.bot(v, k, &c.Bot) },
+		"chat": func(v *yaml.Node, k string) { d.chat(v, k, &c.Chat) },
+		"users": func(v *yaml.Node, k string) {
+			d.named(v, k, func(name string, v *yaml.Node, k string) {
+				var u User
+				d.object(v, k, fields{
+					"identities": func(v *yaml.Node, k string) { d.strs(v, k, &u.Identities) },
+					"roles":      func(v *yaml.Node, k string) { d.strs(v, k, &u.Roles) },
+				})
+				c.Users[name] = u
+			})
+		},
+		"roles": func(v *yaml.Node, k string) {
+			d.named(v, k, func(name string, v *yaml.Node, k string) {
+				var r Role
+				d.object(v, k, fields{
+					"permissions": func(v *yaml.Node, k string) { d.strs(v, k, &r.Permissions) },
+				})
+				c.Roles[name] = r
+			})
+		},
+		"apps": func(v *yaml.Node, k string) {
+			d.named(v, k, func(name string, v *yaml.Node, k string) {
+				c.Apps[name] = d.app(v, k)
+			})
+		},
+	})
+}
+
+func (d *decoder) bot(n *yaml.Node, path string, b *Bot) {
+	d.object(n, path, fields{
+		"data_dir":         func(v *yaml.Node, k string) { d.str(v, k, &b.DataDir) },
+		"database":         func(v *yaml.Node, k string) { d.str(v, k, &b.Database) },
+		"job_timeout":      func(v *yaml.Node, k string) { d.duration(v, k, &b.JobTimeout) },
+		"shutdown_timeout": func(v *yaml.Node, k string) { d.duration(v, k, &b.ShutdownTimeout) },
+		"output_lines":     func(v *yaml.Node, k string) { d.int(v, k, &b.OutputLines) },
+	})
+}
+
+func (d *decoder) chat(n *yaml.Node, path string, c *Chat) {
+	d.object(n, path, fields{
+		"shell": func(v *yaml.Node, k string) {
+			if isNull(d.resolve(v)) {
+				return
+			}
+			s := &Shell{}
+			d.object(v, k, fields{
+				"enabled": func(v *yaml.Node, k string) { d.bool(v, k, &s.Enabled) },
+				"user":    func(v *yaml.Node, k string) { d.str(v, k, &s.User) },
+			})
+			c.Shell = s
+		},
+	})
+}
+
+func (d *decoder) app(n *yaml.Node, path string) App {
+	a := App{Envs: map[string]Env{}}
+	d.object(n, path, fields{
+		"description": func(v *yaml.Node, k string) { d.str(v, k, &a.Description) },
+		"envs": func(v *yaml.Node, k string) {
+			d.named(v, k, func(name string, v *yaml.Node, k string) {
+				a.Envs[name] = d.env(v, k)
+			})
+		},
+	})
+	return a
+}
+
+func (d *decoder) env(n *yaml.Node, path string) Env {
+	e := defaultEnv()
+	d.object(n, path, fields{
+		"driver":        func(v *yaml.Node, k string) { d.str(v, k, &e.Driver) },
+		"path":          func(v *yaml.Node, k string) { d.str(v, k, &e.Path) },
+		"keep_releases": func(v *yaml.Node, k string) { d.int(v, k, &e.KeepReleases) },
+		"fetch": func(v *yaml.Node, k string) {
+			d.object(v, k, fields{
+				"git":  func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Git) },
+				"ref":  func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Ref) },
+				"copy": func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Copy) },
+			})
+		},
+		"shared":       func(v *yaml.Node, k string) { d.strs(v, k, &e.Shared) },
+		"build":        func(v *yaml.Node, k string) { d.argvs(v, k, &e.Build) },
+		"migrate":      func(v *yaml.Node, k string) { d.argvs(v, k, &e.Migrate) },
+		"restart":      func(v *yaml.Node, k string) { d.argvs(v, k, &e.Restart) },
+		"step_timeout": func(v *yaml.Node, k string) { d.duration(v, k, &e.StepTimeout) },
+		"health": func(v *yaml.Node, k string) {
+			h := &e.Health
+			d.object(v, k, fields{
+				"url":           func(v *yaml.Node, k string) { d.str(v, k, &h.URL) },
+				"command":       func(v *yaml.Node, k string) { d.strs(v, k, &h.Command) },
+				"expect_status": func(v *yaml.Node, k string) { d.int(v, k, &h.ExpectStatus) },
+				"expect_body":   func(v *yaml.Node, k string) { d.str(v, k, &h.ExpectBody) },
+				"retries":       func(v *yaml.Node, k string) { d.int(v, k, &h.Retries) },
+				"interval":      func(v *yaml.Node, k string) { d.duration(v, k, &h.Interval) },
+				"timeout":       func(v *yaml.Node, k string) { d.duration(v, k, &h.Timeout) },
+			})
+		},
+		"logs": func(v *yaml.Node, k string) {
+			l := &e.Logs
+			d.object(v, k, fields{
+				"command":   func(v *yaml.Node, k string) { d.strs(v, k, &l.Command) },
+				"file":      func(v *yaml.Node, k string) { d.str(v, k, &l.File) },
+				"max_lines": func(v *yaml.Node, k string) { d.int(v, k, &l.MaxLines) },
+				"max_bytes": func(v *yaml.Node, k string) { d.int(v, k, &l.MaxBytes) },
+			})
+		},
+		"approval": func(v *yaml.Node, k string) {
+			a := &e.Approval
+			d.object(v, k, fields{
+				"required":       func(v *yaml.Node, k string) { d.bool(v, k, &a.Required) },
+				"approver_roles": func(v *yaml.Node, k string) { d.strs(v, k, &a.ApproverRoles) },
+				"ttl":            func(v *yaml.Node, k string) { d.duration(v, k, &a.TTL) },
+			})
+		},
+		"ssh": func(v *yaml.Node, k string) {
+			if isNull(d.resolve(v)) {
+				return
+			}
+			s := defaultSSH()
+			d.object(v, k, fields{
+				"hosts":           func(v *yaml.Node, k string) { d.strs(v, k, &s.Hosts) },
+				"user":            func(v *yaml.Node, k string) { d.str(v, k, &s.User) },
+				"key_file":        func(v *yaml.Node, k string) { d.str(v, k, &s.KeyFile) },
+				"known_hosts":     func(v *yaml.Node, k string) { d.str(v, k, &s.KnownHosts) },
+				"parallel":        func(v *yaml.Node, k string) { d.int(v, k, &s.Parallel) },
+				"connect_timeout": func(v *yaml.Node, k string) { d.duration(v, k, &s.ConnectTimeout) },
+				"keepalive":       func(v *yaml.Node, k string) { d.duration(v, k, &s.Keepalive) },
+			})
+			e.SSH = &s
+		},
+	})
+	return e
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Summary describes the configuration for `bot check`: users, roles, and
+// every app and env with its driver, hosts and approval rule. The output is
+// sorted so it can be diffed. It prints no value that came from ${VAR} (those
+// are where secrets live) and redacts credentials in URLs (user:token@host,
+// ?token=...).
+func (c *Config) Summary() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+
+	p("config: %s", c.Source)
+	p("bot: data_dir %s, database %s, job_timeout %s, shutdown_timeout %s, output_lines %d",
+		c.val("bot.data_dir", c.Bot.DataDir), c.val("bot.database", c.Bot.Database),
+		short(c.Bot.JobTimeout), short(c.Bot.ShutdownTimeout), c.Bot.OutputLines)
+	switch s := c.Chat.Shell; {
+	case s == nil || !s.Enabled:
+		p("chat: shell disabled")
+	default:
+		p("chat: shell enabled, acting as %s", s.User)
+	}
+
+	p("users (%d):", len(c.Users))
+	for _, name := range sortedKeys(c.Users) {
+		u := c.Users[name]
+		p("  %s: roles %s; identities %s", name, list(u.Roles), list(c.vals("users."+name+".identities", u.Identities)))
+	}
+
+	p("roles (%d):", len(c.Roles))
+	for _, name := range sortedKeys(c.Roles) {
+		p("  %s: %s", name, list(c.Roles[name].Permissions))
+	}
+
+	p("apps (%d):", len(c.Apps))
+	for _, name := range sortedKeys(c.Apps) {
+		app := c.Apps[name]
+		if app.Description != "" {
+			p("  %s: %s", name, c.val("apps."+name+".description", app.Description))
+		} else {
+			p("  %s:", name)
+		}
+		for _, env := range sortedKeys(app.Envs) {
+			e := app.Envs[env]
+			k := "apps." + name + ".envs." + env
+			p("    %s:", env)
+			if e.Driver == "ssh" && e.SSH != nil {
+				p("      driver:   ssh to %s as %s (parallel %d)", list(c.vals(k+".ssh.hosts", e.SSH.Hosts)),
+					c.val(k+".ssh.user", e.SSH.User), e.SSH.Parallel)
+			} else {
+				p("      driver:   %s", e.Driver)
+			}
+			p("      path:     %s (keep %d releases)", c.val(k+".path", e.Path), e.KeepReleases)
+			if e.Fetch.Git != "" {
+				ref := ""
+				if e.Fetch.Ref != "" {
+					ref = ", default ref " + c.val(k+".fetch.ref", e.Fetch.Ref)
+				}
+				p("      fetch:    git %s%s", redactURL(e.Fetch.Git), ref)
+			} else {
+				p("      fetch:    copy %s", c.val(k+".fetch.copy", e.Fetch.Copy))
+			}
+			p("      steps:    %d build, %d migrate, %d restart", len(e.Build), len(e.Migrate), len(e.Restart))
+			if e.Health.URL != "" {
+				p("      health:   GET %s expects %d", redactURL(e.Health.URL), e.Health.ExpectStatus)
+			} else {
+				p("      health:   command %s", strings.Join(c.vals(k+".health.command", e.Health.Command), " "))
+			}
+			switch a := e.Approval; {
+			case !a.Required:
+				p("      approval: not required")
+			case len(a.ApproverRoles) == 0:
+				p("      approval: required (anyone allowed to approve), expires after %s", short(a.TTL))
+			default:
+				p("      approval: required by %s, expires after %s", list(a.ApproverRoles), short(a.TTL))
+			}
+		}
+	}
+	return b.String()
+}
+
+// fromEnvPlaceholder stands for a value taken from the environment.
+const fromEnvPlaceholder = "[from environment]"
+
+func (c *Config) val(key, v string) string {
+	if c.fromEnv[key] {
+		return fromEnvPlaceholder
+	}
+	return v
+}
+
+func (c *Config) vals(key string, vs []string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = c.val(index(key, i), v)
+	}
+	return out
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "(none)"
+	}
+	return strings.Join(s, ", ")
+}
+
+// short prints 30m rather than time.Duration's 30m0s.
+func short(d Duration) string {
+	s := d.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// redactURL hides the parts of a URL that carry credentials: userinfo and
+// query values. scp-style git addresses (git@host:repo) carry none.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "://") {
+			return "(unparseable URL)"
+		}
+		return s
+	}
+	hadUser := u.User != nil
+	u.User = nil
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"redacted"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	out := u.String()
+	if hadUser {
+		out = strings.Replace(out, "://", "://[redacted]@", 1)
+	}
+	return out
+}

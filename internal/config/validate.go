@@ -1,0 +1,458 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+// Platforms are the chat platforms an identity may name.
+var platforms = []string{"shell", "telegram", "slack"}
+
+// Verbs are the actions a permission may grant.
+var verbs = []string{"deploy", "rollback", "logs", "status", "lock", "approve", "cancel", "audit"}
+
+// specialPermissions are grants that are not VERB:SCOPE even though they
+// look like it.
+var specialPermissions = []string{"lock:force", "audit:read"}
+
+// templateVars are the {{names}} argv, health and logs templates may use.
+var templateVars = []string{"app", "env", "release", "release_path", "path", "shared_path", "current_path", "ref", "lines"}
+
+var (
+	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+	sshUserPattern  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
+)
+
+func (d *decoder) validate(c *Config) {
+	d.validating = true
+	d.validateBot(c.Bot)
+	d.validateUsers(c)
+	for _, name := range sortedKeys(c.Roles) {
+		d.validateRole(c, name)
+	}
+	if len(c.Apps) == 0 {
+		d.fail(d.lineOf("apps"), "apps", "at least one app is required")
+	}
+	for _, name := range sortedKeys(c.Apps) {
+		key := join("apps", name)
+		d.checkName(key, name)
+		app := c.Apps[name]
+		if len(app.Envs) == 0 {
+			d.fail(d.lineOf(key+".envs"), key+".envs", "at least one env is required")
+		}
+		for _, env := range sortedKeys(app.Envs) {
+			d.validateEnv(c, join(key+".envs", env), env, app.Envs[env])
+		}
+	}
+	d.validateChat(c)
+}
+
+func (d *decoder) checkName(key, name string) {
+	if !deploy.ValidName(name) {
+		d.fail(d.lineOf(key), key, "name %q is not allowed: it must match %s", name, deploy.NamePattern)
+	}
+}
+
+func (d *decoder) validateBot(b Bot) {
+	if strings.TrimSpace(b.DataDir) == "" {
+		d.fail(d.lineOf("bot.data_dir"), "bot.data_dir", "must not be empty")
+	}
+	d.positive("bot.job_timeout", b.JobTimeout)
+	d.positive("bot.shutdown_timeout", b.ShutdownTimeout)
+	d.atLeast("bot.output_lines", b.OutputLines, 1)
+}
+
+func (d *decoder) positive(key string, v Duration) {
+	if v.Duration <= 0 {
+		d.fail(d.lineOf(key), key, "must be longer than 0s")
+	}
+}
+
+func (d *decoder) atLeast(key string, v, least int) {
+	if v < least {
+		d.fail(d.lineOf(key), key, "must be at least %d, not %d", least, v)
+	}
+}
+
+func (d *decoder) validateUsers(c *Config) {
+	owner := map[string]string{} // identity -> user
+	for _, name := range sortedKeys(c.Users) {
+		key := join("users", name)
+		d.checkName(key, name)
+		u := c.Users[name]
+		for i, id := range u.Identities {
+			k := index(key+".identities", i)
+			if err := checkIdentity(id); err != nil {
+				d.fail(d.lineOf(k), k, "%v", err)
+				continue
+			}
+			if prev, taken := owner[id]; taken {
+				if prev == name {
+					d.fail(d.lineOf(k), k, "identity %q is listed twice", id)
+				} else {
+					d.fail(d.lineOf(k), k, "identity %q already belongs to user %q; one identity maps to one user", id, prev)
+				}
+				continue
+			}
+			owner[id] = name
+		}
+		for i, role := range u.Roles {
+			k := index(key+".roles", i)
+			if _, ok := c.Roles[role]; !ok {
+				d.fail(d.lineOf(k), k, "unknown role %q%s", role, known(sortedKeys(c.Roles)))
+			}
+		}
+	}
+}
+
+func checkIdentity(id string) error {
+	platform, user, ok := strings.Cut(id, ":")
+	switch {
+	case !ok:
+		return fmt.Errorf("identity %q must be PLATFORM:ID, e.g. telegram:123456", id)
+	case !slices.Contains(platforms, platform):
+		return fmt.Errorf("identity %q names unknown platform %q (known: %s)", id, platform, strings.Join(platforms, ", "))
+	case user == "":
+		return fmt.Errorf("identity %q has an empty id", id)
+	case strings.IndexFunc(user, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return fmt.Errorf("identity %q must not contain spaces", id)
+	}
+	return nil
+}
+
+func (d *decoder) validateRole(c *Config, name string) {
+	key := join("roles", name)
+	d.checkName(key, name)
+	for i, p := range c.Roles[name].Permissions {
+		k := index(key+".permissions", i)
+		if err := checkPermission(c, p); err != nil {
+			d.fail(d.lineOf(k), k, "%v", err)
+		}
+	}
+}
+
+// checkPermission accepts "*", "VERB", "VERB:*", "VERB:ENV", "VERB:APP/ENV"
+// and the special grants; names must exist so a typo cannot silently grant
+// nothing (or, worse, something once an env of that name is added).
+func checkPermission(c *Config, p string) error {
+	if p == "*" || slices.Contains(specialPermissions, p) {
+		return nil
+	}
+	verb, scope, scoped := strings.Cut(p, ":")
+	if !slices.Contains(verbs, verb) {
+		return fmt.Errorf("permission %q has unknown verb %q (known: %s)", p, verb, strings.Join(verbs, ", "))
+	}
+	if !scoped || scope == "*" {
+		return nil
+	}
+	if scope == "" {
+		return fmt.Errorf("permission %q has an empty scope: write %s, %s:*, %s:ENV or %s:APP/ENV", p, verb, verb, verb, verb)
+	}
+	if app, env, ok := strings.Cut(scope, "/"); ok {
+		a, found := c.Apps[app]
+		if !found {
+			return fmt.Errorf("permission %q names unknown app %q", p, app)
+		}
+		if _, found := a.Envs[env]; !found {
+			return fmt.Errorf("permission %q names env %q, which app %q does not have", p, env, app)
+		}
+		return nil
+	}
+	for _, a := range c.Apps {
+		if _, found := a.Envs[scope]; found {
+			return nil
+		}
+	}
+	return fmt.Errorf("permission %q names env %q, which no app has", p, scope)
+}
+
+func (d *decoder) validateChat(c *Config) {
+	s := c.Chat.Shell
+	if s == nil {
+		return
+	}
+	const key = "chat.shell.user"
+	if s.User == "" {
+		if s.Enabled {
+			d.fail(d.lineOf(key), key, "is required when the shell is enabled")
+		}
+		return
+	}
+	u, ok := c.Users[s.User]
+	if !ok {
+		d.fail(d.lineOf(key), key, "unknown user %q%s", s.User, known(sortedKeys(c.Users)))
+		return
+	}
+	for _, id := range u.Identities {
+		if strings.HasPrefix(id, "shell:") {
+			return
+		}
+	}
+	d.fail(d.lineOf(key), key, "user %q has no shell: identity", s.User)
+}
+
+func (d *decoder) validateEnv(c *Config, key, name string, e Env) {
+	d.checkName(key, name)
+	switch e.Driver {
+	case "":
+		d.fail(d.lineOf(key+".driver"), key+".driver", "is required (local or ssh)")
+	case "local":
+		if e.SSH != nil {
+			d.fail(d.lineOf(key+".ssh"), key+".ssh", "the local driver takes no ssh block")
+		}
+	case "ssh":
+		if e.SSH == nil {
+			d.fail(d.lineOf(key+".ssh"), key+".ssh", "the ssh driver needs an ssh block with hosts, user, key_file and known_hosts")
+		} else {
+			d.validateSSH(key+".ssh", *e.SSH)
+		}
+	default:
+		d.fail(d.lineOf(key+".driver"), key+".driver", "unknown driver %q (known: local, ssh)", e.Driver)
+	}
+
+	pk := key + ".path"
+	switch {
+	case strings.TrimSpace(e.Path) == "":
+		d.fail(d.lineOf(pk), pk, "is required")
+	case e.Driver == "ssh" && !strings.HasPrefix(e.Path, "/"):
+		// A relative remote path would silently depend on the SSH user's home.
+		d.fail(d.lineOf(pk), pk, "must be absolute for the ssh driver, not %q", e.Path)
+	default:
+		d.plainPath(pk, e.Path)
+	}
+	d.atLeast(key+".keep_releases", e.KeepReleases, 1)
+	d.validateFetch(key+".fetch", e.Fetch)
+
+	for i, s := range e.Shared {
+		k := index(key+".shared", i)
+		if err := checkShared(s); err != nil {
+			d.fail(d.lineOf(k), k, "%v", err)
+		}
+	}
+	d.commands(key+".build", e.Build)
+	d.commands(key+".migrate", e.Migrate)
+	d.commands(key+".restart", e.Restart)
+	d.positive(key+".step_timeout", e.StepTimeout)
+	d.validateHealth(key+".health", e.Health)
+	d.validateLogs(key+".logs", e.Logs)
+
+	ak := key + ".approval"
+	for i, r := range e.Approval.ApproverRoles {
+		k := index(ak+".approver_roles", i)
+		if _, ok := c.Roles[r]; !ok {
+			d.fail(d.lineOf(k), k, "unknown role %q%s", r, known(sortedKeys(c.Roles)))
+		}
+	}
+	d.positive(ak+".ttl", e.Approval.TTL)
+}
+
+// plainPath refuses template syntax where drivers do not expand it, so a
+// literal "{{app}}" directory is never created by mistake.
+func (d *decoder) plainPath(key, s string) {
+	if strings.Contains(s, "{{") {
+		d.fail(d.lineOf(key), key, "templates ({{...}}) are not expanded here")
+	}
+}
+
+func (d *decoder) validateFetch(key string, f Fetch) {
+	switch {
+	case d.brokenUnder(key):
+	case f.Git == "" && f.Copy == "":
+		d.fail(d.lineOf(key), key, "needs git (a repository URL) or copy (a directory)")
+	case f.Git != "" && f.Copy != "":
+		d.fail(d.lineOf(key+".copy"), key, "takes git or copy, not both")
+	case strings.HasPrefix(f.Git, "-"):
+		// git would read it as an option.
+		d.fail(d.lineOf(key+".git"), key+".git", "must not start with '-'")
+	}
+	d.plainPath(key+".git", f.Git)
+	d.plainPath(key+".copy", f.Copy)
+	if f.Ref != "" {
+		if err := deploy.ValidateRef(f.Ref); err != nil {
+			d.fail(d.lineOf(key+".ref"), key+".ref", "%v", err)
+		}
+	}
+}
+
+func checkShared(s string) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return fmt.Errorf("must not be empty")
+	case strings.HasPrefix(s, "/"):
+		return fmt.Errorf("%q must be relative to the shared directory", s)
+	case strings.Contains(s, "{{"):
+		return fmt.Errorf("templates ({{...}}) are not expanded here")
+	case path.Clean(s) == ".":
+		return fmt.Errorf("%q must name a file or directory inside the shared directory", s)
+	}
+	for _, part := range strings.Split(s, "/") {
+		if part == ".." {
+			return fmt.Errorf("%q must not contain '..'", s)
+		}
+	}
+	return nil
+}
+
+func (d *decoder) commands(key string, argvs [][]string) {
+	for i, argv := range argvs {
+		d.argv(index(key, i), argv, false)
+	}
+}
+
+func (d *decoder) argv(key string, argv []string, allowLines bool) {
+	if len(argv) == 0 {
+		d.fail(d.lineOf(key), key, "a command needs at least one word")
+		return
+	}
+	if strings.TrimSpace(argv[0]) == "" {
+		d.fail(d.lineOf(key), key, "the program name (first word) must not be empty")
+	}
+	for j, w := range argv {
+		k := index(key, j)
+		if err := checkTemplate(w, allowLines); err != nil {
+			d.fail(d.lineOf(k), k, "%v", err)
+		}
+	}
+}
+
+func checkTemplate(s string, allowLines bool) error {
+	for {
+		i := strings.Index(s, "{{")
+		if i < 0 {
+			return nil
+		}
+		end := strings.Index(s[i+2:], "}}")
+		if end < 0 {
+			return fmt.Errorf("unclosed {{ in %q", s)
+		}
+		name := s[i+2 : i+2+end]
+		switch {
+		case !slices.Contains(templateVars, name):
+			return fmt.Errorf("unknown template variable {{%s}} (known: %s)", name, knownTemplates(allowLines))
+		case name == "lines" && !allowLines:
+			return fmt.Errorf("{{lines}} is only available in logs.command")
+		}
+		s = s[i+2+end+2:]
+	}
+}
+
+func knownTemplates(allowLines bool) string {
+	var out []string
+	for _, v := range templateVars {
+		if v != "lines" || allowLines {
+			out = append(out, "{{"+v+"}}")
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func (d *decoder) validateHealth(key string, h Health) {
+	switch {
+	case d.brokenUnder(key):
+	case h.URL == "" && len(h.Command) == 0:
+		d.fail(d.lineOf(key), key, "needs url or command")
+	case h.URL != "" && len(h.Command) > 0:
+		d.fail(d.lineOf(key+".command"), key, "takes url or command, not both")
+	case h.URL != "":
+		k := key + ".url"
+		if err := checkTemplate(h.URL, false); err != nil {
+			d.fail(d.lineOf(k), k, "%v", err)
+			break
+		}
+		u, err := url.Parse(h.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.fail(d.lineOf(k), k, "must be an http:// or https:// URL, not %q", redactURL(h.URL))
+		}
+	default:
+		d.argv(key+".command", h.Command, false)
+	}
+	if h.ExpectStatus < 100 || h.ExpectStatus > 599 {
+		d.fail(d.lineOf(key+".expect_status"), key+".expect_status", "must be an HTTP status (100-599), not %d", h.ExpectStatus)
+	}
+	d.atLeast(key+".retries", h.Retries, 1)
+	d.positive(key+".interval", h.Interval)
+	d.positive(key+".timeout", h.Timeout)
+}
+
+func (d *decoder) validateLogs(key string, l Logs) {
+	if len(l.Command) > 0 && l.File != "" {
+		d.fail(d.lineOf(key+".file"), key, "takes command or file, not both")
+	}
+	if l.Command != nil {
+		d.argv(key+".command", l.Command, true)
+	}
+	if err := checkTemplate(l.File, false); err != nil {
+		d.fail(d.lineOf(key+".file"), key+".file", "%v", err)
+	}
+	d.atLeast(key+".max_lines", l.MaxLines, 1)
+	d.atLeast(key+".max_bytes", l.MaxBytes, 1)
+}
+
+func (d *decoder) validateSSH(key string, s SSH) {
+	hk := key + ".hosts"
+	if len(s.Hosts) == 0 {
+		d.fail(d.lineOf(hk), hk, "at least one host is required")
+	}
+	seen := map[string]bool{}
+	for i, h := range s.Hosts {
+		k := index(hk, i)
+		if err := checkHost(h); err != nil {
+			d.fail(d.lineOf(k), k, "%v", err)
+			continue
+		}
+		if seen[h] {
+			d.fail(d.lineOf(k), k, "host %q is listed twice", h)
+		}
+		seen[h] = true
+	}
+	switch {
+	case s.User == "":
+		d.fail(d.lineOf(key+".user"), key+".user", "is required")
+	case !sshUserPattern.MatchString(s.User):
+		d.fail(d.lineOf(key+".user"), key+".user", "%q is not a valid user name", s.User)
+	}
+	if strings.TrimSpace(s.KeyFile) == "" {
+		d.fail(d.lineOf(key+".key_file"), key+".key_file", "is required")
+	}
+	if strings.TrimSpace(s.KnownHosts) == "" {
+		// Host keys are always verified; there is no "accept any key" mode.
+		d.fail(d.lineOf(key+".known_hosts"), key+".known_hosts", "is required (a pinned known_hosts file)")
+	}
+	d.atLeast(key+".parallel", s.Parallel, 1)
+	d.positive(key+".connect_timeout", s.ConnectTimeout)
+}
+
+// checkHost accepts "host", "host:port", an IP address, or "[ipv6]:port".
+func checkHost(h string) error {
+	host := h
+	if strings.HasPrefix(h, "[") || strings.Count(h, ":") == 1 {
+		hh, port, err := net.SplitHostPort(h)
+		if err != nil {
+			return fmt.Errorf("host %q must be host or host:port", h)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("host %q has an invalid port %q", h, port)
+		}
+		host = hh
+	}
+	if net.ParseIP(host) == nil && !hostnamePattern.MatchString(host) {
+		return fmt.Errorf("host %q is not a host name or IP address", h)
+	}
+	return nil
+}
+
+func known(names []string) string {
+	if len(names) == 0 {
+		return " (none defined)"
+	}
+	return " (known: " + strings.Join(names, ", ") + ")"
+}
