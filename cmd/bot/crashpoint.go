@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"os"
+	"syscall"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+// crashEnv names a deploy step at whose start the process kills itself with
+// SIGKILL: the crash tests use it to stop shipbot mid-deploy exactly where
+// they want, as a power cut would. Unset in normal use.
+const crashEnv = "SHIPBOT_CRASH_AT_STEP"
+
+func withCrashPoint(d deploy.Driver) deploy.Driver {
+	step := os.Getenv(crashEnv)
+	if step == "" {
+		return d
+	}
+	return crashDriver{Driver: d, step: step}
+}
+
+type crashDriver struct {
+	deploy.Driver
+	step string
+}
+
+func (c crashDriver) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
+	return c.Driver.Deploy(ctx, req, crashProgress{Progress: p, step: c.step})
+}
+
+type crashProgress struct {
+	deploy.Progress
+	step string
+}
+
+func (c crashProgress) Step(name string, state deploy.StepState, detail string) {
+	c.Progress.Step(name, state, detail)
+	if name == c.step && state == deploy.StepRunning {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // SIGKILL cannot be caught; never continue the deploy
+	}
+}

@@ -1,0 +1,156 @@
+// Command bot is shipbot: a ChatOps deploy bot. This is the only place where
+// adapters are wired to the core.
+//
+//	bot [run] [--config F]        run the bot (default: the embedded configs/example.yaml)
+//	bot check [--config F]        validate a config and print a summary
+//	bot audit verify [--config F] recompute the audit hash chain
+//	bot audit export [--config F] write the audit log as JSON lines
+//	bot version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/shipbot/shipbot/configs"
+	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/sqlite"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: tests call it with their own streams.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, args, stdin, stdout, stderr)
+	case "check":
+		return cmdCheck(args, stdout, stderr)
+	case "audit":
+		return cmdAudit(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "shipbot", version)
+		return 0
+	case "help":
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n%s\n", cmd, usage)
+	return 2
+}
+
+const usage = `usage:
+  bot [run] [--config FILE]         run shipbot (default config: the embedded configs/example.yaml)
+  bot check [--config FILE]         validate a config file and print a summary
+  bot audit verify [--config FILE]  recompute the audit hash chain; exit 1 naming the first bad row
+  bot audit export [--config FILE]  write the audit log as JSON lines to stdout
+  bot version`
+
+// loadConfig reads --config, or the embedded example when none is given.
+func loadConfig(name string) (*config.Config, error) {
+	if name == "" {
+		return config.Parse(configs.Example, configs.ExampleName, os.LookupEnv)
+	}
+	return config.Load(name)
+}
+
+func flags(name string, args []string, stderr io.Writer) (*flag.FlagSet, *string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", "", "config file (default: embedded configs/example.yaml)")
+	return fs, cfg, fs.Parse(args)
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs, name, err := flags("check", args, stderr)
+	if err != nil || fs.NArg() != 0 {
+		return 2
+	}
+	c, err := loadConfig(*name)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, c.Summary())
+	fmt.Fprintln(stdout, "config OK")
+	return 0
+}
+
+func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "export") {
+		fmt.Fprintln(stderr, "usage: bot audit verify|export [--config FILE]")
+		return 2
+	}
+	sub := args[0]
+	fs, name, err := flags("audit "+sub, args[1:], stderr)
+	if err != nil || fs.NArg() != 0 {
+		return 2
+	}
+	c, err := loadConfig(*name)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if _, err := os.Stat(c.Bot.Database); err != nil {
+		fmt.Fprintf(stderr, "no database at %s: %v\n", c.Bot.Database, err)
+		return 1
+	}
+	db, err := sqlite.Open(ctx, c.Bot.Database)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer db.Close()
+	if sub == "verify" {
+		n, err := db.VerifyAudit(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "audit log BROKEN: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "audit log OK: %d rows, chain intact\n", n)
+		return 0
+	}
+	enc := json.NewEncoder(stdout)
+	err = db.WalkAudit(ctx, func(e *audit.Event) error { return enc.Encode(e) })
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// logger writes to a file under the data dir when the terminal is the chat,
+// so log lines do not interleave with the conversation.
+func logger(c *config.Config, stderr io.Writer) (*slog.Logger, func(), error) {
+	if c.Chat.Shell == nil || !c.Chat.Shell.Enabled {
+		return slog.New(slog.NewTextHandler(stderr, nil)), func() {}, nil
+	}
+	if err := os.MkdirAll(c.Bot.DataDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(c.Bot.DataDir, "shipbot.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	return slog.New(slog.NewTextHandler(f, nil)), func() { f.Close() }, nil
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/chat/shell"
+	"github.com/shipbot/shipbot/internal/commands"
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/httpcheck"
+	"github.com/shipbot/shipbot/internal/deploy/local"
+	"github.com/shipbot/shipbot/internal/notify"
+	"github.com/shipbot/shipbot/internal/sqlite"
+)
+
+func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs, name, err := flags("run", args, stderr)
+	if err != nil || fs.NArg() != 0 {
+		return 2
+	}
+	c, err := loadConfig(*name)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log, closeLog, err := logger(c, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "log:", err)
+		return 1
+	}
+	defer closeLog()
+	if err := serve(ctx, c, log, stdin, stdout); err != nil {
+		log.Error("shipbot stopped", "err", err)
+		fmt.Fprintln(stderr, "shipbot:", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs shipbot until the chat ends (shell EOF) or ctx is cancelled
+// (SIGTERM): then it stops taking work, waits for running jobs up to the
+// configured deadline, and closes the database.
+func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) error {
+	db, err := sqlite.Open(ctx, c.Bot.Database)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	redact := audit.NewRedactor() // platform tokens join here as they are added
+	drivers, err := buildDrivers(c, log)
+	if err != nil {
+		return err
+	}
+
+	router := notify.Router{}
+	cards := notify.NewCards(router, time.Second, log)
+	engine := deploy.NewEngine(deploy.Options{
+		Store:       db,
+		Drivers:     func(app, env string) (deploy.Driver, bool) { d, ok := drivers[app+"/"+env]; return d, ok },
+		Observer:    cards,
+		JobTimeout:  c.Bot.JobTimeout.Duration,
+		OutputLines: c.Bot.OutputLines,
+		Redactor:    redact,
+		Log:         log,
+	})
+
+	var sh *shell.Shell
+	if c.Chat.Shell != nil && c.Chat.Shell.Enabled {
+		sh = shell.New(shell.Options{
+			In: stdin, Out: stdout, Users: shellUsers(c), User: c.Chat.Shell.User, Prompt: isTerminal(stdin),
+			WaitIdle: func(ctx context.Context) error {
+				if err := engine.WaitIdle(ctx); err != nil {
+					return err
+				}
+				return cards.Flush(ctx)
+			},
+		})
+		router[shell.Platform] = sh
+	}
+
+	// Jobs a crash left running are interrupted before anything else runs;
+	// their cards (with Unlock / Rollback) go to the chats they came from.
+	interrupted, err := engine.Recover(ctx)
+	if err != nil {
+		return fmt.Errorf("recovery: %w", err)
+	}
+	for _, j := range interrupted {
+		log.Warn("job interrupted by a previous stop", "job", j.ID, "app", j.App, "env", j.Env)
+	}
+
+	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: router, Audit: db, Log: log})
+	log.Info("shipbot started", "version", version, "config", c.Source, "database", c.Bot.Database)
+
+	runCtx, stopChat := context.WithCancel(context.Background())
+	defer stopChat()
+	go expireLoop(runCtx, engine, log)
+
+	chatDone := make(chan error, 1)
+	if sh != nil {
+		sh.SetHandler(d)
+		go func() { chatDone <- sh.Run(runCtx) }()
+	}
+	select {
+	case err := <-chatDone:
+		// stdin closed: the shell has already waited for running jobs.
+		if err != nil {
+			log.Warn("chat ended", "err", err)
+		}
+	case <-ctx.Done():
+		log.Info("shutting down: no new work, waiting for running jobs", "deadline", c.Bot.ShutdownTimeout.Duration)
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), c.Bot.ShutdownTimeout.Duration)
+	defer cancel()
+	// While draining the chat stays up, so people get a clear refusal.
+	engine.Drain(drainCtx)
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelFlush()
+	_ = cards.Flush(flushCtx)
+	stopChat()
+	log.Info("shipbot stopped")
+	return nil
+}
+
+func expireLoop(ctx context.Context, e *deploy.Engine, log *slog.Logger) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := e.ExpireApprovals(ctx); err != nil {
+				log.Warn("approval expiry", "err", err)
+			}
+		}
+	}
+}
+
+func buildDrivers(c *config.Config, log *slog.Logger) (map[string]deploy.Driver, error) {
+	out := map[string]deploy.Driver{}
+	health := httpcheck.New(&http.Client{Timeout: time.Minute})
+	for app, a := range c.Apps {
+		for env, e := range a.Envs {
+			r := c.Recipe(app, env)
+			var d deploy.Driver
+			switch e.Driver {
+			case "local":
+				d = local.New(r, local.Options{Health: health})
+			default:
+				return nil, fmt.Errorf("%s/%s: driver %q is not available in this build", app, env, e.Driver)
+			}
+			out[app+"/"+env] = withCrashPoint(d)
+		}
+	}
+	return out, nil
+}
+
+func policy(c *config.Config) *commands.Policy {
+	users := map[string]commands.UserSpec{}
+	for name, u := range c.Users {
+		users[name] = commands.UserSpec{Identities: u.Identities, Roles: u.Roles}
+	}
+	roles := map[string][]string{}
+	for name, r := range c.Roles {
+		roles[name] = r.Permissions
+	}
+	return commands.NewPolicy(users, roles)
+}
+
+func catalog(c *config.Config) commands.Catalog {
+	cat := commands.Catalog{}
+	for app, a := range c.Apps {
+		cat[app] = map[string]commands.EnvInfo{}
+		for env, e := range a.Envs {
+			cat[app][env] = commands.EnvInfo{Driver: e.Driver, Approval: deploy.ApprovalPolicy{
+				Required: e.Approval.Required, Roles: e.Approval.ApproverRoles, TTL: e.Approval.TTL.Duration}}
+		}
+	}
+	return cat
+}
+
+// shellUsers are the users /as may switch to: those with a shell identity.
+func shellUsers(c *config.Config) []string {
+	var out []string
+	for _, u := range c.Users {
+		for _, id := range u.Identities {
+			if name, ok := strings.CutPrefix(id, "shell:"); ok {
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
