@@ -158,19 +158,19 @@ func TestUnknownIdentityRefusedAndAudited(t *testing.T) {
 func TestBadInputRefusedWithReason(t *testing.T) {
 	e := newEnv(t)
 	cases := map[string]string{
-		"/frobnicate":                     "unknown command",
-		"/deploy demo":                    "usage: /deploy",
-		"/deploy demo staging v1 extra":   "usage: /deploy",
-		"/deploy Demo staging":            "not a valid name",
-		"/deploy demo staging ;rm":        "not allowed",
-		"/deploy demo staging --force":    "unknown option",
-		"/deploy nosuch staging":          "unknown app",
-		"/deploy demo qa":                 "unknown env",
-		"/deploy demo staging ../../etc":  "not allowed",
-		"/deploy demo staging -x":         "unknown option",
-		"/approve abc":                    "not an approval id",
+		"/frobnicate":                       "unknown command",
+		"/deploy demo":                      "usage: /deploy",
+		"/deploy demo staging v1 extra":     "usage: /deploy",
+		"/deploy Demo staging":              "not a valid name",
+		"/deploy demo staging ;rm":          "not allowed",
+		"/deploy demo staging --force":      "unknown option",
+		"/deploy nosuch staging":            "unknown app",
+		"/deploy demo qa":                   "unknown env",
+		"/deploy demo staging ../../etc":    "not allowed",
+		"/deploy demo staging -x":           "unknown option",
+		"/approve abc":                      "not an approval id",
 		"/approve aaaaaaaaaaaaaaaaaaaaaaaa": "no approval",
-		"/logs demo staging 99999":        "LINES must be",
+		"/logs demo staging 99999":          "LINES must be",
 	}
 	for in, want := range cases {
 		before := len(e.store.Events())

@@ -64,8 +64,7 @@ type Engine struct {
 }
 
 type run struct {
-	cancel   context.CancelCauseFunc
-	cancelBy string
+	cancel context.CancelCauseFunc
 }
 
 // NewEngine returns an engine; call Recover before accepting commands.
@@ -108,7 +107,7 @@ type JobRequest struct {
 	Args     []string // as typed, for the audit row
 }
 
-// CancelledError explains a cancelled job.
+// errShutdown is the cause of cancelling jobs that outlive the drain deadline.
 var errShutdown = errors.New("shipbot shut down")
 
 // Draining reports whether the engine refuses new work.

@@ -400,4 +400,3 @@ func TestSecretsRedactedFromOutputAndLogs(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-

@@ -132,7 +132,9 @@ func (s *failingFirstSend) Send(ctx context.Context, ch notify.Channel, m notify
 	return notify.Ref{Channel: ch, ID: "9"}, nil
 }
 
-func (s *failingFirstSend) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error { return nil }
+func (s *failingFirstSend) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
+	return nil
+}
 
 func TestJobCardButtons(t *testing.T) {
 	j := job(deploy.AwaitingApproval, 0)
