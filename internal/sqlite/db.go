@@ -154,6 +154,11 @@ var ErrClosed = errors.New("database is closed")
 func (db *DB) write(ctx context.Context, fn func(w *writer) error) error {
 	req := &writeReq{fn: fn, err: make(chan error, 1)}
 	select {
+	case <-db.quit:
+		return ErrClosed
+	default:
+	}
+	select {
 	case db.reqs <- req:
 	case <-db.quit:
 		return ErrClosed
@@ -162,7 +167,18 @@ func (db *DB) write(ctx context.Context, fn func(w *writer) error) error {
 	}
 	// Once queued the write is not abandoned: its outcome is what the
 	// database now holds, and the caller must know it.
-	return <-req.err
+	select {
+	case err := <-req.err:
+		return err
+	case <-db.done:
+		// The writer ended; it answers everything it took before ending.
+		select {
+		case err := <-req.err:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 func (db *DB) writeLoop() {
