@@ -400,3 +400,28 @@ func TestSecretsRedactedFromOutputAndLogs(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestDriverDenialIsAudited(t *testing.T) {
+	r := newRig(t)
+	r.driver.DeployErr = &deploy.DeniedError{Err: errors.New("host key of web1 changed: presented SHA256:abc, expected SHA256:def")}
+	j, err := r.engine.Submit(context.Background(), deploy.JobRequest{Who: alice, App: "demo", Env: "staging", Action: deploy.ActionDeploy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitState(t, r.store, j.ID, deploy.Failed)
+	if !strings.Contains(got.Reason, "SHA256:abc") {
+		t.Fatalf("reason %q", got.Reason)
+	}
+	var denial, outcome int
+	for _, e := range r.store.Events() {
+		switch {
+		case e.Kind == audit.KindDenial && e.JobID == j.ID && strings.Contains(e.Outcome, "SHA256:def"):
+			denial++
+		case e.Kind == audit.KindOutcome && e.IntentSeq == j.IntentSeq:
+			outcome++
+		}
+	}
+	if denial != 1 || outcome != 1 {
+		t.Fatalf("denial rows %d, outcomes %d; want 1 and 1", denial, outcome)
+	}
+}

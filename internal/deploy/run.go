@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/audit"
 )
 
 // start launches a queued job in its own goroutine.
@@ -99,6 +101,13 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
 		e.finish(j, Failed, fmt.Sprintf("timeout after %s", e.timeout), []State{Running})
 	default:
+		var denied *DeniedError
+		if errors.As(err, &denied) {
+			e.finish(j, Failed, e.redact.String(err.Error()), []State{Running}, &audit.Event{Kind: audit.KindDenial,
+				Actor: j.RequestedBy.User, Identity: j.RequestedBy.Identity, Chat: j.RequestedBy.Chat, Command: string(j.Action),
+				Args: []string{j.Release}, App: j.App, Env: j.Env, Decision: "denied", Outcome: "driver refused: " + e.redact.String(err.Error())})
+			return
+		}
 		e.finish(j, Failed, e.redact.String(err.Error()), []State{Running})
 	}
 }
@@ -142,7 +151,7 @@ func (e *Engine) recheckApproval(ctx context.Context, j *Job) error {
 // finish moves j to its end state and writes the outcome that closes its
 // intent. If the store refuses, it retries: an intent without an outcome is
 // only acceptable after a crash, where Recover closes it.
-func (e *Engine) finish(j *Job, s State, reason string, from []State) {
+func (e *Engine) finish(j *Job, s State, reason string, from []State, extra ...*audit.Event) {
 	j.State, j.Reason, j.Ended = s, reason, e.now()
 	text := string(s)
 	if reason != "" {
@@ -152,7 +161,7 @@ func (e *Engine) finish(j *Job, s State, reason string, from []State) {
 	ev.Args = []string{j.Release}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := e.store.UpdateJob(context.Background(), j, from, ev)
+		err := e.store.UpdateJob(context.Background(), j, from, append([]*audit.Event{ev}, extra...)...)
 		if err == nil {
 			break
 		}

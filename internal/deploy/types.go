@@ -171,6 +171,14 @@ func (e *Refusal) Error() string { return e.Msg }
 
 func refuse(format string, a ...any) error { return &Refusal{Msg: fmt.Sprintf(format, a...)} }
 
+// DeniedError is a driver refusing to act for a security reason, such as
+// an unknown or changed SSH host key. The job fails, and the refusal is also
+// recorded as an audit denial so it stands out from ordinary failures.
+type DeniedError struct{ Err error }
+
+func (e *DeniedError) Error() string { return e.Err.Error() }
+func (e *DeniedError) Unwrap() error { return e.Err }
+
 // LockedError says who holds a lock, why and since when.
 type LockedError struct{ Lock Lock }
 
