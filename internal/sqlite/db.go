@@ -1,316 +1,182 @@
-// Package sqlite is shipbot's one database (modernc.org/sqlite, pure Go):
-// WAL, synchronous=FULL, foreign keys, embedded versioned migrations. It
-// implements deploy.Store and audit.Store.
+// Package sqlite is shipbot's one database (modernc.org/sqlite, pure Go): WAL,
+// synchronous=FULL, foreign keys, embedded versioned migrations. It implements
+// deploy.Store and audit.Store.
 //
-// All writes go through one goroutine that commits them in groups: the
-// operations waiting when a transaction starts run in it, each inside its own
-// SAVEPOINT, and one fsync makes them all durable. That is how the bot does
-// several thousand audited commands a second on a disk that does a few
-// thousand fsyncs a second, and it keeps the audit hash chain strictly
-// ordered without locks in the callers.
+// Every write goes through one goroutine that commits in groups: the writes
+// waiting when a transaction starts all run in it, each inside its own
+// SAVEPOINT, and one fsync makes them durable together. That is how the bot
+// does thousands of audited commands a second on a disk that does a few
+// thousand fsyncs a second, and it keeps the audit hash chain in strict order
+// without any locking in the callers. Reads use a separate pool: WAL lets them
+// run beside the writer and see the last committed state.
 package sqlite
 
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/shipbot/shipbot/internal/audit"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("database is closed")
 
-// maxBatch bounds one group commit so one transaction never grows without end.
-const maxBatch = 256
-
-// DB is the database. Close it when done.
+// DB is shipbot's database. Close it when done.
 type DB struct {
-	w    *sql.DB // the one writer connection, used only by the writer goroutine
-	r    *sql.DB // readers (WAL lets them run beside the writer)
-	reqs chan *writeReq
-	quit chan struct{}
-	done chan struct{}
-	once sync.Once
+	wdb *sql.DB // holds the writer's one connection
+	r   *sql.DB // readers
+	w   *writer // owned by the writer goroutine once Open returns
 
-	headSeq  int64 // owned by the writer goroutine
-	headHash string
+	// mu orders sends on reqs against Close closing it, so that no request
+	// is queued after the writer has drained the queue and left.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+	done   chan struct{} // closed when the writer goroutine has returned
 }
 
-type writeReq struct {
-	fn  func(w *writer) error
-	err chan error
-}
-
-// Open opens (creating if needed) the database at path and migrates it.
+// Open opens the database at path, creating it (and its directory, 0700) if
+// needed, and applies any migration it has not seen yet.
 func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("database path is empty")
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("database directory: %w", err)
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
+	// SQLite gives the -wal and -shm files the mode of the database file, so
+	// creating it 0600 first keeps all three private.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("database file: %w", err)
+	}
+	f.Close()
+
+	wdb, err := sql.Open("sqlite", dsn(path, writerParams))
 	if err != nil {
 		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn)
+	// One connection, never recycled: the writer goroutine keeps it for life.
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	conn, err := wdb.Conn(ctx)
 	if err != nil {
-		w.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	fail := func(err error) (*DB, error) {
+		conn.Close()
+		wdb.Close()
 		return nil, err
 	}
-	r.SetMaxOpenConns(4)
-	db := &DB{w: w, r: r, reqs: make(chan *writeReq, maxBatch), quit: make(chan struct{}), done: make(chan struct{})}
-	if err := db.migrate(ctx); err != nil {
-		db.closeConns()
-		return nil, fmt.Errorf("migrating %s: %w", path, err)
+	var mode string
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return fail(fmt.Errorf("opening %s: %w", path, err))
 	}
-	if err := w.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&db.headSeq, &db.headHash); err != nil {
-		db.closeConns()
-		return nil, fmt.Errorf("reading audit head: %w", err)
+	if !strings.EqualFold(mode, "wal") {
+		// Without WAL readers block the writer and durability differs.
+		return fail(fmt.Errorf("opening %s: journal mode is %q, not wal (is the file system local?)", path, mode))
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.closeConns()
-		return nil, err
+	if err := migrate(ctx, conn); err != nil {
+		return fail(fmt.Errorf("migrating %s: %w", path, err))
 	}
-	go db.writeLoop()
+	w := &writer{conn: conn, stmts: map[string]*sql.Stmt{}}
+	if w.head, err = readHead(ctx, conn); err != nil {
+		w.closeStmts()
+		return fail(fmt.Errorf("reading the audit head of %s: %w", path, err))
+	}
+
+	r, err := sql.Open("sqlite", dsn(path, readerParams))
+	if err != nil {
+		return fail(err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+
+	db := &DB{wdb: wdb, r: r, w: w, reqs: make(chan *request, maxBatch), done: make(chan struct{})}
+	go db.run()
 	return db, nil
 }
 
-func (db *DB) migrate(ctx context.Context) error {
-	var version int
-	if err := db.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
-		return err
-	}
-	entries, err := migrations.ReadDir("migrations")
-	if err != nil {
-		return err
-	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		n, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with its number", name)
-		}
-		if n <= version {
-			continue
-		}
-		body, err := migrations.ReadFile("migrations/" + name)
-		if err != nil {
-			return err
-		}
-		tx, err := db.w.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, n)); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-		version = n
-	}
-	return nil
+// The writer's BEGIN takes the write lock at once (_txlock=immediate), so a
+// transaction never fails half way for want of it. Readers are query_only:
+// a write sent to them by mistake fails instead of racing the writer.
+var (
+	writerParams = []string{"_pragma=busy_timeout(5000)", "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)",
+		"_pragma=foreign_keys(1)", "_txlock=immediate"}
+	readerParams = []string{"_pragma=busy_timeout(5000)", "_pragma=foreign_keys(1)", "_pragma=query_only(1)"}
+)
+
+// dsn builds a "file:" URI. SQLite decodes %XX in the path, so the characters
+// that would end the path early are escaped.
+func dsn(path string, params []string) string {
+	p := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + p + "?" + strings.Join(params, "&")
 }
 
-// Close stops the writer after the queued writes and closes the database.
+// Close lets the writer finish the writes already queued, then closes the
+// database. Writes after Close return ErrClosed.
 func (db *DB) Close() error {
-	db.once.Do(func() { close(db.quit) })
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		<-db.done
+		return nil
+	}
+	db.closed = true
+	close(db.reqs)
+	db.mu.Unlock()
 	<-db.done
-	return db.closeConns()
+	db.w.closeStmts()
+	return errors.Join(db.w.conn.Close(), db.wdb.Close(), db.r.Close())
 }
 
-func (db *DB) closeConns() error {
-	return errors.Join(db.r.Close(), db.w.Close())
-}
-
-// Ping checks the database answers, for /readyz.
-func (db *DB) Ping(ctx context.Context) error { return db.r.PingContext(ctx) }
-
-// ErrClosed is returned for writes after Close.
-var ErrClosed = errors.New("database is closed")
-
-// write runs fn in the writer goroutine inside a savepoint of the current
-// group transaction and returns once that transaction has committed.
-func (db *DB) write(ctx context.Context, fn func(w *writer) error) error {
-	req := &writeReq{fn: fn, err: make(chan error, 1)}
-	select {
-	case <-db.quit:
+// Ping checks that the database answers reads and that the writer can take
+// the write lock, for /readyz.
+func (db *DB) Ping(ctx context.Context) error {
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
 		return ErrClosed
-	default:
 	}
-	select {
-	case db.reqs <- req:
-	case <-db.quit:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	var seq int64
+	if err := db.r.QueryRowContext(ctx, `SELECT seq FROM audit_head WHERE id = 1`).Scan(&seq); err != nil {
+		return fmt.Errorf("database read: %w", err)
 	}
-	// Once queued the write is not abandoned: its outcome is what the
-	// database now holds, and the caller must know it.
-	select {
-	case err := <-req.err:
-		return err
-	case <-db.done:
-		// The writer ended; it answers everything it took before ending.
-		select {
-		case err := <-req.err:
-			return err
-		default:
-			return ErrClosed
-		}
-	}
-}
-
-func (db *DB) writeLoop() {
-	defer close(db.done)
-	for {
-		var first *writeReq
-		select {
-		case first = <-db.reqs:
-		case <-db.quit:
-			// Finish what was queued before Close.
-			select {
-			case first = <-db.reqs:
-			default:
-				return
-			}
-		}
-		batch := []*writeReq{first}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-db.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		db.commit(batch)
-	}
-}
-
-// writer is what a write function gets: the group transaction and the
-// running head of the audit chain.
-type writer struct {
-	ctx  context.Context
-	tx   *sql.Tx
-	seq  int64
-	hash string
-	now  time.Time
-}
-
-func (db *DB) commit(batch []*writeReq) {
-	ctx := context.Background()
-	errs := make([]error, len(batch))
-	fail := func(err error) {
-		for _, r := range batch {
-			r.err <- err
-		}
-	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		fail(err)
-		return
-	}
-	w := &writer{ctx: ctx, tx: tx, seq: db.headSeq, hash: db.headHash, now: time.Now().UTC()}
-	for i, r := range batch {
-		seq, hash := w.seq, w.hash
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
-			errs[i] = err
-			continue
-		}
-		if err := r.fn(w); err != nil {
-			errs[i] = err
-			w.seq, w.hash = seq, hash
-			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO op`); rerr != nil {
-				tx.Rollback()
-				fail(fmt.Errorf("rolling back a failed write: %w (after %v)", rerr, err))
-				return
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `RELEASE op`); err != nil {
-			tx.Rollback()
-			fail(err)
-			return
-		}
-	}
-	if w.seq != db.headSeq {
-		if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, w.seq, w.hash); err != nil {
-			tx.Rollback()
-			fail(err)
-			return
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("commit: %w", err))
-		return
-	}
-	db.headSeq, db.headHash = w.seq, w.hash
-	for i, r := range batch {
-		r.err <- errs[i]
-	}
-}
-
-// append seals and inserts events after the current head.
-func (w *writer) append(jobID int64, events []*audit.Event) error {
-	for _, e := range events {
-		if e.JobID == 0 {
-			e.JobID = jobID
-		}
-		audit.Prepare(w.hash, w.seq+1, w.now, e)
-		args, err := jsonText(e.Args)
-		if err != nil {
-			return err
-		}
-		if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO audit (seq, time, kind, actor, identity, chat, command, args, app, env,
-			decision, job_id, intent_seq, outcome, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			e.Seq, formatTime(e.Time), string(e.Kind), e.Actor, e.Identity, e.Chat, e.Command, args, e.App, e.Env,
-			e.Decision, e.JobID, e.IntentSeq, e.Outcome, e.PrevHash, e.Hash); err != nil {
-			if strings.Contains(err.Error(), "UNIQUE") {
-				return fmt.Errorf("intent %d already has an outcome: %w", e.IntentSeq, err)
-			}
-			return err
-		}
-		w.seq, w.hash = e.Seq, e.Hash
+	if err := db.write(ctx, func(*writer) error { return nil }); err != nil {
+		return fmt.Errorf("database write: %w", err)
 	}
 	return nil
 }
 
-// Append implements audit.Store.
-func (db *DB) Append(ctx context.Context, events ...*audit.Event) error {
-	return db.write(ctx, func(w *writer) error { return w.append(0, events) })
-}
+// Times are stored with exactly nine fractional digits so that comparing the
+// text compares the times (RFC3339Nano drops trailing zeros, and "05Z" sorts
+// after "05.5Z").
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	return t.UTC().Format(timeLayout)
 }
 
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	return time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stored time %q: %w", s, err)
+	}
+	return t.UTC(), nil
 }

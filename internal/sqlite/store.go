@@ -6,28 +6,33 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
 )
 
-var (
-	_ deploy.Store = (*DB)(nil)
-	_ audit.Store  = (*DB)(nil)
-)
+var _ deploy.Store = (*DB)(nil)
 
-func jsonText(v any) (string, error) {
-	b, err := json.Marshal(v)
+type rowScanner interface{ Scan(...any) error }
+
+// jsonArray stores a nil slice as [] so the column always holds an array.
+func jsonArray[T any](s []T) (string, error) {
+	if s == nil {
+		s = []T{}
+	}
+	b, err := json.Marshal(s)
 	return string(b), err
 }
+
+// ---- jobs
 
 const jobCols = `id, app, env, action, ref, release, from_release, state, reason, req_user, req_identity, req_chat,
 	approval_id, approved_by, card_ref, intent_seq, steps, output, created, started, ended`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanJob(s scanner) (*deploy.Job, error) {
+func scanJob(s rowScanner) (*deploy.Job, error) {
 	var j deploy.Job
 	var action, state, steps, output, created, started, ended string
 	if err := s.Scan(&j.ID, &j.App, &j.Env, &action, &j.Ref, &j.Release, &j.FromRelease, &state, &j.Reason,
@@ -37,102 +42,66 @@ func scanJob(s scanner) (*deploy.Job, error) {
 	}
 	j.Action, j.State = deploy.Action(action), deploy.State(state)
 	if err := json.Unmarshal([]byte(steps), &j.Steps); err != nil {
-		return nil, fmt.Errorf("job %d steps: %w", j.ID, err)
+		return nil, fmt.Errorf("job #%d: steps: %w", j.ID, err)
 	}
 	if err := json.Unmarshal([]byte(output), &j.Output); err != nil {
-		return nil, fmt.Errorf("job %d output: %w", j.ID, err)
+		return nil, fmt.Errorf("job #%d: output: %w", j.ID, err)
 	}
 	var err error
-	if j.Created, err = parseTime(created); err == nil {
-		if j.Started, err = parseTime(started); err == nil {
-			j.Ended, err = parseTime(ended)
+	for _, t := range []struct {
+		dst *time.Time
+		s   string
+	}{{&j.Created, created}, {&j.Started, started}, {&j.Ended, ended}} {
+		if *t.dst, err = parseTime(t.s); err != nil {
+			return nil, fmt.Errorf("job #%d: %w", j.ID, err)
 		}
 	}
-	return &j, err
+	return &j, nil
 }
 
-func jobArgs(j *deploy.Job) ([]any, error) {
-	steps, err := jsonText(nonNil(j.Steps))
+// jobValues are the values of every column after id and before created, in
+// jobCols order.
+func jobValues(j *deploy.Job) ([]any, error) {
+	steps, err := jsonArray(j.Steps)
 	if err != nil {
 		return nil, err
 	}
-	output, err := jsonText(nonNilS(j.Output))
+	output, err := jsonArray(j.Output)
 	if err != nil {
 		return nil, err
 	}
 	return []any{j.App, j.Env, string(j.Action), j.Ref, j.Release, j.FromRelease, string(j.State), j.Reason,
 		j.RequestedBy.User, j.RequestedBy.Identity, j.RequestedBy.Chat, j.ApprovalID, j.ApprovedBy, j.CardRef,
-		j.IntentSeq, steps, output, formatTime(j.Created), formatTime(j.Started), formatTime(j.Ended)}, nil
+		j.IntentSeq, steps, output}, nil
 }
 
-func nonNil(s []deploy.Step) []deploy.Step {
-	if s == nil {
-		return []deploy.Step{}
-	}
-	return s
-}
+const insertJob = `INSERT INTO jobs (app, env, action, ref, release, from_release, state, reason, req_user, req_identity,
+	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, created, started, ended)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
-func nonNilS(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// lockFor takes the (app, env) lock for job j inside w's transaction.
-func (w *writer) lockFor(j *deploy.Job) error {
-	held, err := w.lock(j.App, j.Env)
-	switch {
-	case err == nil && held.JobID == j.ID:
-		return nil
-	case err == nil:
-		return &deploy.LockedError{Lock: *held}
-	case !errors.Is(err, deploy.ErrNotFound):
-		return err
-	}
-	_, err = w.tx.ExecContext(w.ctx, `INSERT INTO locks (app, env, owner, reason, job_id, since) VALUES (?,?,?,?,?,?)`,
-		j.App, j.Env, j.RequestedBy.User, fmt.Sprintf("%s job #%d", j.Action, j.ID), j.ID, formatTime(w.now))
-	return err
-}
-
-func (w *writer) lock(app, env string) (*deploy.Lock, error) {
-	return scanLock(w.tx.QueryRowContext(w.ctx, `SELECT app, env, owner, reason, job_id, since FROM locks WHERE app = ? AND env = ?`, app, env))
-}
-
-func scanLock(s scanner) (*deploy.Lock, error) {
-	var l deploy.Lock
-	var since string
-	err := s.Scan(&l.App, &l.Env, &l.Owner, &l.Reason, &l.JobID, &since)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, deploy.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	l.Since, err = parseTime(since)
-	return &l, err
-}
+// The store sets created; an update never changes it.
+const updateJob = `UPDATE jobs SET app = ?, env = ?, action = ?, ref = ?, release = ?, from_release = ?, state = ?,
+	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = ?,
+	intent_seq = ?, steps = ?, output = ?, started = ?, ended = ? WHERE id = ?`
 
 // CreateJob implements deploy.Store.
 func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, events ...*audit.Event) error {
-	var id int64
-	err := db.write(ctx, func(w *writer) error {
-		c := *j
-		c.Created = w.now
-		args, err := jobArgs(&c)
+	return db.write(ctx, func(w *writer) error {
+		vals, err := jobValues(j)
 		if err != nil {
 			return err
 		}
-		res, err := w.tx.ExecContext(w.ctx, `INSERT INTO jobs (`+strings.SplitN(jobCols, ", ", 2)[1]+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
+		created := time.Now().UTC()
+		res, err := w.exec(insertJob, append(vals, formatTime(created), formatTime(j.Started), formatTime(j.Ended))...)
+		if err != nil {
+			return fmt.Errorf("inserting job: %w", err)
+		}
+		id, err := res.LastInsertId()
 		if err != nil {
 			return err
 		}
-		if id, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		c.ID = id
-		if c.State == deploy.Queued {
-			if err := w.lockFor(&c); err != nil {
+		if j.State == deploy.Queued {
+			if err := w.takeJobLock(id, j); err != nil {
 				return err
 			}
 		}
@@ -141,68 +110,53 @@ func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, 
 				return err
 			}
 		}
-		j.Created = c.Created
-		return w.append(id, events)
-	})
-	if err != nil {
-		return err
-	}
-	j.ID = id
-	if a != nil {
-		a.JobID = id
-	}
-	return nil
-}
-
-func (w *writer) insertApproval(a *deploy.Approval, jobID int64) error {
-	roles, err := jsonText(nonNilS(a.Roles))
-	if err != nil {
-		return err
-	}
-	_, err = w.tx.ExecContext(w.ctx, `INSERT INTO approvals (id, job_id, app, env, action, version, requested_by, roles, state,
-		decided_by, created, expires, decided) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		a.ID, jobID, a.App, a.Env, string(a.Action), a.Version, a.RequestedBy, roles, string(a.State), a.DecidedBy,
-		formatTime(a.Created), formatTime(a.Expires), formatTime(a.Decided))
-	return err
-}
-
-// updateJob is UpdateJob inside a transaction.
-func (w *writer) updateJob(j *deploy.Job, from []deploy.State) error {
-	var cur string
-	err := w.tx.QueryRowContext(w.ctx, `SELECT state FROM jobs WHERE id = ?`, j.ID).Scan(&cur)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("job %d: %w", j.ID, deploy.ErrNotFound)
-	}
-	if err != nil {
-		return err
-	}
-	allowed := false
-	for _, f := range from {
-		allowed = allowed || deploy.State(cur) == f
-	}
-	if !allowed {
-		return fmt.Errorf("job %d is %s: %w", j.ID, cur, deploy.ErrConflict)
-	}
-	if j.State == deploy.Queued {
-		if err := w.lockFor(j); err != nil {
+		if err := w.append(id, events); err != nil {
 			return err
 		}
+		w.after = append(w.after, func() {
+			j.ID, j.Created = id, created
+			if a != nil {
+				a.JobID = id
+			}
+		})
+		return nil
+	})
+}
+
+// updateJob stores j if the stored job is in one of the states from, and
+// moves the lock with it: entering Queued takes it, a terminal state other
+// than Interrupted gives it up.
+func (w *writer) updateJob(j *deploy.Job, from []deploy.State) error {
+	var cur, app, env string
+	err := w.scan(`SELECT state, app, env FROM jobs WHERE id = ?`, []any{j.ID}, &cur, &app, &env)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("job #%d: %w", j.ID, deploy.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(from, deploy.State(cur)) {
+		return fmt.Errorf("job #%d is %s: %w", j.ID, cur, deploy.ErrConflict)
+	}
+	if j.State == deploy.Queued && deploy.State(cur) != deploy.Queued {
+		if err := w.takeJobLock(j.ID, j); err != nil {
+			return err
+		}
+	}
+	vals, err := jobValues(j)
+	if err != nil {
+		return err
+	}
+	if _, err := w.exec(updateJob, append(vals, formatTime(j.Started), formatTime(j.Ended), j.ID)...); err != nil {
+		return fmt.Errorf("updating job #%d: %w", j.ID, err)
 	}
 	if j.State.Terminal() && j.State != deploy.Interrupted {
-		if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM locks WHERE app = ? AND env = ? AND job_id = ?`, j.App, j.Env, j.ID); err != nil {
+		// Only this job's own lock: a manual lock taken since stays.
+		if _, err := w.exec(`DELETE FROM locks WHERE app = ? AND env = ? AND job_id = ?`, app, env, j.ID); err != nil {
 			return err
 		}
 	}
-	args, err := jobArgs(j)
-	if err != nil {
-		return err
-	}
-	// card_ref (args[13]) is not a state: it is left as stored.
-	upd := append(append(args[:13:13], args[14:]...), j.ID)
-	_, err = w.tx.ExecContext(w.ctx, `UPDATE jobs SET app=?, env=?, action=?, ref=?, release=?, from_release=?, state=?, reason=?,
-		req_user=?, req_identity=?, req_chat=?, approval_id=?, approved_by=?,
-		intent_seq=?, steps=?, output=?, created=?, started=?, ended=? WHERE id = ?`, upd...)
-	return err
+	return nil
 }
 
 // UpdateJob implements deploy.Store.
@@ -215,16 +169,28 @@ func (db *DB) UpdateJob(ctx context.Context, j *deploy.Job, from []deploy.State,
 	})
 }
 
-// DecideApproval implements deploy.Store.
+// DecideApproval implements deploy.Store. The approval is single use: only a
+// pending one can be decided, so a second press finds ErrConflict.
 func (db *DB) DecideApproval(ctx context.Context, a *deploy.Approval, j *deploy.Job, events ...*audit.Event) error {
 	return db.write(ctx, func(w *writer) error {
-		res, err := w.tx.ExecContext(w.ctx, `UPDATE approvals SET state = ?, decided_by = ?, decided = ? WHERE id = ? AND state = ?`,
-			string(a.State), a.DecidedBy, formatTime(a.Decided), a.ID, string(deploy.ApprovalPending))
+		var state string
+		var jobID int64
+		err := w.scan(`SELECT state, job_id FROM approvals WHERE id = ?`, []any{a.ID}, &state, &jobID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("approval %s: %w", a.ID, deploy.ErrNotFound)
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("approval %s is no longer pending: %w", a.ID, deploy.ErrConflict)
+		if deploy.ApprovalState(state) != deploy.ApprovalPending {
+			return fmt.Errorf("approval %s is already %s: %w", a.ID, state, deploy.ErrConflict)
+		}
+		if jobID != j.ID {
+			return fmt.Errorf("approval %s belongs to job #%d, not #%d: %w", a.ID, jobID, j.ID, deploy.ErrConflict)
+		}
+		if _, err := w.exec(`UPDATE approvals SET state = ?, decided_by = ?, decided = ? WHERE id = ? AND state = ?`,
+			string(a.State), a.DecidedBy, formatTime(a.Decided), a.ID, string(deploy.ApprovalPending)); err != nil {
+			return err
 		}
 		if err := w.updateJob(j, []deploy.State{deploy.AwaitingApproval}); err != nil {
 			return err
@@ -242,27 +208,30 @@ func (db *DB) Job(ctx context.Context, id int64) (*deploy.Job, error) {
 	return j, err
 }
 
-// Jobs implements deploy.Store.
+// Jobs implements deploy.Store: newest first.
 func (db *DB) Jobs(ctx context.Context, f deploy.JobFilter) ([]*deploy.Job, error) {
-	q := `SELECT ` + jobCols + ` FROM jobs WHERE 1=1`
+	var where []string
 	var args []any
 	if f.App != "" {
-		q += ` AND app = ?`
-		args = append(args, f.App)
+		where, args = append(where, `app = ?`), append(args, f.App)
 	}
 	if f.Env != "" {
-		q += ` AND env = ?`
-		args = append(args, f.Env)
+		where, args = append(where, `env = ?`), append(args, f.Env)
 	}
 	if len(f.States) > 0 {
-		q += ` AND state IN (?` + strings.Repeat(",?", len(f.States)-1) + `)`
+		where = append(where, `state IN (?`+strings.Repeat(`, ?`, len(f.States)-1)+`)`)
 		for _, s := range f.States {
 			args = append(args, string(s))
 		}
 	}
+	q := `SELECT ` + jobCols + ` FROM jobs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
 	q += ` ORDER BY id DESC`
 	if f.Limit > 0 {
-		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
 	}
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -280,26 +249,44 @@ func (db *DB) Jobs(ctx context.Context, f deploy.JobFilter) ([]*deploy.Job, erro
 	return out, rows.Err()
 }
 
+// ---- approvals
+
 const approvalCols = `id, job_id, app, env, action, version, requested_by, roles, state, decided_by, created, expires, decided`
 
-func scanApproval(s scanner) (*deploy.Approval, error) {
+func scanApproval(s rowScanner) (*deploy.Approval, error) {
 	var a deploy.Approval
 	var action, roles, state, created, expires, decided string
-	if err := s.Scan(&a.ID, &a.JobID, &a.App, &a.Env, &action, &a.Version, &a.RequestedBy, &roles, &state, &a.DecidedBy,
-		&created, &expires, &decided); err != nil {
+	if err := s.Scan(&a.ID, &a.JobID, &a.App, &a.Env, &action, &a.Version, &a.RequestedBy, &roles, &state,
+		&a.DecidedBy, &created, &expires, &decided); err != nil {
 		return nil, err
 	}
 	a.Action, a.State = deploy.Action(action), deploy.ApprovalState(state)
 	if err := json.Unmarshal([]byte(roles), &a.Roles); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("approval %s: roles: %w", a.ID, err)
 	}
 	var err error
-	if a.Created, err = parseTime(created); err == nil {
-		if a.Expires, err = parseTime(expires); err == nil {
-			a.Decided, err = parseTime(decided)
+	for _, t := range []struct {
+		dst *time.Time
+		s   string
+	}{{&a.Created, created}, {&a.Expires, expires}, {&a.Decided, decided}} {
+		if *t.dst, err = parseTime(t.s); err != nil {
+			return nil, fmt.Errorf("approval %s: %w", a.ID, err)
 		}
 	}
-	return &a, err
+	return &a, nil
+}
+
+func (w *writer) insertApproval(a *deploy.Approval, jobID int64) error {
+	roles, err := jsonArray(a.Roles)
+	if err != nil {
+		return err
+	}
+	if _, err := w.exec(`INSERT INTO approvals (`+approvalCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		a.ID, jobID, a.App, a.Env, string(a.Action), a.Version, a.RequestedBy, roles, string(a.State), a.DecidedBy,
+		formatTime(a.Created), formatTime(a.Expires), formatTime(a.Decided)); err != nil {
+		return fmt.Errorf("inserting approval: %w", err)
+	}
+	return nil
 }
 
 // Approval implements deploy.Store.
@@ -311,9 +298,10 @@ func (db *DB) Approval(ctx context.Context, id string) (*deploy.Approval, error)
 	return a, err
 }
 
-// PendingApprovals implements deploy.Store.
+// PendingApprovals implements deploy.Store, oldest first.
 func (db *DB) PendingApprovals(ctx context.Context) ([]*deploy.Approval, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE state = ? ORDER BY job_id`, string(deploy.ApprovalPending))
+	rows, err := db.r.QueryContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE state = ? ORDER BY created, job_id`,
+		string(deploy.ApprovalPending))
 	if err != nil {
 		return nil, err
 	}
@@ -329,14 +317,71 @@ func (db *DB) PendingApprovals(ctx context.Context) ([]*deploy.Approval, error) 
 	return out, rows.Err()
 }
 
-// Lock implements deploy.Store.
-func (db *DB) Lock(ctx context.Context, app, env string) (*deploy.Lock, error) {
-	return scanLock(db.r.QueryRowContext(ctx, `SELECT app, env, owner, reason, job_id, since FROM locks WHERE app = ? AND env = ?`, app, env))
+// ---- locks
+
+const lockCols = `app, env, owner, reason, job_id, since`
+
+func scanLock(s rowScanner) (deploy.Lock, error) {
+	var l deploy.Lock
+	var since string
+	if err := s.Scan(&l.App, &l.Env, &l.Owner, &l.Reason, &l.JobID, &since); err != nil {
+		return l, err
+	}
+	var err error
+	l.Since, err = parseTime(since)
+	return l, err
 }
 
-// Locks implements deploy.Store.
+// lock returns the lock on (app, env) inside the write transaction.
+func (w *writer) lock(app, env string) (deploy.Lock, bool, error) {
+	s, err := w.stmt(`SELECT ` + lockCols + ` FROM locks WHERE app = ? AND env = ?`)
+	if err != nil {
+		return deploy.Lock{}, false, err
+	}
+	l, err := scanLock(s.QueryRowContext(context.Background(), app, env))
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, false, nil
+	}
+	return l, err == nil, err
+}
+
+func (w *writer) insertLock(l deploy.Lock) error {
+	_, err := w.exec(`INSERT INTO locks (`+lockCols+`) VALUES (?,?,?,?,?,?)`,
+		l.App, l.Env, l.Owner, l.Reason, l.JobID, formatTime(l.Since))
+	return err
+}
+
+// takeJobLock gives job id the lock of its (app, env): *deploy.LockedError
+// naming the holder if anyone else has it, nothing to do if it already has.
+func (w *writer) takeJobLock(id int64, j *deploy.Job) error {
+	held, ok, err := w.lock(j.App, j.Env)
+	switch {
+	case err != nil:
+		return err
+	case ok && held.JobID == id:
+		return nil
+	case ok:
+		return &deploy.LockedError{Lock: held}
+	}
+	return w.insertLock(deploy.Lock{App: j.App, Env: j.Env, Owner: j.RequestedBy.User,
+		Reason: string(j.Action) + " job", JobID: id, Since: time.Now()})
+}
+
+// Lock implements deploy.Store.
+func (db *DB) Lock(ctx context.Context, app, env string) (*deploy.Lock, error) {
+	l, err := scanLock(db.r.QueryRowContext(ctx, `SELECT `+lockCols+` FROM locks WHERE app = ? AND env = ?`, app, env))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("lock on %s/%s: %w", app, env, deploy.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// Locks implements deploy.Store, ordered by app and env.
 func (db *DB) Locks(ctx context.Context) ([]deploy.Lock, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT app, env, owner, reason, job_id, since FROM locks ORDER BY app, env`)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+lockCols+` FROM locks ORDER BY app, env`)
 	if err != nil {
 		return nil, err
 	}
@@ -347,61 +392,76 @@ func (db *DB) Locks(ctx context.Context) ([]deploy.Lock, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *l)
+		out = append(out, l)
 	}
 	return out, rows.Err()
 }
 
-// AcquireLock implements deploy.Store.
+// AcquireLock implements deploy.Store. A zero Since is set to now.
 func (db *DB) AcquireLock(ctx context.Context, l deploy.Lock, events ...*audit.Event) error {
+	if l.Since.IsZero() {
+		l.Since = time.Now()
+	}
 	return db.write(ctx, func(w *writer) error {
-		if held, err := w.lock(l.App, l.Env); err == nil {
-			return &deploy.LockedError{Lock: *held}
-		} else if !errors.Is(err, deploy.ErrNotFound) {
-			return err
-		}
-		if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO locks (app, env, owner, reason, job_id, since) VALUES (?,?,?,?,?,?)`,
-			l.App, l.Env, l.Owner, l.Reason, l.JobID, formatTime(l.Since)); err != nil {
-			return err
-		}
-		return w.append(0, events)
-	})
-}
-
-// ReleaseLock implements deploy.Store. check runs inside the write
-// transaction; it may read through the store's readers (WAL gives them the
-// last committed state).
-func (db *DB) ReleaseLock(ctx context.Context, app, env string, check func(deploy.Lock) error, events ...*audit.Event) error {
-	return db.write(ctx, func(w *writer) error {
-		held, err := w.lock(app, env)
+		held, ok, err := w.lock(l.App, l.Env)
 		if err != nil {
 			return err
 		}
-		if err := check(*held); err != nil {
-			return err
+		if ok {
+			return &deploy.LockedError{Lock: held}
 		}
-		if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM locks WHERE app = ? AND env = ?`, app, env); err != nil {
+		if err := w.insertLock(l); err != nil {
 			return err
 		}
 		return w.append(0, events)
 	})
 }
 
-// PutRelease implements deploy.Store.
+// ReleaseLock implements deploy.Store. check runs in the writer, inside the
+// transaction, so nothing changes the lock between check and delete. check
+// may read through the DB's read methods (they see the last committed state)
+// but must not call its write methods: the writer would wait for itself.
+func (db *DB) ReleaseLock(ctx context.Context, app, env string, check func(deploy.Lock) error, events ...*audit.Event) error {
+	return db.write(ctx, func(w *writer) error {
+		held, ok, err := w.lock(app, env)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("lock on %s/%s: %w", app, env, deploy.ErrNotFound)
+		}
+		if check != nil {
+			if err := check(held); err != nil {
+				return err
+			}
+		}
+		if _, err := w.exec(`DELETE FROM locks WHERE app = ? AND env = ?`, app, env); err != nil {
+			return err
+		}
+		return w.append(0, events)
+	})
+}
+
+// ---- releases
+
+// PutRelease implements deploy.Store: insert, or replace the record with the
+// same (app, env, id).
 func (db *DB) PutRelease(ctx context.Context, r deploy.Release) error {
 	return db.write(ctx, func(w *writer) error {
-		_, err := w.tx.ExecContext(w.ctx, `INSERT INTO releases (app, env, id, ref, job_id, by_user, created, state) VALUES (?,?,?,?,?,?,?,?)
-			ON CONFLICT (app, env, id) DO UPDATE SET ref = excluded.ref, job_id = excluded.job_id, by_user = excluded.by_user,
-			created = excluded.created, state = excluded.state`,
+		_, err := w.exec(`INSERT INTO releases (app, env, id, ref, job_id, by_user, created, state)
+			VALUES (?,?,?,?,?,?,?,?)
+			ON CONFLICT (app, env, id) DO UPDATE SET ref = excluded.ref, job_id = excluded.job_id,
+				by_user = excluded.by_user, created = excluded.created, state = excluded.state`,
 			r.App, r.Env, r.ID, r.Ref, r.JobID, r.By, formatTime(r.Created), string(r.State))
 		return err
 	})
 }
 
-// Releases implements deploy.Store.
+// Releases implements deploy.Store: newest first. Release ids start with
+// their UTC build time, so id order breaks ties of equal (or unset) created.
 func (db *DB) Releases(ctx context.Context, app, env string) ([]deploy.Release, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT app, env, id, ref, job_id, by_user, created, state FROM releases
-		WHERE app = ? AND env = ? ORDER BY id DESC`, app, env)
+		WHERE app = ? AND env = ? ORDER BY created DESC, id DESC`, app, env)
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +475,7 @@ func (db *DB) Releases(ctx context.Context, app, env string) ([]deploy.Release, 
 		}
 		r.State = deploy.ReleaseState(state)
 		if r.Created, err = parseTime(created); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("release %s: %w", r.ID, err)
 		}
 		out = append(out, r)
 	}

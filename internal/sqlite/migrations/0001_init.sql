@@ -1,4 +1,6 @@
--- shipbot schema v1. Times are RFC 3339 (nanoseconds, UTC) text; '' = unset.
+-- shipbot schema 1. Times are UTC RFC 3339 text with exactly nine fractional
+-- digits, so text order is time order; '' means unset.
+
 CREATE TABLE audit (
     seq        INTEGER PRIMARY KEY,
     time       TEXT    NOT NULL,
@@ -7,7 +9,7 @@ CREATE TABLE audit (
     identity   TEXT    NOT NULL,
     chat       TEXT    NOT NULL,
     command    TEXT    NOT NULL,
-    args       TEXT    NOT NULL, -- JSON array
+    args       TEXT    NOT NULL, -- JSON array of strings
     app        TEXT    NOT NULL,
     env        TEXT    NOT NULL,
     decision   TEXT    NOT NULL,
@@ -17,13 +19,15 @@ CREATE TABLE audit (
     prev_hash  TEXT    NOT NULL,
     hash       TEXT    NOT NULL
 );
--- Exactly one outcome per intent.
-CREATE UNIQUE INDEX audit_one_outcome ON audit(intent_seq) WHERE kind = 'outcome' AND intent_seq > 0;
-CREATE INDEX audit_app_env ON audit(app, env);
-CREATE INDEX audit_actor ON audit(actor);
+-- At most one outcome closes an intent. Outcomes that name no intent
+-- (intent_seq 0, e.g. a job recovered before its intent seq was stored) are
+-- left out so that several of them never block recovery.
+CREATE UNIQUE INDEX audit_one_outcome ON audit (intent_seq) WHERE kind = 'outcome' AND intent_seq > 0;
+CREATE INDEX audit_app_env ON audit (app, env, seq);
+CREATE INDEX audit_actor ON audit (actor, seq);
 
--- The chain's head, written in the same transaction as every append, so a
--- deleted last row is detected too.
+-- The head of the chain, rewritten in the transaction of every append: a
+-- removed last row (or a removed everything) no longer matches it.
 CREATE TABLE audit_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     seq  INTEGER NOT NULL,
@@ -31,10 +35,12 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '');
 
--- Append-only: the bot never changes or removes a row. Someone with the
--- database file can drop these, which is what the hash chain is for.
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+-- shipbot never changes or removes an audit row. Anyone holding the file can
+-- drop these triggers; the hash chain is what catches that.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
 
 CREATE TABLE jobs (
     id           INTEGER PRIMARY KEY,
@@ -53,38 +59,38 @@ CREATE TABLE jobs (
     approved_by  TEXT    NOT NULL,
     card_ref     TEXT    NOT NULL,
     intent_seq   INTEGER NOT NULL,
-    steps        TEXT    NOT NULL, -- JSON
+    steps        TEXT    NOT NULL, -- JSON array of deploy.Step
     output       TEXT    NOT NULL, -- JSON array of lines
     created      TEXT    NOT NULL,
     started      TEXT    NOT NULL,
     ended        TEXT    NOT NULL
 );
-CREATE INDEX jobs_state ON jobs(state);
-CREATE INDEX jobs_app_env ON jobs(app, env);
+CREATE INDEX jobs_state ON jobs (state);
+CREATE INDEX jobs_app_env ON jobs (app, env);
 
 CREATE TABLE approvals (
     id           TEXT    PRIMARY KEY,
-    job_id       INTEGER NOT NULL REFERENCES jobs(id),
+    job_id       INTEGER NOT NULL REFERENCES jobs (id),
     app          TEXT    NOT NULL,
     env          TEXT    NOT NULL,
     action       TEXT    NOT NULL,
     version      TEXT    NOT NULL,
     requested_by TEXT    NOT NULL,
-    roles        TEXT    NOT NULL, -- JSON array
+    roles        TEXT    NOT NULL, -- JSON array of role names
     state        TEXT    NOT NULL,
     decided_by   TEXT    NOT NULL,
     created      TEXT    NOT NULL,
     expires      TEXT    NOT NULL,
     decided      TEXT    NOT NULL
 );
-CREATE INDEX approvals_state ON approvals(state);
+CREATE INDEX approvals_state ON approvals (state);
 
 CREATE TABLE locks (
     app    TEXT    NOT NULL,
     env    TEXT    NOT NULL,
     owner  TEXT    NOT NULL,
     reason TEXT    NOT NULL,
-    job_id INTEGER NOT NULL,
+    job_id INTEGER NOT NULL, -- 0: a manual lock
     since  TEXT    NOT NULL,
     PRIMARY KEY (app, env)
 );
