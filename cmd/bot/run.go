@@ -182,7 +182,7 @@ func catalog(c *config.Config) commands.Catalog {
 	for app, a := range c.Apps {
 		cat[app] = map[string]commands.EnvInfo{}
 		for env, e := range a.Envs {
-			cat[app][env] = commands.EnvInfo{Driver: e.Driver, Approval: deploy.ApprovalPolicy{
+			cat[app][env] = commands.EnvInfo{Driver: e.Driver, DefaultRef: e.Fetch.Ref, Approval: deploy.ApprovalPolicy{
 				Required: e.Approval.Required, Roles: e.Approval.ApproverRoles, TTL: e.Approval.TTL.Duration}}
 		}
 	}

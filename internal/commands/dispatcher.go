@@ -20,6 +20,9 @@ import (
 type EnvInfo struct {
 	Driver   string
 	Approval deploy.ApprovalPolicy
+	// DefaultRef is deployed when /deploy names no ref; filling it in here
+	// binds approvals to it and shows it on the card and in /releases.
+	DefaultRef string
 }
 
 // Catalog is the configured apps: app -> env -> info.
@@ -278,8 +281,12 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	if c.cmd.Plan {
 		return d.plan(ctx, c)
 	}
+	ref := c.cmd.Ref
+	if ref == "" && action == deploy.ActionDeploy {
+		ref = env.DefaultRef
+	}
 	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
-		Ref: c.cmd.Ref, Release: c.cmd.Release, Approval: env.Approval, Args: c.cmd.Args})
+		Ref: ref, Release: c.cmd.Release, Approval: env.Approval, Args: c.cmd.Args})
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}

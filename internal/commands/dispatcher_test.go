@@ -91,7 +91,7 @@ func newEnv(t *testing.T) *env {
 		"viewer":    {"status:*"},
 	})
 	cat := commands.Catalog{"demo": {
-		"staging":    {Driver: "fake"},
+		"staging":    {Driver: "fake", DefaultRef: "main"},
 		"production": {Driver: "fake", Approval: deploy.ApprovalPolicy{Required: true, Roles: []string{"lead"}, TTL: time.Hour}},
 	}}
 	e.d = commands.New(commands.Options{Engine: e.engine, Policy: policy, Catalog: cat, Sender: e.sender, Audit: e.store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -303,5 +303,16 @@ func TestAuditListing(t *testing.T) {
 	}
 	if err := e.store.Verify(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDefaultRefIsRecorded(t *testing.T) {
+	e := newEnv(t)
+	e.say("alice", "/deploy demo staging")
+	waitJob(t, e.store, 1, deploy.Succeeded)
+	j, _ := e.store.Job(context.Background(), 1)
+	rs, _ := e.store.Releases(context.Background(), "demo", "staging")
+	if j.Ref != "main" || len(rs) != 1 || rs[0].Ref != "main" {
+		t.Fatalf("job ref %q, releases %+v: the default ref must be recorded", j.Ref, rs)
 	}
 }
