@@ -23,6 +23,7 @@ import (
 	"github.com/shipbot/shipbot/configs"
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/config"
+	sshdriver "github.com/shipbot/shipbot/internal/deploy/ssh"
 	"github.com/shipbot/shipbot/internal/sqlite"
 )
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdCheck(args, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args, stdout, stderr)
+	case "hosts":
+		return cmdHosts(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "shipbot", version)
 		return 0
@@ -64,6 +67,7 @@ const usage = `usage:
   bot check [--config FILE]         validate a config file and print a summary
   bot audit verify [--config FILE]  recompute the audit hash chain; exit 1 naming the first bad row
   bot audit export [--config FILE]  write the audit log as JSON lines to stdout
+  bot hosts scan HOST[:PORT]        print a host's SSH key line for known_hosts (trusts nothing)
   bot version`
 
 // loadConfig reads --config, or the embedded example when none is given.
@@ -153,4 +157,22 @@ func logger(c *config.Config, stderr io.Writer) (*slog.Logger, func(), error) {
 		return nil, nil, err
 	}
 	return slog.New(slog.NewTextHandler(f, nil)), func() { f.Close() }, nil
+}
+
+// cmdHosts prints the key line a host presents so an admin can compare its
+// fingerprint with one obtained out of band and add it to known_hosts.
+// Nothing is written and nothing is trusted.
+func cmdHosts(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || args[0] != "scan" {
+		fmt.Fprintln(stderr, "usage: bot hosts scan HOST[:PORT]")
+		return 2
+	}
+	line, fp, err := sshdriver.ScanHostKey(ctx, args[1])
+	if err != nil {
+		fmt.Fprintln(stderr, "scan:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "# %s presents %s\n# compare this fingerprint with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host);\n# if they match, append the next line to the known_hosts file named in the config.\n", args[1], fp)
+	fmt.Fprintln(stdout, line)
+	return 0
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/chat/shell"
 	"github.com/shipbot/shipbot/internal/commands"
@@ -18,6 +20,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/httpcheck"
 	"github.com/shipbot/shipbot/internal/deploy/local"
+	sshdriver "github.com/shipbot/shipbot/internal/deploy/ssh"
 	"github.com/shipbot/shipbot/internal/notify"
 	"github.com/shipbot/shipbot/internal/sqlite"
 )
@@ -149,6 +152,7 @@ func expireLoop(ctx context.Context, e *deploy.Engine, log *slog.Logger) {
 func buildDrivers(c *config.Config, log *slog.Logger) (map[string]deploy.Driver, error) {
 	out := map[string]deploy.Driver{}
 	health := httpcheck.New(&http.Client{Timeout: time.Minute})
+	keys := &sshKeys{signers: map[string]gossh.Signer{}, knownHosts: map[string]gossh.HostKeyCallback{}}
 	for app, a := range c.Apps {
 		for env, e := range a.Envs {
 			r := c.Recipe(app, env)
@@ -156,6 +160,12 @@ func buildDrivers(c *config.Config, log *slog.Logger) (map[string]deploy.Driver,
 			switch e.Driver {
 			case "local":
 				d = local.New(r, local.Options{Health: health})
+			case "ssh":
+				hosts, err := keys.hosts(e.SSH)
+				if err != nil {
+					return nil, fmt.Errorf("%s/%s: %w", app, env, err)
+				}
+				d = sshdriver.New(r, hosts, e.SSH.Parallel, health)
 			default:
 				return nil, fmt.Errorf("%s/%s: driver %q is not available in this build", app, env, e.Driver)
 			}
@@ -210,4 +220,41 @@ func isTerminal(r io.Reader) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// sshKeys loads each key file and known_hosts file once, at start-up, so a
+// missing or badly protected key stops the bot naming the file instead of
+// failing the first deploy.
+type sshKeys struct {
+	signers    map[string]gossh.Signer
+	knownHosts map[string]gossh.HostKeyCallback
+}
+
+func (k *sshKeys) hosts(c *config.SSH) ([]sshdriver.HostConfig, error) {
+	signer, ok := k.signers[c.KeyFile]
+	if !ok {
+		var err error
+		if signer, err = sshdriver.LoadSigner(c.KeyFile); err != nil {
+			return nil, fmt.Errorf("ssh.key_file: %w", err)
+		}
+		k.signers[c.KeyFile] = signer
+	}
+	cb, ok := k.knownHosts[c.KnownHosts]
+	if !ok {
+		var err error
+		if cb, err = sshdriver.HostKeyCallback(c.KnownHosts); err != nil {
+			return nil, fmt.Errorf("ssh.known_hosts: %w", err)
+		}
+		k.knownHosts[c.KnownHosts] = cb
+	}
+	out := make([]sshdriver.HostConfig, 0, len(c.Hosts))
+	for _, h := range c.Hosts {
+		addr, err := sshdriver.NormalizeAddr(h)
+		if err != nil {
+			return nil, fmt.Errorf("ssh.hosts: %w", err)
+		}
+		out = append(out, sshdriver.HostConfig{Name: h, Addr: addr, User: c.User, Signer: signer, HostKeys: cb,
+			ConnectTimeout: c.ConnectTimeout.Duration, Keepalive: c.Keepalive.Duration})
+	}
+	return out, nil
 }

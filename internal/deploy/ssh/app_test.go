@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy"
 )
 
 // The app the driver tests deploy is this test binary run again with
@@ -39,9 +42,14 @@ func TestMain(m *testing.M) {
 //	restart SHARED          stop the server whose pid is in SHARED/app.pid, start
 //	                        a new one in the working directory, wait until it answers
 //	check SHARED RELEASE    exit 0 if the server answers 200 "release=RELEASE"
+//	deploy SPEC             run a Deploy as described in the JSON file SPEC: a
+//	                        bot process that a test can kill -9
 //
 // SHARED/port holds the port the server listens on.
 func appMain(args []string) int {
+	if len(args) == 2 && args[0] == "deploy" {
+		return appDeploy(args[1])
+	}
 	if len(args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: serve|restart|check SHARED [RELEASE]")
 		return 2
@@ -214,3 +222,57 @@ func appRelease(shared string) (string, error) {
 	}
 	return strings.TrimPrefix(body, "release="), nil
 }
+
+// deploySpec is what a "deploy" process runs.
+type deploySpec struct {
+	Hosts             []HostConfigSpec
+	User              string
+	KeyFile           string
+	KnownHosts        string
+	Recipe            deploy.Recipe
+	Release, Previous string
+}
+
+// HostConfigSpec is the JSON-able part of a HostConfig.
+type HostConfigSpec struct{ Name, Addr, Base string }
+
+func appDeploy(specFile string) int {
+	b, err := os.ReadFile(specFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var spec deploySpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	signer, err := LoadSigner(spec.KeyFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	hk, err := HostKeyCallback(spec.KnownHosts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var hosts []HostConfig
+	for _, h := range spec.Hosts {
+		hosts = append(hosts, HostConfig{Name: h.Name, Addr: h.Addr, BasePath: h.Base, User: spec.User, Signer: signer, HostKeys: hk})
+	}
+	res, err := New(spec.Recipe, hosts, 0, nil).Deploy(context.Background(),
+		deploy.DeployRequest{App: spec.Recipe.App, Env: spec.Recipe.Env, Release: spec.Release, Previous: spec.Previous}, printProgress{})
+	fmt.Printf("result %+v, error %v\n", res, err)
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+type printProgress struct{}
+
+func (printProgress) Step(name string, state deploy.StepState, detail string) {
+	fmt.Println("step", name, state, detail)
+}
+func (printProgress) Output(line string) { fmt.Println(line) }

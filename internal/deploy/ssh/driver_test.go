@@ -1,16 +1,20 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +34,7 @@ type fixture struct {
 	rc    deploy.Recipe
 }
 
-func newFixture(t *testing.T, n int) *fixture {
+func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
 	c := sshtest.Start(t, n)
 	self, err := os.Executable()
@@ -123,21 +127,21 @@ func (f *fixture) requireLive(t *testing.T, id string) {
 	}
 }
 
-func mkdir(t *testing.T, p string) {
+func mkdir(t testing.TB, p string) {
 	t.Helper()
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func writeFile(t *testing.T, p, data string) {
+func writeFile(t testing.TB, p, data string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -167,7 +171,10 @@ func watchCurrent(bases []string) (stop func() (seen map[string]int, failures []
 		go func() {
 			defer wg.Done()
 			cur := filepath.Join(base, "current")
-			for !done.Load() {
+			// Sampling every millisecond leaves the CPU to the deploy.
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for ; !done.Load(); <-tick.C {
 				link, err := os.Readlink(cur)
 				if err == nil {
 					// The link must also resolve to a release with its files.
@@ -317,6 +324,10 @@ func TestChangedHostKeyRefusesTheDeployBeforeAnythingRuns(t *testing.T) {
 	if !errors.As(err, &hke) {
 		t.Fatalf("want a *HostKeyError, got %v", err)
 	}
+	// The engine records this kind of refusal as an audit denial.
+	if !errors.As(err, new(*deploy.DeniedError)) {
+		t.Errorf("host key refusal %v is not a *deploy.DeniedError", err)
+	}
 	presented, pinned := gossh.FingerprintSHA256(f.c.Hosts[1].HostKey), gossh.FingerprintSHA256(old)
 	if hke.Host != f.c.Hosts[1].Addr || hke.Presented != presented {
 		t.Errorf("error names %s presenting %s, want %s presenting %s", hke.Host, hke.Presented, f.c.Hosts[1].Addr, presented)
@@ -412,4 +423,106 @@ func TestPlanNamesHostsWithoutConnecting(t *testing.T) {
 	if strings.Join(plan.Hosts, ",") != "web1,192.0.2.2:22" || plan.From != "r1" || plan.To != "r2" {
 		t.Errorf("plan = %+v", plan)
 	}
+}
+
+// The bot's process dies (kill -9) in the middle of a build on every host:
+// its connections drop, sshd hangs up every step, and current stays on the
+// release that was live, valid the whole time.
+func TestKilledBotLeavesEveryCurrentValid(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3)
+	f.mustDeploy(t, "r1", "")
+
+	m := marker(300)
+	rc := f.rc
+	rc.Build = append(append([]deploy.Command(nil), f.rc.Build...), deploy.Command{"sleep", m})
+	spec := deploySpec{User: f.c.User, KeyFile: f.c.KeyFile, KnownHosts: f.c.KnownHosts, Recipe: rc, Release: "r2", Previous: "r1"}
+	for i, h := range f.hosts {
+		spec.Hosts = append(spec.Hosts, HostConfigSpec{Name: h.Name, Addr: h.Addr, Base: f.bases[i]})
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specFile := filepath.Join(t.TempDir(), "spec.json")
+	writeFile(t, specFile, string(b))
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	bot := exec.Command(self, appFlag, "deploy", specFile)
+	bot.Stdout, bot.Stderr = &out, &out
+	if err := bot.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = bot.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = bot.Process.Kill(); <-exited })
+
+	select {
+	case <-exited:
+		t.Fatalf("the deploy process ended early:\n%s", out.String())
+	default:
+	}
+	waitFor(t, 20*time.Second, "the build to run on all hosts", func() bool {
+		return len(processes(t, "^sleep "+m+"$")) == len(f.bases)
+	})
+	stop := watchCurrent(f.bases)
+	if err := bot.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	waitFor(t, 10*time.Second, "sshd to hang up the steps of the dead bot", func() bool { return len(processes(t, m)) == 0 })
+	seen, failures := stop()
+	if len(failures) > 0 || seen["releases/r1"] == 0 || len(seen) != 1 {
+		t.Errorf("current while the bot died: seen %v, failures %q", seen, failures)
+	}
+	f.requireLive(t, "r1")
+}
+
+// BenchmarkDeploy deploys a small release to 1, 5 and 20 hosts at once and
+// reports the wall time against the slowest host deploying alone
+// (x-slowest-host; the goal is at most 1.2). All hosts share this machine's
+// CPUs, so with many hosts the figure measures the machine as well.
+func BenchmarkDeploy(b *testing.B) {
+	for _, n := range []int{1, 5, 20} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			f := newFixture(b, n)
+			rc := f.rc
+			rc.Restart, rc.Health = nil, deploy.Health{}
+			ctx := context.Background()
+			run := func(hosts []HostConfig, id string) time.Duration {
+				start := time.Now()
+				res, err := New(rc, hosts, 0, nil).Deploy(ctx, deploy.DeployRequest{App: rc.App, Env: rc.Env, Release: id}, nil)
+				if err != nil || res.Release != id {
+					b.Fatalf("deploy %s: %+v, %v", id, res, err)
+				}
+				return time.Since(start)
+			}
+			var slowest time.Duration
+			for i := range f.hosts {
+				slowest = max(slowest, run(f.hosts[i:i+1], fmt.Sprintf("s%d", i)))
+			}
+			cpuBefore := selfCPU(b)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				run(f.hosts, fmt.Sprintf("p%d", i))
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(slowest), "x-slowest-host")
+			b.ReportMetric(float64(slowest.Milliseconds()), "slowest-host-ms")
+			// The bot's own share of the CPU, to tell it from the hosts'.
+			b.ReportMetric(float64((selfCPU(b)-cpuBefore).Milliseconds())/float64(b.N), "bot-cpu-ms/op")
+		})
+	}
+}
+
+// selfCPU is the CPU time this process used so far (not its children).
+func selfCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -9,6 +9,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/release"
 )
 
@@ -32,13 +33,15 @@ const (
 type HostConfig struct {
 	// Name is how the host appears in progress and errors; "" means Addr.
 	Name string
-	// Addr is host:port (see NormalizeAddr).
+	// Addr is host or host:port (port 22 when none; see NormalizeAddr).
 	Addr string
 	User string
 	// Signer is the deploy key (see LoadSigner). No agent, no forwarding.
 	Signer gossh.Signer
 	// HostKeys verifies the host key (see HostKeyCallback). Required: there
-	// is no fallback that trusts whatever the host presents.
+	// is no fallback that trusts whatever the host presents. Before each
+	// handshake it is also asked about a throwaway key, to learn from the
+	// *knownhosts.KeyError which key types are pinned for the host.
 	HostKeys gossh.HostKeyCallback
 	// ConnectTimeout bounds the TCP dial and the SSH handshake together
 	// (0: 10s).
@@ -96,6 +99,12 @@ func (o *Opener) Open(ctx context.Context) (release.Host, error) {
 	case cfg.HostKeys == nil:
 		return nil, fmt.Errorf("ssh host %s has no known_hosts to verify its key against", cfg.name())
 	}
+	addr, err := NormalizeAddr(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	// The host keeps the name it was configured with, as in Plan.
+	cfg.Name, cfg.Addr = cfg.name(), addr
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = defaultConnectTimeout
 	}
@@ -160,6 +169,10 @@ func (h *Host) dial(ctx context.Context) (*conn, error) {
 		HostKeyCallback: h.cfg.HostKeys,
 		Timeout:         h.cfg.ConnectTimeout,
 	}, h.cfg.ConnectTimeout)
+	var hke *HostKeyError
+	if errors.As(err, &hke) {
+		return nil, &deploy.DeniedError{Err: hke}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -61,19 +61,23 @@ func LoadSigner(path string) (gossh.Signer, error) {
 }
 
 // HostKeyError is a host whose key is not the one pinned in known_hosts:
-// unknown (Unknown, Expected empty) or changed (Expected lists the pinned
-// fingerprints). The connection was refused during key exchange, before
-// authentication, so nothing ran on the host.
+// unknown (Unknown, Expected empty), changed (Expected lists the pinned
+// fingerprints) or marked @revoked (Revoked). The connection was refused
+// during key exchange, before authentication, so nothing ran on the host.
+// Open returns it wrapped in a *deploy.DeniedError, which the engine records
+// as an audit denial.
 type HostKeyError struct {
 	Host      string   // host:port as dialled
 	KeyType   string   // type of the presented key, "ssh-ed25519"
 	Presented string   // SHA256 fingerprint of the presented key
 	Expected  []string // SHA256 fingerprints pinned for the host (mismatch only)
 	Unknown   bool
+	Revoked   bool
 	// KnownHosts is the file checked, for the hint in the message.
 	KnownHosts string
 
-	cause error
+	expectedKeys []string // "TYPE FINGERPRINT" for the message
+	cause        error
 }
 
 func (e *HostKeyError) Error() string {
@@ -81,14 +85,22 @@ func (e *HostKeyError) Error() string {
 	if file == "" {
 		file = "known_hosts"
 	}
+	if e.Revoked {
+		return fmt.Sprintf("host key of %s (%s %s) is marked @revoked in %s; refused before running anything",
+			e.Host, e.KeyType, e.Presented, file)
+	}
 	if e.Unknown {
 		return fmt.Sprintf("host key of %s is not in %s: the host presented %s %s; refused before running anything. "+
 			"If that is the host's key (check it on the host itself), add the line printed by `bot hosts scan %s` to %s",
 			e.Host, file, e.KeyType, e.Presented, e.Host, file)
 	}
+	expected := e.expectedKeys
+	if len(expected) == 0 {
+		expected = e.Expected
+	}
 	return fmt.Sprintf("HOST KEY OF %s HAS CHANGED: the host presented %s %s but %s expects %s; refused before running anything. "+
 		"Someone may be intercepting the connection, or the host was reinstalled: verify the new key on the host before replacing the pinned one",
-		e.Host, e.KeyType, e.Presented, file, strings.Join(e.Expected, " or "))
+		e.Host, e.KeyType, e.Presented, file, strings.Join(expected, " or "))
 }
 
 // Unwrap gives the knownhosts error behind e.
@@ -109,23 +121,20 @@ func HostKeyCallback(path string) (gossh.HostKeyCallback, error) {
 	return func(hostname string, remote net.Addr, key gossh.PublicKey) error {
 		err := check(hostname, remote, key)
 		var ke *knownhosts.KeyError
-		if !errors.As(err, &ke) {
-			var re *knownhosts.RevokedError
-			if errors.As(err, &re) {
-				return fmt.Errorf("host key of %s (%s) is marked @revoked in %s; refused", hostname, gossh.FingerprintSHA256(key), path)
-			}
+		var re *knownhosts.RevokedError
+		hke := &HostKeyError{Host: hostname, KeyType: key.Type(), Presented: gossh.FingerprintSHA256(key), KnownHosts: path, cause: err}
+		switch {
+		case errors.As(err, &re):
+			hke.Revoked = true
+			return hke
+		case !errors.As(err, &ke):
 			return err
 		}
-		hke := &HostKeyError{
-			Host:       hostname,
-			KeyType:    key.Type(),
-			Presented:  gossh.FingerprintSHA256(key),
-			Unknown:    len(ke.Want) == 0,
-			KnownHosts: path,
-			cause:      ke,
-		}
+		hke.Unknown = len(ke.Want) == 0
 		for _, w := range ke.Want {
-			hke.Expected = append(hke.Expected, w.Key.Type()+" "+gossh.FingerprintSHA256(w.Key))
+			fp := gossh.FingerprintSHA256(w.Key)
+			hke.Expected = append(hke.Expected, fp)
+			hke.expectedKeys = append(hke.expectedKeys, w.Key.Type()+" "+fp)
 		}
 		return hke
 	}, nil

@@ -152,13 +152,25 @@ func TestChangedHostKeyIsRefusedShowingBothFingerprints(t *testing.T) {
 	}
 	presented := gossh.FingerprintSHA256(c.Hosts[0].HostKey)
 	expected := gossh.FingerprintSHA256(old)
-	if hke.Unknown || hke.Presented != presented || len(hke.Expected) != 1 || !strings.HasSuffix(hke.Expected[0], expected) {
+	if hke.Unknown || hke.Presented != presented || len(hke.Expected) != 1 || hke.Expected[0] != expected {
 		t.Fatalf("error = %+v, want presented %s and expected %s", hke, presented, expected)
 	}
 	for _, want := range []string{presented, expected, "CHANGED"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("message %q lacks %q", err, want)
 		}
+	}
+}
+
+func TestRevokedHostKeyIsRefused(t *testing.T) {
+	t.Parallel()
+	c := sshtest.Start(t, 1)
+	err := openWithKnownHosts(t, c,
+		"@revoked "+sshtest.KnownHostsLine("*", c.Hosts[0].HostKey),
+		sshtest.KnownHostsLine(c.Hosts[0].Addr, c.Hosts[0].HostKey))
+	var hke *HostKeyError
+	if !errors.As(err, &hke) || !hke.Revoked || !strings.Contains(err.Error(), "@revoked") {
+		t.Fatalf("want a revoked *HostKeyError, got %v", err)
 	}
 }
 

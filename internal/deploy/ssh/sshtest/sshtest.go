@@ -214,6 +214,10 @@ func (c *Cluster) startHost(t testing.TB, i int) *Host {
 			"-o", "PasswordAuthentication=no",
 			"-o", "KbdInteractiveAuthentication=no",
 			"-o", "MaxStartups=100",
+			// bash runs ~/.bashrc for every sshd command unless SHLVL
+			// says it is nested. The tester's shell setup (pyenv, nvm...)
+			// is no part of the test and can cost 100+ ms per command.
+			"-o", "SetEnv=SHLVL=1",
 		}
 		args = append(args, penaltyOptions(t, keyFile)...)
 		h.cmd = exec.Command(SSHD, args...)
