@@ -4,7 +4,6 @@
 package local
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"time"
@@ -31,7 +30,9 @@ type Options struct {
 
 // Driver deploys one (app, env) on this machine.
 type Driver struct {
-	runner *release.Runner
+	// The runner does all the work; the driver only builds it with the
+	// right hosts.
+	*release.Runner
 }
 
 var _ deploy.Driver = (*Driver)(nil)
@@ -48,7 +49,7 @@ func New(r deploy.Recipe, opts Options) *Driver {
 	if !strings.HasPrefix(r.Logs.File, "{{") {
 		r.Logs.File = absolute(r.Logs.File)
 	}
-	return &Driver{runner: &release.Runner{
+	return &Driver{Runner: &release.Runner{
 		Recipe:   r,
 		Hosts:    []release.Opener{&Host{MaxLine: opts.MaxLine, Env: opts.Env}},
 		Parallel: opts.Parallel,
@@ -70,28 +71,4 @@ func absolute(p string) string {
 }
 
 // Recipe is the recipe the driver runs, with paths made absolute.
-func (d *Driver) Recipe() deploy.Recipe { return d.runner.Recipe }
-
-func (d *Driver) Plan(_ context.Context, req deploy.DeployRequest) (deploy.Plan, error) {
-	return d.runner.Plan(req), nil
-}
-
-func (d *Driver) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
-	return d.runner.Deploy(ctx, req, p)
-}
-
-func (d *Driver) Rollback(ctx context.Context, req deploy.RollbackRequest, p deploy.Progress) (deploy.Result, error) {
-	return d.runner.Rollback(ctx, req, p)
-}
-
-func (d *Driver) Releases(ctx context.Context) ([]deploy.ReleaseInfo, error) {
-	return d.runner.Releases(ctx)
-}
-
-func (d *Driver) Status(ctx context.Context) (deploy.Status, error) {
-	return d.runner.Status(ctx)
-}
-
-func (d *Driver) Logs(ctx context.Context, lines int) (deploy.Logs, error) {
-	return d.runner.Logs(ctx, lines)
-}
+func (d *Driver) Recipe() deploy.Recipe { return d.Runner.Recipe }

@@ -54,7 +54,7 @@ func TestDeploySwitchesAllHostsAndPrunes(t *testing.T) {
 		}
 	}
 	// every planned step was reported done
-	for _, s := range f.runner.Plan(deploy.DeployRequest{Release: "r3"}).Steps {
+	for _, s := range mustPlan(t, f.runner, deploy.DeployRequest{Release: "r3"}).Steps {
 		if ev, ok := rec.last(s); !ok || ev.state != deploy.StepDone {
 			t.Errorf("step %q last event = %+v, %v", s, ev, ok)
 		}
@@ -69,7 +69,7 @@ func TestDeploySwitchesAllHostsAndPrunes(t *testing.T) {
 
 func TestPlanListsStepsAndHostsWithoutRunning(t *testing.T) {
 	f := newFixture(t, 2)
-	p := f.runner.Plan(deploy.DeployRequest{Release: "r2", Previous: "r1"})
+	p := mustPlan(t, f.runner, deploy.DeployRequest{Release: "r2", Previous: "r1"})
 	want := []string{"prepare", "fetch", "link shared", "build", "switch", "restart", "health", "prune"}
 	if !slices.Equal(p.Steps, want) || !slices.Equal(p.Hosts, []string{"h1", "h2"}) || p.From != "r1" || p.To != "r2" {
 		t.Fatalf("plan = %+v", p)
@@ -711,4 +711,13 @@ func TestCancelAfterSwitchGoesBackToPrevious(t *testing.T) {
 			t.Errorf("%s not restarted on r1 after the cancel: %v", b, got)
 		}
 	}
+}
+
+func mustPlan(t *testing.T, r *release.Runner, req deploy.DeployRequest) deploy.Plan {
+	t.Helper()
+	p, err := r.Plan(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

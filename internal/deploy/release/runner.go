@@ -21,6 +21,8 @@ type HealthChecker interface {
 
 // Runner runs Recipe on Hosts. It holds no state between calls; the engine
 // guarantees one job at a time per (app, env).
+var _ deploy.Driver = (*Runner)(nil)
+
 type Runner struct {
 	Recipe deploy.Recipe
 	Hosts  []Opener
@@ -43,7 +45,13 @@ func (r *Runner) now() func() time.Time {
 
 // Plan lists the steps Deploy would report and the hosts it would touch.
 // It opens no host and runs nothing.
-func (r *Runner) Plan(req deploy.DeployRequest) deploy.Plan {
+// Plan says what Deploy would run; it opens no host. It never fails: the
+// error is there to satisfy deploy.Driver.
+func (r *Runner) Plan(_ context.Context, req deploy.DeployRequest) (deploy.Plan, error) {
+	return r.plan(req), nil
+}
+
+func (r *Runner) plan(req deploy.DeployRequest) deploy.Plan {
 	hosts := make([]string, len(r.Hosts))
 	for i, o := range r.Hosts {
 		hosts[i] = openerName(o, i)

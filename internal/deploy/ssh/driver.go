@@ -5,15 +5,15 @@
 package ssh
 
 import (
-	"context"
-
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/release"
 )
 
 // Driver deploys one (app, env) to its hosts.
 type Driver struct {
-	runner *release.Runner
+	// The runner does all the work; the driver only builds it with the
+	// right hosts.
+	*release.Runner
 }
 
 var _ deploy.Driver = (*Driver)(nil)
@@ -26,34 +26,10 @@ func New(r deploy.Recipe, hosts []HostConfig, parallel int, health release.Healt
 	for i, h := range hosts {
 		openers[i] = NewOpener(h)
 	}
-	return &Driver{runner: &release.Runner{
+	return &Driver{Runner: &release.Runner{
 		Recipe:   r,
 		Hosts:    openers,
 		Parallel: parallel,
 		Health:   health,
 	}}
-}
-
-func (d *Driver) Plan(_ context.Context, req deploy.DeployRequest) (deploy.Plan, error) {
-	return d.runner.Plan(req), nil
-}
-
-func (d *Driver) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
-	return d.runner.Deploy(ctx, req, p)
-}
-
-func (d *Driver) Rollback(ctx context.Context, req deploy.RollbackRequest, p deploy.Progress) (deploy.Result, error) {
-	return d.runner.Rollback(ctx, req, p)
-}
-
-func (d *Driver) Releases(ctx context.Context) ([]deploy.ReleaseInfo, error) {
-	return d.runner.Releases(ctx)
-}
-
-func (d *Driver) Status(ctx context.Context) (deploy.Status, error) {
-	return d.runner.Status(ctx)
-}
-
-func (d *Driver) Logs(ctx context.Context, lines int) (deploy.Logs, error) {
-	return d.runner.Logs(ctx, lines)
 }
