@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,8 +20,6 @@ const (
 	// A restart command may leave a daemon holding the output pipe; without
 	// a bound Run would wait for that daemon to exit.
 	outputGrace = time.Second
-	// exitTail is how many last lines an *ExitError carries.
-	exitTail = 5
 )
 
 // Host runs argv on this machine with os/exec: no shell is involved, each
@@ -81,7 +78,7 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 	if limit <= 0 {
 		limit = defaultMaxLine
 	}
-	lw := &lineWriter{max: limit, out: out}
+	lw := release.NewLineWriter(limit, out)
 
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
@@ -98,7 +95,7 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 	cmd.Stderr = lw
 
 	err := cmd.Run()
-	lw.close()
+	lw.Close()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -108,92 +105,10 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return &release.ExitError{Argv: append([]string(nil), argv...), Code: ee.ExitCode(), Output: lw.tail()}
+		return &release.ExitError{Argv: append([]string(nil), argv...), Code: ee.ExitCode(), Output: lw.Tail()}
 	}
 	if err != nil {
 		return fmt.Errorf("run %s: %w", argv[0], err)
 	}
 	return nil
-}
-
-// lineWriter splits output into lines for out, cutting long ones, and keeps
-// the last few for an *ExitError.
-type lineWriter struct {
-	max int
-	out func(string)
-
-	mu     sync.Mutex
-	cur    []byte
-	cut    bool
-	last   []string
-	closed bool
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return len(p), nil
-	}
-	n := len(p)
-	for len(p) > 0 {
-		i := indexNewline(p)
-		chunk := p
-		if i >= 0 {
-			chunk = p[:i]
-		}
-		if room := w.max - len(w.cur); len(chunk) > room {
-			w.cur = append(w.cur, chunk[:max(room, 0)]...)
-			w.cut = true
-		} else {
-			w.cur = append(w.cur, chunk...)
-		}
-		if i < 0 {
-			break
-		}
-		w.emit()
-		p = p[i+1:]
-	}
-	return n, nil
-}
-
-func indexNewline(p []byte) int {
-	for i, c := range p {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
-func (w *lineWriter) emit() {
-	line := strings.TrimSuffix(string(w.cur), "\r")
-	if w.cut {
-		line += " …"
-	}
-	w.cur, w.cut = w.cur[:0], false
-	w.last = append(w.last, line)
-	if len(w.last) > exitTail {
-		w.last = w.last[1:]
-	}
-	if w.out != nil {
-		w.out(line)
-	}
-}
-
-// close flushes a last line without newline; later writes are dropped so out
-// is never called after Run returned.
-func (w *lineWriter) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.cur) > 0 || w.cut {
-		w.emit()
-	}
-	w.closed = true
-}
-
-func (w *lineWriter) tail() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Join(w.last, "\n")
 }

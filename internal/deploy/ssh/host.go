@@ -347,8 +347,8 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 		return ctx.Err()
 	}
 
-	w := newLineWriter(h.cfg.MaxLine, out)
-	defer w.close()
+	w := release.NewLineWriter(h.cfg.MaxLine, out)
+	defer w.Close()
 	s.Stdout = w
 	s.Stderr = w // empty with a PTY, which merges both streams
 	if err := s.RequestPty("dumb", 50, 200, ptyModes); err != nil {
@@ -364,7 +364,7 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 		return c.explain(h.Name(), fmt.Errorf("start %s: %w", argv[0], err))
 	}
 	err = s.Wait()
-	w.close()
+	w.Close()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -374,7 +374,7 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 		return nil
 	case errors.As(err, &ee):
 		// A step killed by a signal has 128+signal here, as in a shell.
-		return &release.ExitError{Argv: append([]string(nil), argv...), Code: ee.ExitStatus(), Output: w.tail()}
+		return &release.ExitError{Argv: append([]string(nil), argv...), Code: ee.ExitStatus(), Output: w.Tail()}
 	}
 	return c.explain(h.Name(), fmt.Errorf("%s: %w", argv[0], err))
 }

@@ -1,4 +1,4 @@
-package ssh
+package release
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// exitTail is how many last lines an *release.ExitError carries.
+// exitTail is how many last lines an *ExitError carries.
 const exitTail = 5
 
 // ansiEscape matches terminal control sequences (CSI ... final byte, and
@@ -16,12 +16,14 @@ const exitTail = 5
 // would show up as garbage in a chat message.
 var ansiEscape = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)`)
 
-// lineWriter turns a PTY's byte stream into lines for out: it splits on
-// '\n', drops the '\r' the PTY adds before it, keeps only what follows the
-// last inner '\r' (a progress bar redrawing its line ends as its final
-// state, as on a terminal), strips escape sequences and cuts lines longer
-// than max bytes. It keeps the last lines for an *release.ExitError.
-type lineWriter struct {
+// LineWriter turns a command's output stream into lines for out, for Host
+// implementations: it splits on '\n', drops a '\r' before it (PTYs add one),
+// keeps only what follows the last inner '\r' (a progress bar redrawing its
+// line ends as its final state, as on a terminal), strips terminal escape
+// sequences and cuts lines longer than max bytes at a rune boundary. It
+// keeps the last lines for an *ExitError. Safe for concurrent writers
+// (stdout and stderr may share it).
+type LineWriter struct {
 	max int
 	out func(string)
 
@@ -32,11 +34,12 @@ type lineWriter struct {
 	closed bool
 }
 
-func newLineWriter(max int, out func(string)) *lineWriter {
-	return &lineWriter{max: max, out: out}
+// NewLineWriter returns a LineWriter cutting lines at max bytes (max > 0).
+func NewLineWriter(max int, out func(string)) *LineWriter {
+	return &LineWriter{max: max, out: out}
 }
 
-func (w *lineWriter) Write(p []byte) (int, error) {
+func (w *LineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -66,7 +69,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *lineWriter) emit() {
+func (w *LineWriter) emit() {
 	line := strings.TrimRight(string(w.cur), "\r")
 	if i := strings.LastIndexByte(line, '\r'); i >= 0 {
 		line = line[i+1:]
@@ -93,9 +96,9 @@ func (w *lineWriter) emit() {
 	}
 }
 
-// close flushes a last line without newline; later writes are dropped so
-// out is never called after Run returned.
-func (w *lineWriter) close() {
+// Close flushes a last line without newline; later writes are dropped so
+// out is never called after the command's Run returned.
+func (w *LineWriter) Close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -107,7 +110,8 @@ func (w *lineWriter) close() {
 	w.closed = true
 }
 
-func (w *lineWriter) tail() string {
+// Tail is the last few lines, for an *ExitError.
+func (w *LineWriter) Tail() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return strings.Join(w.last, "\n")
