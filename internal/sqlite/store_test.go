@@ -28,7 +28,8 @@ func TestOpenCreatesPrivateWALDatabase(t *testing.T) {
 	if err := raw.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("journal mode %q %v", mode, err)
 	}
-	if err := raw.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != 1 {
+	files, _ := os.ReadDir("migrations")
+	if err := raw.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != len(files) || version < 2 {
 		t.Fatalf("user_version %d %v", version, err)
 	}
 	if err := db.Ping(ctx); err != nil {
