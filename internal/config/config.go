@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
 )
 
@@ -19,6 +20,7 @@ import (
 type Config struct {
 	Bot   Bot
 	Chat  Chat
+	HTTP  HTTP
 	Users map[string]User
 	Roles map[string]Role
 	Apps  map[string]App
@@ -37,9 +39,35 @@ type Bot struct {
 	OutputLines     int // output lines kept per job
 }
 
-// Chat holds the chat platforms. Telegram and Slack come later.
+// Chat holds the chat platforms. Slack comes later.
 type Chat struct {
-	Shell *Shell // nil when the config has no chat.shell block
+	Shell    *Shell    // nil when the config has no chat.shell block
+	Telegram *Telegram // nil when the config has no chat.telegram block
+}
+
+// Telegram is the Telegram Bot API adapter.
+type Telegram struct {
+	Enabled bool
+	// Token is the bot token from @BotFather; write ${TELEGRAM_TOKEN}.
+	Token audit.Secret
+	// APIURL is the Bot API server (a local telegram-bot-api server, or a
+	// test fake). Default https://api.telegram.org.
+	APIURL string
+	// Mode is "polling" (default: no public URL needed) or "webhook".
+	Mode string
+	// WebhookURL is the public https URL Telegram posts updates to; its
+	// path is served on http.listen. Webhook mode only.
+	WebhookURL string
+	// WebhookSecret is sent back by Telegram in
+	// X-Telegram-Bot-Api-Secret-Token; required in webhook mode.
+	WebhookSecret audit.Secret
+	// Chats are the chat ids allowed to use the bot (groups are negative).
+	Chats []int64
+}
+
+// HTTP is the one listener for everything HTTP (webhooks, health).
+type HTTP struct {
+	Listen string // host:port; "" = no HTTP server
 }
 
 // Shell is the local terminal chat, for demos and single-box installs.

@@ -1,6 +1,13 @@
 package config
 
-import "gopkg.in/yaml.v3"
+import (
+	"fmt"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shipbot/shipbot/internal/audit"
+)
 
 // This file is the YAML schema: one fields map per block, keys in
 // snake_case. A key missing here is an "unknown key" error.
@@ -10,6 +17,11 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 	d.object(n, "", fields{
 		"bot":  func(v *yaml.Node, k string) { d.bot(v, k, &c.Bot) },
 		"chat": func(v *yaml.Node, k string) { d.chat(v, k, &c.Chat) },
+		"http": func(v *yaml.Node, k string) {
+			d.object(v, k, fields{
+				"listen": func(v *yaml.Node, k string) { d.str(v, k, &c.HTTP.Listen) },
+			})
+		},
 		"users": func(v *yaml.Node, k string) {
 			d.named(v, k, func(name string, v *yaml.Node, k string) {
 				var u User
@@ -59,6 +71,35 @@ func (d *decoder) chat(n *yaml.Node, path string, c *Chat) {
 				"user":    func(v *yaml.Node, k string) { d.str(v, k, &s.User) },
 			})
 			c.Shell = s
+		},
+		"telegram": func(v *yaml.Node, k string) {
+			if isNull(d.resolve(v)) {
+				return
+			}
+			t := &Telegram{APIURL: "https://api.telegram.org", Mode: "polling"}
+			var token, secret string
+			var chats []string
+			d.object(v, k, fields{
+				"enabled":        func(v *yaml.Node, k string) { d.bool(v, k, &t.Enabled) },
+				"token":          func(v *yaml.Node, k string) { d.str(v, k, &token) },
+				"api_url":        func(v *yaml.Node, k string) { d.str(v, k, &t.APIURL) },
+				"mode":           func(v *yaml.Node, k string) { d.str(v, k, &t.Mode) },
+				"webhook_url":    func(v *yaml.Node, k string) { d.str(v, k, &t.WebhookURL) },
+				"webhook_secret": func(v *yaml.Node, k string) { d.str(v, k, &secret) },
+				"chats": func(v *yaml.Node, k string) {
+					d.strs(v, k, &chats)
+					for i, c := range chats {
+						id, err := strconv.ParseInt(c, 10, 64)
+						if err != nil {
+							d.fail(v.Line, fmt.Sprintf("%s[%d]", k, i), "%q is not a Telegram chat id (a number; groups are negative)", c)
+							continue
+						}
+						t.Chats = append(t.Chats, id)
+					}
+				},
+			})
+			t.Token, t.WebhookSecret = audit.NewSecret(token), audit.NewSecret(secret)
+			c.Telegram = t
 		},
 	})
 }

@@ -25,6 +25,16 @@ func (c *Config) Summary() string {
 	default:
 		p("chat: shell enabled, acting as %s", s.User)
 	}
+	if t := c.Chat.Telegram; t != nil && t.Enabled {
+		how := t.Mode
+		if t.Mode == "webhook" {
+			how += " at " + redactURL(t.WebhookURL)
+		}
+		p("chat: telegram enabled (%s, api %s), %d allowed chats", how, redactURL(t.APIURL), len(t.Chats))
+	}
+	if c.HTTP.Listen != "" {
+		p("http: listening on %s", c.HTTP.Listen)
+	}
 
 	p("users (%d):", len(c.Users))
 	for _, name := range sortedKeys(c.Users) {

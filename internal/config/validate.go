@@ -175,7 +175,44 @@ func checkPermission(c *Config, p string) error {
 	return fmt.Errorf("permission %q names env %q, which no app has", p, scope)
 }
 
+func (d *decoder) validateTelegram(c *Config) {
+	t := c.Chat.Telegram
+	if t == nil || !t.Enabled {
+		return
+	}
+	const k = "chat.telegram"
+	if t.Token.IsZero() {
+		d.fail(d.lineOf(k), k+".token", "is required when Telegram is enabled (write ${TELEGRAM_TOKEN} and set it in the environment)")
+	}
+	if u, err := url.Parse(t.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		d.fail(d.lineOf(k+".api_url"), k+".api_url", "must be an http(s) URL")
+	}
+	if len(t.Chats) == 0 {
+		d.fail(d.lineOf(k), k+".chats", "list the chat ids allowed to use the bot (nobody else can)")
+	}
+	switch t.Mode {
+	case "polling":
+	case "webhook":
+		if t.WebhookSecret.IsZero() {
+			d.fail(d.lineOf(k), k+".webhook_secret", "is required in webhook mode (write ${TELEGRAM_WEBHOOK_SECRET})")
+		} else if !webhookSecretPattern.MatchString(t.WebhookSecret.Reveal()) {
+			d.fail(d.lineOf(k+".webhook_secret"), k+".webhook_secret", "must be 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule)")
+		}
+		if u, err := url.Parse(t.WebhookURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			d.fail(d.lineOf(k), k+".webhook_url", "must be the public https URL Telegram posts to")
+		}
+		if c.HTTP.Listen == "" {
+			d.fail(d.lineOf(k+".mode"), "http.listen", "is required for Telegram webhook mode")
+		}
+	default:
+		d.fail(d.lineOf(k+".mode"), k+".mode", "must be polling or webhook, not %q", t.Mode)
+	}
+}
+
+var webhookSecretPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
+
 func (d *decoder) validateChat(c *Config) {
+	d.validateTelegram(c)
 	s := c.Chat.Shell
 	if s == nil {
 		return
