@@ -238,11 +238,16 @@ func (d *Dispatcher) say(ctx context.Context, c *call, m notify.Message, refused
 // chat with the details in the log under the same ref.
 func (d *Dispatcher) fail(ctx context.Context, c *call, err error) Reply {
 	var locked *deploy.LockedError
+	var denied *deploy.DeniedError
 	var refusal *deploy.Refusal
 	var pe *ParseError
 	switch {
 	case errors.As(err, &locked):
 		return d.deny(ctx, c, "locked", err.Error())
+	case errors.As(err, &denied):
+		// A driver's security refusal (unknown or changed host key): the
+		// person must see it, fingerprints and all, and it is audited.
+		return d.deny(ctx, c, "driver refused", denied.Error())
 	case errors.As(err, &refusal), errors.As(err, &pe):
 		return d.deny(ctx, c, "refused", err.Error())
 	case errors.Is(err, deploy.ErrSelfApprove):
