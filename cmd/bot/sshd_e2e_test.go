@@ -14,10 +14,10 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy/ssh/sshtest"
 )
 
-// sshBuild is the app's build step on the host: it writes VERSION, appends
+// binarySSHBuild is the app's build step on the host: it writes VERSION, appends
 // to the shared log, and with ref "slow" runs a long step whose process can
 // be found by its unusual argument.
-const sshBuild = `set -eu
+const binarySSHBuild = `set -eu
 echo "$1" > VERSION
 i=0
 while [ $i -lt 5 ]; do echo "log line $i of $1" >> "$3/app.log"; i=$((i+1)); done
@@ -25,14 +25,14 @@ if [ "$2" = slow ]; then echo "slow build"; sleep 3179; fi
 echo built
 `
 
-// sshEnv is a shipbot config whose one env deploys over SSH to a real sshd.
-type sshEnv struct {
+// binarySSHEnv is a shipbot config whose one env deploys over SSH to a real sshd.
+type binarySSHEnv struct {
 	*testEnv
 	cluster *sshtest.Cluster
 	remote  string // the app's path on the host
 }
 
-func newSSHEnv(t *testing.T, knownHosts, keyFile string) *sshEnv {
+func newBinarySSHEnv(t *testing.T, knownHosts, keyFile string) *binarySSHEnv {
 	t.Helper()
 	c := sshtest.Start(t, 1)
 	dir := t.TempDir()
@@ -40,7 +40,7 @@ func newSSHEnv(t *testing.T, knownHosts, keyFile string) *sshEnv {
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(src, "build.sh"), []byte(sshBuild), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "build.sh"), []byte(binarySSHBuild), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if knownHosts == "" {
@@ -86,10 +86,10 @@ apps:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &sshEnv{testEnv: &testEnv{t: t, dir: dir, config: path}, cluster: c, remote: remote}
+	return &binarySSHEnv{testEnv: &testEnv{t: t, dir: dir, config: path}, cluster: c, remote: remote}
 }
 
-func (e *sshEnv) current() string {
+func (e *binarySSHEnv) current() string {
 	e.t.Helper()
 	target, err := os.Readlink(filepath.Join(e.remote, "current"))
 	if err != nil {
@@ -103,7 +103,7 @@ func (e *sshEnv) current() string {
 
 func TestBinarySSHDeployLogsAndChangedHostKey(t *testing.T) {
 	t.Parallel()
-	e := newSSHEnv(t, "", "")
+	e := newBinarySSHEnv(t, "", "")
 	p := e.startBot(nil)
 	p.send("/deploy web prod")
 	p.waitFor(cardState(1, "succeeded"))
@@ -156,7 +156,7 @@ func TestBinarySSHDeployLogsAndChangedHostKey(t *testing.T) {
 
 func TestBinarySSHKilledMidStepLeavesHostClean(t *testing.T) {
 	t.Parallel()
-	e := newSSHEnv(t, "", "")
+	e := newBinarySSHEnv(t, "", "")
 	p, _ := e.runScript("/deploy web prod\n")
 	p.mustContain(cardState(1, "succeeded"))
 	first := e.current()
@@ -214,7 +214,7 @@ func TestBinaryHostsScanAndKeyPermissions(t *testing.T) {
 	if err := os.WriteFile(loose, pem, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	se := newSSHEnv(t, "", loose)
+	se := newBinarySSHEnv(t, "", loose)
 	p, state := se.runScript("/help\n")
 	if state.ExitCode() == 0 || !strings.Contains(p.errOut.String(), "ssh.key_file") {
 		t.Fatalf("a group/world-readable key was accepted: exit %d, %s", state.ExitCode(), p.errOut)
