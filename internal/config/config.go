@@ -110,11 +110,12 @@ type Env struct {
 	SSH          *SSH // required for the ssh driver, forbidden for local
 }
 
-// Fetch says where a release's files come from: exactly one of Git or Copy.
+// Fetch says where a release's files come from: exactly one of Git, Copy or Artifact.
 type Fetch struct {
-	Git  string
-	Ref  string // default ref when a deploy names none
-	Copy string
+	Git      string
+	Ref      string // default ref when a deploy names none
+	Copy     string
+	Artifact string // absolute .tar.gz path on the bot's machine; may use {{ref}}
 }
 
 // Health says how to tell a release is good after restart.
@@ -249,6 +250,7 @@ func (c *Config) Recipe(app, env string) deploy.Recipe {
 			GitRepo:    e.Fetch.Git,
 			DefaultRef: e.Fetch.Ref,
 			CopyFrom:   e.Fetch.Copy,
+			Artifact:   e.Fetch.Artifact,
 		},
 		Shared:      cloneStrings(e.Shared),
 		Build:       commands(e.Build),

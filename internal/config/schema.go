@@ -127,7 +127,8 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 			d.object(v, k, fields{
 				"git":  func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Git) },
 				"ref":  func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Ref) },
-				"copy": func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Copy) },
+				"copy":     func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Copy) },
+				"artifact": func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Artifact) },
 			})
 		},
 		"shared":       func(v *yaml.Node, k string) { d.strs(v, k, &e.Shared) },

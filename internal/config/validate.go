@@ -303,10 +303,14 @@ func (d *decoder) plainPath(key, s string) {
 func (d *decoder) validateFetch(key string, f Fetch) {
 	switch {
 	case d.brokenUnder(key):
-	case f.Git == "" && f.Copy == "":
-		d.fail(d.lineOf(key), key, "needs git (a repository URL) or copy (a directory)")
-	case f.Git != "" && f.Copy != "":
-		d.fail(d.lineOf(key+".copy"), key, "takes git or copy, not both")
+	case f.Git == "" && f.Copy == "" && f.Artifact == "":
+		d.fail(d.lineOf(key), key, "needs git (a repository URL), copy (a directory) or artifact (a .tar.gz on the bot's machine)")
+	case countSet(f.Git, f.Copy, f.Artifact) > 1:
+		d.fail(d.lineOf(key), key, "takes one of git, copy or artifact")
+	case f.Artifact != "" && !strings.HasPrefix(f.Artifact, "/"):
+		d.fail(d.lineOf(key+".artifact"), key+".artifact", "must be an absolute path on the bot's machine")
+	case f.Artifact != "" && strings.Contains(strings.ReplaceAll(f.Artifact, "{{ref}}", ""), "{{"):
+		d.fail(d.lineOf(key+".artifact"), key+".artifact", "may use only {{ref}}")
 	case strings.HasPrefix(f.Git, "-"):
 		// git would read it as an option.
 		d.fail(d.lineOf(key+".git"), key+".git", "must not start with '-'")
@@ -318,6 +322,16 @@ func (d *decoder) validateFetch(key string, f Fetch) {
 			d.fail(d.lineOf(key+".ref"), key+".ref", "%v", err)
 		}
 	}
+}
+
+func countSet(vals ...string) int {
+	n := 0
+	for _, v := range vals {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func checkShared(s string) error {

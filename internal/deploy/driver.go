@@ -112,11 +112,15 @@ type Recipe struct {
 // Command is one argv template.
 type Command []string
 
-// Fetch says where a release's files come from: one of GitRepo or CopyFrom.
+// Fetch says where a release's files come from: one of GitRepo, CopyFrom or Artifact.
 type Fetch struct {
 	GitRepo    string // cloned at the ref into the release dir
 	DefaultRef string // used when a deploy names no ref
 	CopyFrom   string // a directory on the target copied into the release dir
+	// Artifact is a .tar.gz on the bot's machine (built by CI or by the
+	// bot), uploaded to every host and unpacked into the release dir. It
+	// may contain {{ref}}.
+	Artifact string
 }
 
 // Health is how to tell a release is good after restart.

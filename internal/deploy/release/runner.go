@@ -63,7 +63,7 @@ func (r *Runner) plan(req deploy.DeployRequest) deploy.Plan {
 func (r *Runner) deploySteps() []string {
 	rc := r.Recipe
 	steps := []string{StepPrepare}
-	if rc.Fetch.GitRepo != "" || rc.Fetch.CopyFrom != "" {
+	if rc.Fetch.GitRepo != "" || rc.Fetch.CopyFrom != "" || rc.Fetch.Artifact != "" {
 		steps = append(steps, StepFetch)
 	}
 	if len(rc.Shared) > 0 {
@@ -143,6 +143,9 @@ type job struct {
 	targets []*target
 	release string
 	ref     string
+	// artifact is the expanded artifact path on the bot's machine; "" when
+	// the recipe fetches by git or copy.
+	artifact string
 }
 
 func (j *job) output(t *target) func(string) {
@@ -182,6 +185,12 @@ func (r *Runner) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.
 	if err != nil {
 		return deploy.Result{}, err
 	}
+	var artifact string
+	if r.Recipe.Fetch.Artifact != "" {
+		if artifact, err = artifactPath(r.Recipe.Fetch.Artifact, ref); err != nil {
+			return deploy.Result{}, err
+		}
+	}
 	targets, err := r.open(ctx, r.Hosts)
 	if err != nil {
 		p.Step(StepPrepare, deploy.StepFailed, err.Error())
@@ -191,7 +200,12 @@ func (r *Runner) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.
 		return deploy.Result{}, err
 	}
 	defer closeAll(targets)
-	j := &job{r: r, ctx: ctx, p: p, steps: newTracker(p, r.now()), targets: targets, release: req.Release, ref: ref}
+	if artifact != "" {
+		if err := checkUploaders(targets); err != nil {
+			return deploy.Result{}, err
+		}
+	}
+	j := &job{r: r, ctx: ctx, p: p, steps: newTracker(p, r.now()), targets: targets, release: req.Release, ref: ref, artifact: artifact}
 	return j.deploy(req)
 }
 
@@ -270,7 +284,7 @@ func (j *job) prepareAll() error {
 		if err := j.step(ctx, t, StepPrepare, n, func(ctx context.Context) error { return j.prepare(ctx, t) }); err != nil {
 			return err
 		}
-		if rc.Fetch.GitRepo != "" || rc.Fetch.CopyFrom != "" {
+		if rc.Fetch.GitRepo != "" || rc.Fetch.CopyFrom != "" || rc.Fetch.Artifact != "" {
 			if err := j.step(ctx, t, StepFetch, n, func(ctx context.Context) error { return j.fetch(ctx, t) }); err != nil {
 				return err
 			}
@@ -323,6 +337,9 @@ func (j *job) prepare(ctx context.Context, t *target) error {
 func (j *job) fetch(ctx context.Context, t *target) error {
 	dir := t.releaseDir(j.release)
 	f := j.r.Recipe.Fetch
+	if j.artifact != "" {
+		return j.fetchArtifact(ctx, t, dir)
+	}
 	if f.GitRepo == "" {
 		return t.host.Run(ctx, "", []string{"cp", "-a", "--", strings.TrimRight(f.CopyFrom, "/") + "/.", dir}, j.output(t))
 	}
