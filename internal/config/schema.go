@@ -125,8 +125,8 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 		"keep_releases": func(v *yaml.Node, k string) { d.int(v, k, &e.KeepReleases) },
 		"fetch": func(v *yaml.Node, k string) {
 			d.object(v, k, fields{
-				"git":  func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Git) },
-				"ref":  func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Ref) },
+				"git":      func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Git) },
+				"ref":      func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Ref) },
 				"copy":     func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Copy) },
 				"artifact": func(v *yaml.Node, k string) { d.str(v, k, &e.Fetch.Artifact) },
 			})

@@ -69,6 +69,26 @@ func (r *recorder) Output(line string) {
 }
 
 // last returns the last event of step name.
+// has reports whether step name was ever reported in state with a detail
+// containing every one of parts.
+func (r *recorder) has(name string, state deploy.StepState, parts ...string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.steps {
+		if e.name != name || e.state != state {
+			continue
+		}
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(e.detail, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *recorder) last(name string) (stepEvent, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

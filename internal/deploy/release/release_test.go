@@ -102,9 +102,10 @@ func TestBuildFailureOnOneHostSwitchesNoneAndRemovesRelease(t *testing.T) {
 			t.Errorf("%s: live release r1 removed", b)
 		}
 	}
-	ev, _ := rec.last("build")
-	if ev.state != deploy.StepFailed || !strings.Contains(ev.detail, "[h2]") || !strings.Contains(ev.detail, "build refused") {
-		t.Errorf("build step = %+v", ev)
+	// The other hosts are cancelled once h2 fails, so h2's report need not
+	// be the last one for the step; it must be among them.
+	if !rec.has("build", deploy.StepFailed, "[h2]", "build refused") {
+		t.Errorf("no failed build step naming h2 and its output: %+v", rec.steps)
 	}
 	if _, ok := rec.last("switch"); ok {
 		t.Error("switch was reported although a build failed")

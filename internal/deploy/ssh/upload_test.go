@@ -125,4 +125,3 @@ func readFileT(t *testing.T, path string) string {
 	}
 	return string(b)
 }
-
