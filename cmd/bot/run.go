@@ -53,6 +53,11 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 // (SIGTERM): then it stops taking work, waits for running jobs up to the
 // configured deadline, and closes the database.
 func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) error {
+	if t := c.Chat.Telegram; t != nil && t.Enabled {
+		// Accepting the key and then not answering in Telegram would look
+		// like a silent outage; refuse until the adapter is wired.
+		return fmt.Errorf("chat.telegram.enabled: the Telegram adapter is not in this build yet")
+	}
 	db, err := sqlite.Open(ctx, c.Bot.Database)
 	if err != nil {
 		return err
