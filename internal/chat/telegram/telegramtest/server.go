@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Call is one request the fake received.
@@ -31,6 +33,8 @@ type Server struct {
 	nextID   int
 	texts    map[string]string // "chat/message" -> current text+markup, for "not modified"
 	failures map[string][]failure
+	queue    []json.RawMessage
+	arrived  chan struct{} // closed and replaced when an update is pushed
 }
 
 type failure struct {
@@ -40,10 +44,50 @@ type failure struct {
 
 // Start serves the fake on loopback until the test ends.
 func Start(t testing.TB, token string) *Server {
-	s := &Server{Token: token, texts: map[string]string{}, failures: map[string][]failure{}}
+	s := &Server{Token: token, texts: map[string]string{}, failures: map[string][]failure{}, arrived: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// Push queues an update for getUpdates. Each pushed update is delivered
+// once, so pushing the same update_id twice is a redelivery.
+func (s *Server) Push(update any) {
+	b, err := json.Marshal(update)
+	if err != nil {
+		panic(err)
+	}
+	s.mu.Lock()
+	s.queue = append(s.queue, b)
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// getUpdates long-polls: it answers at once when updates are queued, else
+// waits up to the request's timeout for one.
+func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request, timeout int) {
+	deadline := time.After(time.Duration(timeout) * time.Second)
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			out := s.queue
+			s.queue = nil
+			s.mu.Unlock()
+			reply(w, 200, map[string]any{"ok": true, "result": out})
+			return
+		}
+		wait := s.arrived
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-deadline:
+			reply(w, 200, map[string]any{"ok": true, "result": []any{}})
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
 }
 
 // FailNext makes the next n calls of method fail with code (429 carries retryAfter seconds).
@@ -108,6 +152,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			body["parameters"] = map[string]int{"retry_after": f.retryAfter}
 		}
 		reply(w, f.code, body)
+		return
+	}
+	if method == "getUpdates" {
+		s.mu.Unlock()
+		timeout, _ := strconv.Atoi(call.Fields["timeout"])
+		s.getUpdates(w, r, timeout)
 		return
 	}
 	defer s.mu.Unlock()
