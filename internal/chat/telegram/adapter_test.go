@@ -61,8 +61,10 @@ func newRig(t *testing.T, mode string) *rig {
 	a, err := telegram.New(telegram.Options{Token: audit.NewSecret(token), APIURL: r.fake.URL, Mode: mode,
 		WebhookURL: "https://bot.example.com/hooks/telegram", WebhookSecret: audit.NewSecret("s3cret_token"),
 		AllowedChats: []int64{chatID}, Dedupe: &memDedupe{seen: map[string]bool{}}, PollTimeout: 2 * time.Second,
-		Denied: func(_ context.Context, identity, chat, reason string) { r.denied <- identity + " " + chat + " " + reason },
-		Log:    quietLog()}, nil)
+		Denied: func(_ context.Context, identity, chat, reason string) {
+			r.denied <- identity + " " + chat + " " + reason
+		},
+		Log: quietLog()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
