@@ -144,23 +144,3 @@ func TestE2ECheckAndVersion(t *testing.T) {
 		t.Fatalf("unknown subcommand exited %d, want 2", code)
 	}
 }
-
-func TestTelegramEnabledIsRefusedUntilWired(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "")
-	cfg, err := os.ReadFile(e.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := strings.Replace(string(cfg), "chat:\n", "chat:\n  telegram:\n    enabled: true\n    token: \"123:abc\"\n    chats: [42]\n", 1)
-	if tg == string(cfg) {
-		t.Fatal("example config has no chat block")
-	}
-	if err := os.WriteFile(e.config, []byte(tg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, state := e.runScript("/help\n")
-	if state.ExitCode() == 0 || !strings.Contains(p.errOut.String(), "chat.telegram.enabled") {
-		t.Fatalf("exit %d, stderr %q", state.ExitCode(), p.errOut)
-	}
-}

@@ -6,21 +6,25 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/chat/shell"
+	"github.com/shipbot/shipbot/internal/chat/telegram"
 	"github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/httpcheck"
 	"github.com/shipbot/shipbot/internal/deploy/local"
 	sshdriver "github.com/shipbot/shipbot/internal/deploy/ssh"
+	"github.com/shipbot/shipbot/internal/httpserver"
 	"github.com/shipbot/shipbot/internal/notify"
 	"github.com/shipbot/shipbot/internal/sqlite"
 )
@@ -53,18 +57,17 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 // (SIGTERM): then it stops taking work, waits for running jobs up to the
 // configured deadline, and closes the database.
 func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) error {
-	if t := c.Chat.Telegram; t != nil && t.Enabled {
-		// Accepting the key and then not answering in Telegram would look
-		// like a silent outage; refuse until the adapter is wired.
-		return fmt.Errorf("chat.telegram.enabled: the Telegram adapter is not in this build yet")
-	}
 	db, err := sqlite.Open(ctx, c.Bot.Database)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 
-	redact := audit.NewRedactor() // platform tokens join here as they are added
+	var secrets []audit.Secret
+	if t := c.Chat.Telegram; t != nil {
+		secrets = append(secrets, t.Token, t.WebhookSecret)
+	}
+	redact := audit.NewRedactor(secrets...)
 	drivers, err := buildDrivers(c, log)
 	if err != nil {
 		return err
@@ -96,6 +99,23 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 		router[shell.Platform] = sh
 	}
 
+	var tg *telegram.Adapter
+	if t := c.Chat.Telegram; t != nil && t.Enabled {
+		tg, err = telegram.New(telegram.Options{Token: t.Token, APIURL: t.APIURL, Mode: t.Mode, WebhookURL: t.WebhookURL,
+			WebhookSecret: t.WebhookSecret, AllowedChats: t.Chats, Dedupe: db, Log: log,
+			Denied: func(ctx context.Context, identity, chat, reason string) {
+				ev := &audit.Event{Kind: audit.KindDenial, Identity: identity, Chat: chat, Command: "message",
+					Decision: "denied", Outcome: reason}
+				if err := db.Append(ctx, ev); err != nil {
+					log.Error("denial not recorded", "identity", identity, "err", err)
+				}
+			}}, nil)
+		if err != nil {
+			return err
+		}
+		router[telegram.Platform] = tg
+	}
+
 	// Jobs a crash left running are interrupted before anything else runs;
 	// their cards (with Unlock / Rollback) go to the chats they came from.
 	interrupted, err := engine.Recover(ctx)
@@ -117,6 +137,41 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if sh != nil {
 		sh.SetHandler(d)
 		go func() { chatDone <- sh.Run(runCtx) }()
+	}
+	var background sync.WaitGroup
+	// Stop the adapters first, then wait for them, on every way out.
+	defer func() { stopChat(); background.Wait() }()
+	if tg != nil {
+		tg.SetHandler(d)
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			if err := tg.Run(runCtx); err != nil {
+				log.Error("telegram stopped", "err", err)
+			}
+		}()
+	}
+	if c.HTTP.Listen != "" {
+		var routes []httpserver.Route
+		if tg != nil && c.Chat.Telegram.Mode == "webhook" {
+			u, err := url.Parse(c.Chat.Telegram.WebhookURL)
+			if err != nil {
+				return fmt.Errorf("chat.telegram.webhook_url: %w", err)
+			}
+			routes = append(routes, httpserver.Route{Path: u.Path, Handler: tg.WebhookHandler()})
+		}
+		srv, err := httpserver.Listen(c.HTTP.Listen, httpserver.NewRouter(db, log, routes...))
+		if err != nil {
+			return fmt.Errorf("http.listen: %w", err)
+		}
+		log.Info("http listening", "addr", srv.Addr())
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			if err := srv.Serve(runCtx); err != nil {
+				log.Error("http server stopped", "err", err)
+			}
+		}()
 	}
 	select {
 	case err := <-chatDone:

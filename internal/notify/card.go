@@ -2,6 +2,7 @@ package notify
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/shipbot/shipbot/internal/deploy"
 )
@@ -49,6 +50,12 @@ func JobCard(j deploy.Job) Message {
 		out = out[len(out)-outputLinesOnCard:]
 	}
 	m.Code = append([]string(nil), out...)
+	if j.State.Terminal() && len(j.Output) > outputLinesOnCard {
+		// The card shows the tail; the whole kept log goes along as a file
+		// where the platform can attach one.
+		m.Attachment = &Attachment{Name: fmt.Sprintf("job-%d-%s-%s.log", j.ID, j.App, j.Env),
+			Content: []byte(strings.Join(j.Output, "\n") + "\n")}
+	}
 	switch j.State {
 	case deploy.AwaitingApproval:
 		m.Text = fmt.Sprintf("Needs approval by another person (%s). Approval id: %s", approverText(j), j.ApprovalID)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,5 +156,24 @@ func TestJobCardButtons(t *testing.T) {
 	j.State = deploy.Succeeded
 	if m := notify.JobCard(j); len(m.Buttons) != 0 {
 		t.Fatalf("finished job has buttons %+v", m.Buttons)
+	}
+}
+
+func TestJobCardAttachesTheLogOnlyAtTheEndWhenLong(t *testing.T) {
+	j := job(deploy.Running, 0)
+	for i := range 30 {
+		j.Output = append(j.Output, fmt.Sprint("line ", i))
+	}
+	if m := notify.JobCard(j); m.Attachment != nil || len(m.Code) != 8 {
+		t.Fatalf("running card: attachment %v, %d code lines", m.Attachment, len(m.Code))
+	}
+	j.State = deploy.Succeeded
+	m := notify.JobCard(j)
+	if m.Attachment == nil || !strings.Contains(string(m.Attachment.Content), "line 0\n") || !strings.Contains(string(m.Attachment.Content), "line 29\n") {
+		t.Fatalf("final card attachment %+v", m.Attachment)
+	}
+	short := job(deploy.Failed, 1)
+	if m := notify.JobCard(short); m.Attachment != nil {
+		t.Fatal("a short log needs no file")
 	}
 }

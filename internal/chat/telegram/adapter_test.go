@@ -58,6 +58,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func newRig(t *testing.T, mode string) *rig {
 	t.Helper()
 	r := &rig{fake: telegramtest.Start(t, token), store: deploytest.NewStore(), driver: deploytest.NewDriver(), denied: make(chan string, 10)}
+	r.driver.ExtraOutput = 30
 	a, err := telegram.New(telegram.Options{Token: audit.NewSecret(token), APIURL: r.fake.URL, Mode: mode,
 		WebhookURL: "https://bot.example.com/hooks/telegram", WebhookSecret: audit.NewSecret("s3cret_token"),
 		AllowedChats: []int64{chatID}, Dedupe: &memDedupe{seen: map[string]bool{}}, PollTimeout: 2 * time.Second,
@@ -174,10 +175,15 @@ func TestTelegramFourEyesEndToEnd(t *testing.T) {
 	if n := r.driver.Deploys.Load(); n != 1 {
 		t.Fatalf("%d deploys", n)
 	}
+	// The job printed more than a card shows: its log follows as a document.
+	doc := waitCall(t, r.fake, "sendDocument", func(telegramtest.Call) bool { return true })
+	if !strings.Contains(string(doc.Files["document"]), "compiling unit 30 of 30") || doc.Fields["chat_id"] != "-1001234567890" {
+		t.Fatalf("document %q to %s", doc.Files["document"], doc.Fields["chat_id"])
+	}
 	// The same update delivered again runs nothing.
 	dup := r.update(message(bob, chatID, "/whoami"))
 	r.fake.Push(dup)
-	r.fake.Push(dup)
+	r.fake.Redeliver(dup)
 	waitCall(t, r.fake, "sendMessage", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["text"], "You are bob") })
 	r.fake.Push(r.update(message(bob, chatID, "/whoami")))
 	deadline := time.Now().Add(10 * time.Second)

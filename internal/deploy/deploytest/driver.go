@@ -22,6 +22,8 @@ type Driver struct {
 	// Block makes Deploy wait until ctx ends or Unblock is closed.
 	Block   bool
 	Unblock chan struct{}
+	// ExtraOutput is how many more output lines a Deploy prints.
+	ExtraOutput int
 	// Started is closed (once) when a Deploy begins.
 	Started chan struct{}
 
@@ -56,6 +58,9 @@ func (d *Driver) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.
 	d.startOnce.Do(func() { close(d.Started) })
 	p.Step("build", deploy.StepRunning, "")
 	p.Output("building " + req.Release + " from " + req.Ref)
+	for i := range d.ExtraOutput {
+		p.Output(fmt.Sprintf("compiling unit %d of %d", i+1, d.ExtraOutput))
+	}
 	if d.Block {
 		select {
 		case <-ctx.Done():

@@ -2,8 +2,6 @@ package release
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -51,30 +49,30 @@ func checkUploaders(targets []*target) error {
 	return nil
 }
 
-// fetchArtifact streams the artifact to the host next to the release dir,
-// unpacks it into the release and removes the archive. The archive name is
-// random so a leftover from an interrupted job is never mistaken for this one.
+// artifactName is the uploaded archive inside the release dir. The dir is
+// created fresh by prepare (plain mkdir), so nothing else can be there yet,
+// and removing a failed release removes a leftover archive with it.
+const artifactName = ".artifact.tar.gz"
+
+// fetchArtifact streams the artifact into the release dir, unpacks it there
+// and removes the archive.
 func (j *job) fetchArtifact(ctx context.Context, t *target, dir string) error {
 	f, err := os.Open(j.artifact)
 	if err != nil {
 		return fmt.Errorf("artifact: %w", err)
 	}
 	defer f.Close()
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return err
-	}
-	archive := dir + ".upload-" + hex.EncodeToString(b[:]) + ".tar.gz"
+	archive := dir + "/" + artifactName
 	up := t.host.(Uploader)
 	j.output(t)("uploading " + filepath.Base(j.artifact))
 	if err := up.Upload(ctx, f, archive, 0o600); err != nil {
 		return fmt.Errorf("uploading the artifact: %w", err)
 	}
-	defer func() {
-		_ = t.host.Run(context.WithoutCancel(ctx), "", []string{"rm", "-f", "--", archive}, nil)
-	}()
 	if err := t.host.Run(ctx, "", []string{"tar", "-xzf", archive, "-C", dir, "--no-same-owner"}, j.output(t)); err != nil {
 		return fmt.Errorf("unpacking the artifact: %w", err)
+	}
+	if err := t.host.Run(ctx, "", []string{"rm", "-f", "--", archive}, j.output(t)); err != nil {
+		return fmt.Errorf("removing the unpacked archive: %w", err)
 	}
 	return nil
 }

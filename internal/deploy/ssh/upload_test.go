@@ -69,11 +69,8 @@ func TestArtifactDeployOverSSH(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(rel, "with space.txt")); err != nil {
 			t.Errorf("host %d: %v", i+1, err)
 		}
-		entries, _ := os.ReadDir(filepath.Join(base, "releases"))
-		for _, e := range entries {
-			if strings.Contains(e.Name(), ".upload-") {
-				t.Errorf("host %d: archive %s left behind", i+1, e.Name())
-			}
+		if _, err := os.Stat(filepath.Join(rel, ".artifact.tar.gz")); !os.IsNotExist(err) {
+			t.Errorf("host %d: uploaded archive left in the release (stat: %v)", i+1, err)
 		}
 	}
 	f.requireLive(t, "r1")

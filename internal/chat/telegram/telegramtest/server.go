@@ -33,7 +33,8 @@ type Server struct {
 	nextID   int
 	texts    map[string]string // "chat/message" -> current text+markup, for "not modified"
 	failures map[string][]failure
-	queue    []json.RawMessage
+	queue    []queued
+	offset   int64 // updates below it were confirmed by the client
 	arrived  chan struct{} // closed and replaced when an update is pushed
 }
 
@@ -50,15 +51,31 @@ func Start(t testing.TB, token string) *Server {
 	return s
 }
 
-// Push queues an update for getUpdates. Each pushed update is delivered
-// once, so pushing the same update_id twice is a redelivery.
-func (s *Server) Push(update any) {
+type queued struct {
+	id    int64
+	raw   json.RawMessage
+	again bool // a redelivery: sent even if its id was confirmed
+}
+
+// Push queues an update for getUpdates. Like the real API, an update whose
+// id is below the offset a client has sent (confirmed) is not delivered.
+func (s *Server) Push(update any) { s.push(update, false) }
+
+// Redeliver queues an update that is delivered even if already confirmed,
+// as happens when Telegram retries after the bot crashed mid-update.
+func (s *Server) Redeliver(update any) { s.push(update, true) }
+
+func (s *Server) push(update any, again bool) {
 	b, err := json.Marshal(update)
 	if err != nil {
 		panic(err)
 	}
+	var head struct {
+		ID int64 `json:"update_id"`
+	}
+	_ = json.Unmarshal(b, &head)
 	s.mu.Lock()
-	s.queue = append(s.queue, b)
+	s.queue = append(s.queue, queued{id: head.ID, raw: b, again: again})
 	close(s.arrived)
 	s.arrived = make(chan struct{})
 	s.mu.Unlock()
@@ -66,13 +83,21 @@ func (s *Server) Push(update any) {
 
 // getUpdates long-polls: it answers at once when updates are queued, else
 // waits up to the request's timeout for one.
-func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request, timeout int) {
+func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request, offset int64, timeout int) {
 	deadline := time.After(time.Duration(timeout) * time.Second)
 	for {
 		s.mu.Lock()
-		if len(s.queue) > 0 {
-			out := s.queue
-			s.queue = nil
+		if offset > s.offset {
+			s.offset = offset
+		}
+		var out []json.RawMessage
+		for _, q := range s.queue {
+			if q.again || q.id >= s.offset {
+				out = append(out, q.raw)
+			}
+		}
+		s.queue = nil
+		if len(out) > 0 {
 			s.mu.Unlock()
 			reply(w, 200, map[string]any{"ok": true, "result": out})
 			return
@@ -157,7 +182,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if method == "getUpdates" {
 		s.mu.Unlock()
 		timeout, _ := strconv.Atoi(call.Fields["timeout"])
-		s.getUpdates(w, r, timeout)
+		offset, _ := strconv.ParseInt(call.Fields["offset"], 10, 64)
+		s.getUpdates(w, r, offset, timeout)
 		return
 	}
 	defer s.mu.Unlock()

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/chat/telegram/telegramtest"
+)
+
+const tgToken = "424242:e2e-token"
+
+// telegramEnv is a shipbot whose only chat is Telegram, pointed at a fake
+// Bot API through chat.telegram.api_url, as a user would point it at a
+// local telegram-bot-api server.
+func telegramEnv(t *testing.T, mode, listen string) (*testEnv, *telegramtest.Server) {
+	t.Helper()
+	fake := telegramtest.Start(t, tgToken)
+	dir := t.TempDir()
+	demo, _ := filepath.Abs("../../examples/demo")
+	cfg := fmt.Sprintf(`bot:
+  data_dir: %[1]s/var
+  shutdown_timeout: 3s
+http:
+  listen: "%[5]s"
+chat:
+  telegram:
+    enabled: true
+    token: "%[6]s"
+    api_url: %[2]s
+    mode: %[3]s
+    webhook_url: https://bot.example.com/hooks/telegram
+    webhook_secret: hook_secret
+    chats: [-100777]
+users:
+  alice: {identities: ["telegram:100"], roles: [dev]}
+roles:
+  dev: {permissions: ["deploy:*", "status:*"]}
+apps:
+  demo:
+    envs:
+      staging:
+        driver: local
+        path: %[1]s/var/deploy/demo/staging
+        fetch: {copy: %[4]s, ref: main}
+        shared: [app.log]
+        build: [["sh", "build.sh", "{{release}}", "{{ref}}"]]
+        restart: [["sh", "restart.sh", "{{shared_path}}"]]
+        health: {command: ["sh", "{{current_path}}/healthcheck.sh", "{{shared_path}}"], retries: 3, interval: 1s}
+`, dir, fake.URL, mode, demo, listen, tgToken)
+	path := filepath.Join(dir, "shipbot.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{t: t, dir: dir, config: path}, fake
+}
+
+func tgMessage(id int, text string) map[string]any {
+	cmd := strings.Fields(text)[0]
+	return map[string]any{"update_id": id, "message": map[string]any{"message_id": id, "date": 0, "text": text,
+		"from":     map[string]any{"id": 100, "is_bot": false, "first_name": "Alice"},
+		"chat":     map[string]any{"id": -100777, "type": "supergroup"},
+		"entities": []any{map[string]any{"type": "bot_command", "offset": 0, "length": len(cmd)}}}}
+}
+
+func waitTG(t *testing.T, fake *telegramtest.Server, method, text string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, c := range fake.Calls(method) {
+			if strings.Contains(c.Fields["text"], text) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %s with %q; got %+v", method, text, fake.Calls(method))
+}
+
+func TestBinaryTelegramPollingDeploys(t *testing.T) {
+	t.Parallel()
+	e, fake := telegramEnv(t, "polling", "")
+	p := e.startBot(nil)
+	fake.Push(tgMessage(1, "/deploy@shipbot demo staging"))
+	waitTG(t, fake, "editMessageText", "succeeded")
+	if cur := e.currentRelease("staging"); cur == "" {
+		t.Fatal("no release went live")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.wait(exitTimeout); st.ExitCode() != 0 {
+		t.Fatalf("exit %d after SIGTERM: %s", st.ExitCode(), p.errOut)
+	}
+	if strings.Contains(p.errOut.String(), tgToken) || strings.Contains(p.out.String(), tgToken) {
+		t.Fatal("the bot token reached the logs")
+	}
+	e.mustVerify()
+}
+
+func TestBinaryTelegramWebhook(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	e, fake := telegramEnv(t, "webhook", addr)
+	p := e.startBot(nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(fake.Calls("setWebhook")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := fake.Calls("setWebhook"); len(c) == 0 || c[0].Fields["secret_token"] != "hook_secret" {
+		t.Fatalf("setWebhook %+v", c)
+	}
+	post := func(secret string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/hooks/telegram", strings.NewReader(
+			`{"update_id":7,"message":{"message_id":7,"date":0,"text":"/whoami","from":{"id":100,"is_bot":false,"first_name":"A"},"chat":{"id":-100777,"type":"supergroup"},"entities":[{"type":"bot_command","offset":0,"length":7}]}}`))
+		if secret != "" {
+			req.Header.Set("X-Telegram-Bot-Api-Secret-Token", secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("wrong"); code != http.StatusForbidden {
+		t.Fatalf("wrong secret: %d", code)
+	}
+	if code := post("hook_secret"); code != http.StatusOK {
+		t.Fatalf("right secret: %d", code)
+	}
+	waitTG(t, fake, "sendMessage", "You are alice")
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if st := p.wait(exitTimeout); st.ExitCode() != 0 {
+		t.Fatalf("exit %d: %s", st.ExitCode(), p.errOut)
+	}
+}
