@@ -34,7 +34,7 @@ type Server struct {
 	texts    map[string]string // "chat/message" -> current text+markup, for "not modified"
 	failures map[string][]failure
 	queue    []queued
-	offset   int64 // updates below it were confirmed by the client
+	offset   int64         // updates below it were confirmed by the client
 	arrived  chan struct{} // closed and replaced when an update is pushed
 }
 
