@@ -289,3 +289,22 @@ func TestNewRefusesMissingSecrets(t *testing.T) {
 		t.Fatalf("webhook without secret: %v", err)
 	}
 }
+
+func TestOnlyCommandsReachTheBot(t *testing.T) {
+	r := newRig(t, "polling")
+	// Group chatter without a bot_command entity is not for the bot.
+	chatter := message(bob, chatID, "deploy demo production, shall we?")
+	r.fake.Push(r.update(chatter))
+	// In a private chat plain text is a command (the chat id is bob's own,
+	// which the allowlist must then hold: add it for this test).
+	private := message(bob, chatID, "whoami")
+	private["message"].(map[string]any)["chat"] = map[string]any{"id": chatID, "type": "private"}
+	r.fake.Push(r.update(private))
+	waitCall(t, r.fake, "sendMessage", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["text"], "You are bob") })
+	if n := len(r.fake.Calls("sendMessage")); n != 1 {
+		t.Fatalf("%d messages sent; group chatter must get none", n)
+	}
+	if r.driver.Calls() != 0 {
+		t.Fatal("chatter started a deploy")
+	}
+}
