@@ -426,9 +426,9 @@ func (d *Dispatcher) logs(ctx context.Context, c *call) Reply {
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
-	m := notify.Message{Title: fmt.Sprintf("Logs of %s/%s (last %d lines)", c.cmd.App, c.cmd.Env, n), Code: l.Lines}
+	m := notify.Message{Title: fmt.Sprintf("Logs of %s/%s (last %d lines)", c.cmd.App, c.cmd.Env, len(l.Lines)), Code: l.Lines}
 	if l.Truncated {
-		m.Text = "(truncated)"
+		m.Text = fmt.Sprintf("(truncated: %d lines asked, the env's logs limit gave %d)", n, len(l.Lines))
 	}
 	if len(l.Lines) == 0 {
 		m.Text = "no log lines"
