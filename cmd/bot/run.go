@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -154,11 +153,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if c.HTTP.Listen != "" {
 		var routes []httpserver.Route
 		if tg != nil && c.Chat.Telegram.Mode == "webhook" {
-			u, err := url.Parse(c.Chat.Telegram.WebhookURL)
-			if err != nil {
-				return fmt.Errorf("chat.telegram.webhook_url: %w", err)
-			}
-			routes = append(routes, httpserver.Route{Path: u.Path, Handler: tg.WebhookHandler()})
+			routes = append(routes, httpserver.Route{Path: tg.WebhookPath(), Handler: tg.WebhookHandler()})
 		}
 		srv, err := httpserver.Listen(c.HTTP.Listen, httpserver.NewRouter(db, log, routes...))
 		if err != nil {

@@ -1,16 +1,18 @@
+// Package telegram is the Telegram chat adapter: it receives updates (long
+// polling, or a webhook served on the bot's HTTP router), turns commands and
+// button presses from allowed chats into commands.Requests carrying the
+// verified from.id, and implements notify.Sender with HTML messages and
+// inline keyboards.
 package telegram
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"slices"
-	"strconv"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -23,290 +25,316 @@ import (
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
-// Deduper remembers inbound update ids durably, so an update Telegram
-// delivers again (after a timeout, a restart, a webhook retry) never runs a
-// command twice.
+// Platform is the notify.Channel platform name of Telegram chats.
+const Platform = "telegram"
+
+// Modes of receiving updates.
+const (
+	ModePolling = "polling"
+	ModeWebhook = "webhook"
+)
+
+// DefaultAPIURL is the public Bot API server.
+const DefaultAPIURL = "https://api.telegram.org"
+
+// handleTimeout bounds the handling of one update. Handling continues past a
+// shutdown (a command must not be cut in half) but not forever.
+const handleTimeout = 30 * time.Second
+
+// allowedUpdates are the only update kinds shipbot acts on; asking for just
+// these keeps the rest of a group's traffic from reaching the bot at all.
+var allowedUpdates = []string{"message", "callback_query"}
+
+// Deduper remembers inbound update keys durably (sqlite.DB implements it), so
+// an update Telegram delivers again (after a timeout, a restart, a webhook
+// retry) never runs a command twice.
 type Deduper interface {
+	// FirstSeen records key and reports whether it was new.
 	FirstSeen(ctx context.Context, key string) (bool, error)
 }
 
 // Options configure an Adapter.
 type Options struct {
-	Token         audit.Secret
-	APIURL        string // default https://api.telegram.org
-	Mode          string // "polling" (default) or "webhook"
-	WebhookURL    string
+	// Token is the bot token from @BotFather. It is part of every request
+	// URL and never logged.
+	Token audit.Secret
+	// APIURL is the Bot API server; empty means DefaultAPIURL.
+	APIURL string
+	// Mode is ModePolling (default) or ModeWebhook.
+	Mode string
+	// WebhookURL is the public URL Telegram posts updates to (webhook mode).
+	WebhookURL string
+	// WebhookSecret comes back from Telegram in X-Telegram-Bot-Api-Secret-Token;
+	// required in webhook mode.
 	WebhookSecret audit.Secret
-	AllowedChats  []int64
-	Dedupe        Deduper
-	// Denied is told about requests from chats not allowed to use the bot,
-	// so the wiring can write an audit denial.
+	// AllowedChats may use the bot; anyone else gets a short refusal.
+	AllowedChats []int64
+	// Dedupe makes each update_id count once, across restarts. Required.
+	Dedupe Deduper
+	// Denied is told about requests refused here (chat not allowed) so the
+	// caller can write an audit denial: identity is "telegram:FROM_ID", chat
+	// a notify.Channel string.
 	Denied func(ctx context.Context, identity, chat, reason string)
-	// PollTimeout is the getUpdates long-poll (default 1 minute).
+	// PollTimeout is the getUpdates long poll; default one minute.
 	PollTimeout time.Duration
 	Log         *slog.Logger
 }
 
-// Adapter is shipbot in Telegram: it receives updates (long polling or
-// webhook), turns them into commands.Requests with the verified from.id, and
-// is the notify.Sender for Telegram chats.
+// Adapter is shipbot in Telegram. Send and Edit are safe from any goroutine;
+// Run is called once.
 type Adapter struct {
-	*Sender
-	o Options
-	b *bot.Bot
+	b       *bot.Bot
+	token   string
+	mode    string
+	hookURL string
+	secret  string
+	allowed map[int64]bool
+	dedupe  Deduper
+	denied  func(ctx context.Context, identity, chat, reason string)
+	log     *slog.Logger
 
-	mu      sync.RWMutex
-	handler commands.Handler
-	work    sync.WaitGroup
+	hmu      sync.RWMutex
+	handler  commands.Handler
+	username string // the bot's @username, from getMe in Run
+
+	amu       sync.Mutex
+	attached  map[string]bool // refs whose Attachment has been sent
+	attachLog []string        // keys of attached, oldest first, for eviction
+
+	rmu      sync.Mutex
+	refusals map[int64]time.Time // last refusal message per unlisted chat
 }
 
-// Commands is the menu Telegram shows (setMyCommands).
-var Commands = []models.BotCommand{
-	{Command: "help", Description: "all commands"},
-	{Command: "whoami", Description: "who you are and what you may do"},
-	{Command: "apps", Description: "apps, envs, current release, locks"},
-	{Command: "deploy", Description: "APP ENV [REF] [--plan]"},
-	{Command: "rollback", Description: "APP ENV [RELEASE]"},
-	{Command: "releases", Description: "APP ENV"},
-	{Command: "status", Description: "APP ENV"},
-	{Command: "logs", Description: "APP ENV [LINES]"},
-	{Command: "jobs", Description: "recent jobs"},
-	{Command: "job", Description: "ID"},
-	{Command: "cancel", Description: "ID"},
-	{Command: "lock", Description: "APP ENV REASON"},
-	{Command: "unlock", Description: "APP ENV"},
-	{Command: "pending", Description: "approvals waiting"},
-	{Command: "approve", Description: "ID"},
-	{Command: "deny", Description: "ID"},
-	{Command: "audit", Description: "[N] [app=] [env=] [user=]"},
-}
+var _ notify.Sender = (*Adapter)(nil)
 
-// New builds the adapter; Run starts receiving. h may be set later with SetHandler.
+// keepAttached bounds the memory of sent attachments; a card edited after
+// thousands of others have ended is not going to be edited again.
+const keepAttached = 4096
+
+// refusalEvery limits refusal messages to an unlisted chat; every refused
+// request is still reported to Denied.
+const refusalEvery = time.Minute
+
+// webhookSecretPattern is what Telegram accepts as a secret_token.
+var webhookSecretPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
+
+// New checks o and returns an Adapter; nothing goes over the network until
+// Run or Send. h may be nil and set later with SetHandler (the dispatcher
+// needs the Sender first).
 func New(o Options, h commands.Handler) (*Adapter, error) {
 	if o.Token.IsZero() {
-		return nil, errors.New("chat.telegram.token is required")
+		return nil, errors.New("telegram: the token (chat.telegram.token) is required")
 	}
-	if o.Mode == "" {
-		o.Mode = "polling"
-	}
-	if o.Mode == "webhook" && o.WebhookSecret.IsZero() {
-		return nil, errors.New("chat.telegram.webhook_secret is required in webhook mode")
+	if strings.ContainsAny(o.Token.Reveal(), "/?#% \t\r\n") {
+		return nil, errors.New("telegram: the token (chat.telegram.token) has characters a bot token never has")
 	}
 	if o.Dedupe == nil {
-		return nil, errors.New("telegram: a durable Deduper is required")
+		return nil, errors.New("telegram: Dedupe is required (a redelivered update must not run twice)")
 	}
-	if o.APIURL == "" {
-		o.APIURL = "https://api.telegram.org"
+	mode := o.Mode
+	if mode == "" {
+		mode = ModePolling
 	}
-	if o.PollTimeout <= 0 {
-		o.PollTimeout = time.Minute
+	switch mode {
+	case ModePolling:
+	case ModeWebhook:
+		if o.WebhookSecret.IsZero() {
+			return nil, errors.New("telegram: chat.telegram.webhook_secret is required in webhook mode")
+		}
+		if !webhookSecretPattern.MatchString(o.WebhookSecret.Reveal()) {
+			return nil, errors.New("telegram: chat.telegram.webhook_secret must be 1-256 characters of A-Z a-z 0-9 _ -")
+		}
+		if u, err := url.Parse(o.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, errors.New("telegram: chat.telegram.webhook_url must be an absolute http(s) URL in webhook mode")
+		}
+	default:
+		return nil, fmt.Errorf("telegram: mode %q: want %q or %q", o.Mode, ModePolling, ModeWebhook)
 	}
-	if o.Log == nil {
-		o.Log = slog.Default()
+	api := strings.TrimRight(o.APIURL, "/")
+	if api == "" {
+		api = DefaultAPIURL
 	}
-	a := &Adapter{o: o, handler: h}
-	token := o.Token.Reveal()
-	b, err := bot.New(token,
-		bot.WithServerURL(strings.TrimRight(o.APIURL, "/")),
-		bot.WithSkipGetMe(),
-		bot.WithHTTPClient(o.PollTimeout, &http.Client{Timeout: o.PollTimeout + 10*time.Second}),
+	if u, err := url.Parse(api); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("telegram: api_url %q is not an http(s) URL", o.APIURL)
+	}
+	poll := o.PollTimeout
+	if poll <= 0 {
+		poll = time.Minute
+	}
+	a := &Adapter{
+		token:    o.Token.Reveal(),
+		mode:     mode,
+		hookURL:  o.WebhookURL,
+		secret:   o.WebhookSecret.Reveal(),
+		allowed:  map[int64]bool{},
+		dedupe:   o.Dedupe,
+		denied:   o.Denied,
+		log:      o.Log,
+		handler:  h,
+		attached: map[string]bool{},
+		refusals: map[int64]time.Time{},
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	for _, id := range o.AllowedChats {
+		a.allowed[id] = true
+	}
+	b, err := bot.New(a.token,
+		bot.WithServerURL(api),
+		bot.WithSkipGetMe(), // Run asks; New stays offline
+		// The client outlives a long poll; sends are bounded by their callers' contexts.
+		bot.WithHTTPClient(poll, &http.Client{Timeout: poll + 10*time.Second}),
 		bot.WithDefaultHandler(func(ctx context.Context, _ *bot.Bot, u *models.Update) { a.process(ctx, u) }),
-		bot.WithAllowedUpdates(bot.AllowedUpdates{"message", "callback_query"}),
-		bot.WithErrorsHandler(func(err error) {
-			// The library puts the token in some messages (request URLs).
-			o.Log.Warn("telegram", "err", strings.ReplaceAll(err.Error(), token, "[redacted]"))
-		}),
+		// One worker handles updates in the order they came ("/lock" then
+		// "/deploy" must not swap), and Start waits for it, so Run returns
+		// only once the updates it took are handled.
+		bot.WithNotAsyncHandlers(),
+		bot.WithWorkers(1),
+		bot.WithUpdatesChannelCap(1),
+		bot.WithAllowedUpdates(allowedUpdates),
+		bot.WithErrorsHandler(func(err error) { a.log.Warn("telegram", "err", a.redact(err)) }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("telegram: %s", strings.ReplaceAll(err.Error(), token, "[redacted]"))
+		return nil, fmt.Errorf("telegram: %w", a.redact(err))
 	}
 	a.b = b
-	a.Sender = NewSender(b)
 	return a, nil
 }
 
 // SetHandler sets where requests go.
 func (a *Adapter) SetHandler(h commands.Handler) {
-	a.mu.Lock()
+	a.hmu.Lock()
+	defer a.hmu.Unlock()
 	a.handler = h
-	a.mu.Unlock()
 }
 
-// Run registers the command menu, then receives updates until ctx ends:
-// long polling (after removing any webhook, which would block getUpdates),
-// or in webhook mode registers the webhook with its secret token.
-func (a *Adapter) Run(ctx context.Context) error {
-	if _, err := a.b.SetMyCommands(ctx, &bot.SetMyCommandsParams{Commands: Commands}); err != nil {
-		a.o.Log.Warn("telegram: setMyCommands failed", "err", err)
+func (a *Adapter) current() (commands.Handler, string) {
+	a.hmu.RLock()
+	defer a.hmu.RUnlock()
+	return a.handler, a.username
+}
+
+// Mode is ModePolling or ModeWebhook.
+func (a *Adapter) Mode() string { return a.mode }
+
+// WebhookPath is the path of the webhook URL, where the HTTP router mounts
+// WebhookHandler; "" in polling mode.
+func (a *Adapter) WebhookPath() string {
+	if a.mode != ModeWebhook {
+		return ""
 	}
-	switch a.o.Mode {
-	case "webhook":
-		if _, err := a.b.SetWebhook(ctx, &bot.SetWebhookParams{URL: a.o.WebhookURL, SecretToken: a.o.WebhookSecret.Reveal(),
-			AllowedUpdates: []string{"message", "callback_query"}}); err != nil {
-			return fmt.Errorf("telegram setWebhook: %w", err)
+	u, err := url.Parse(a.hookURL)
+	if err != nil || u.Path == "" {
+		return "/"
+	}
+	return u.Path
+}
+
+// Run announces the bot (getMe, setMyCommands) and receives updates until ctx
+// ends. Polling: deleteWebhook first (Telegram refuses getUpdates while a
+// webhook is set), then long polling. Webhook: setWebhook with the secret;
+// updates then arrive through WebhookHandler. Pending updates are never
+// dropped on a switch: Telegram keeps them, and Dedupe absorbs repeats.
+// Start-up calls are retried while Telegram is unreachable; a token Telegram
+// refuses is an error at once. Run returns nil when ctx ends.
+func (a *Adapter) Run(ctx context.Context) error {
+	var me *models.User
+	err := a.retry(ctx, "getMe", func() (err error) {
+		me, err = a.b.GetMe(ctx)
+		return err
+	})
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	a.hmu.Lock()
+	a.username = me.Username
+	a.hmu.Unlock()
+	a.log.Info("telegram: connected", "bot", "@"+me.Username, "mode", a.mode)
+	if _, err := a.b.SetMyCommands(ctx, &bot.SetMyCommandsParams{Commands: Commands()}); err != nil {
+		// The menu is a convenience; commands work without it.
+		a.log.Warn("telegram: setMyCommands failed", "err", a.redact(err))
+	}
+	if a.mode == ModeWebhook {
+		err := a.retry(ctx, "setWebhook", func() error {
+			_, err := a.b.SetWebhook(ctx, &bot.SetWebhookParams{URL: a.hookURL, SecretToken: a.secret,
+				AllowedUpdates: allowedUpdates})
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		<-ctx.Done()
-	default:
-		if _, err := a.b.DeleteWebhook(ctx, &bot.DeleteWebhookParams{}); err != nil {
-			return fmt.Errorf("telegram deleteWebhook: %w", err)
-		}
-		a.b.Start(ctx)
+		return nil
 	}
-	a.work.Wait()
+	err = a.retry(ctx, "deleteWebhook", func() error {
+		_, err := a.b.DeleteWebhook(ctx, &bot.DeleteWebhookParams{})
+		return err
+	})
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	a.b.Start(ctx)
 	return nil
 }
 
-// WebhookHandler receives updates Telegram posts. It checks the secret token
-// header in constant time before reading anything (401 without it, 403 when
-// wrong), caps the body, answers at once and handles the update afterwards.
-func (a *Adapter) WebhookHandler() http.Handler {
-	want := []byte(a.o.WebhookSecret.Reveal())
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("X-Telegram-Bot-Api-Secret-Token")
-		if got == "" {
-			http.Error(w, "missing secret token", http.StatusUnauthorized)
-			return
+// retry calls f until it succeeds, Telegram refuses for good (a wrong
+// token: 401, or 404 for one that is malformed), or ctx ends (nil). A bot
+// that gave up on a network blip at boot would run on deaf to Telegram.
+func (a *Adapter) retry(ctx context.Context, what string, f func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || ctx.Err() != nil {
+			return nil
 		}
-		if len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			http.Error(w, "wrong secret token", http.StatusForbidden)
-			return
+		if errors.Is(err, bot.ErrorUnauthorized) || errors.Is(err, bot.ErrorNotFound) {
+			return fmt.Errorf("telegram: %s: %w (is chat.telegram.token right?)", what, a.redact(err))
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-		if err != nil {
-			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-			return
+		a.log.Warn("telegram: "+what+" failed; retrying", "in", wait, "err", a.redact(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
 		}
-		var u models.Update
-		if err := json.Unmarshal(body, &u); err != nil {
-			http.Error(w, "not an update", http.StatusBadRequest)
-			return
-		}
-		a.work.Add(1)
-		go func() {
-			defer a.work.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			a.process(ctx, &u)
-		}()
-		w.WriteHeader(http.StatusOK)
-	})
-}
-
-// process handles one update once.
-func (a *Adapter) process(ctx context.Context, u *models.Update) {
-	fresh, err := a.o.Dedupe.FirstSeen(ctx, "telegram:update:"+strconv.FormatInt(u.ID, 10))
-	if err != nil {
-		a.o.Log.Error("telegram: update not processed, dedupe failed", "update", u.ID, "err", err)
-		return
-	}
-	if !fresh {
-		a.o.Log.Info("telegram: duplicate update ignored", "update", u.ID)
-		return
-	}
-	switch {
-	case u.Message != nil:
-		a.message(ctx, u.Message)
-	case u.CallbackQuery != nil:
-		a.callback(ctx, u.CallbackQuery)
+		wait = min(wait*2, 30*time.Second)
 	}
 }
 
-func (a *Adapter) allowed(chat int64) bool { return slices.Contains(a.o.AllowedChats, chat) }
-
-func (a *Adapter) currentHandler() commands.Handler {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.handler
-}
-
-func channelOf(chat int64, m *models.Message) notify.Channel {
-	ch := notify.Channel{Platform: Platform, ID: strconv.FormatInt(chat, 10)}
-	if m != nil && m.IsTopicMessage && m.MessageThreadID != 0 {
-		ch.Thread = strconv.Itoa(m.MessageThreadID)
-	}
-	return ch
-}
-
-// commandText returns the command in m, or "" when m is not for the bot:
-// in groups only messages starting with a bot_command entity count
-// ("/deploy@shipbot …"); in a private chat plain "deploy …" does too.
-func commandText(m *models.Message) string {
-	text := strings.TrimSpace(m.Text)
-	if text == "" {
-		return ""
-	}
-	for _, e := range m.Entities {
-		if e.Type == models.MessageEntityTypeBotCommand && e.Offset == 0 {
-			return text
+// Commands is the menu Telegram shows (setMyCommands), made from the
+// dispatcher's help so the two cannot drift apart.
+func Commands() []models.BotCommand {
+	var out []models.BotCommand
+	for _, l := range commands.HelpText() {
+		name, rest, _ := strings.Cut(strings.TrimSpace(l), " ")
+		name = strings.TrimPrefix(name, "/")
+		if !commandName.MatchString(name) {
+			continue
 		}
+		desc := strings.Join(strings.Fields(rest), " ")
+		if desc == "" {
+			desc = name
+		}
+		out = append(out, models.BotCommand{Command: name, Description: clipHead(desc, 250)})
 	}
-	if m.Chat.Type == models.ChatTypePrivate {
-		return text
-	}
-	return ""
+	return out
 }
 
-func (a *Adapter) message(ctx context.Context, m *models.Message) {
-	if m.From == nil || m.From.IsBot {
-		return
+var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+
+// redact removes the token from an error's text: the library masks it in
+// URLs, but an error may quote a request elsewhere.
+func (a *Adapter) redact(err error) error {
+	if err == nil || a.token == "" || !strings.Contains(err.Error(), a.token) {
+		return err
 	}
-	text := commandText(m)
-	if text == "" {
-		return
-	}
-	identity := Platform + ":" + strconv.FormatInt(m.From.ID, 10)
-	ch := channelOf(m.Chat.ID, m)
-	if !a.allowed(m.Chat.ID) {
-		if a.o.Denied != nil {
-			a.o.Denied(ctx, identity, ch.String(), "chat not allowed")
-		}
-		_, _ = a.Send(ctx, ch, notify.Message{Title: "Refused", Style: notify.StyleDanger,
-			Text: "This chat may not use shipbot. An admin can add its id (" + ch.ID + ") to chat.telegram.chats."})
-		return
-	}
-	h := a.currentHandler()
-	if h == nil {
-		return
-	}
-	h.Handle(ctx, commands.Request{Platform: Platform, UserID: strconv.FormatInt(m.From.ID, 10),
-		UserName: m.From.Username, Chat: ch, Text: text})
+	return &redacted{msg: strings.ReplaceAll(err.Error(), a.token, "[redacted]"), err: err}
 }
 
-func (a *Adapter) callback(ctx context.Context, q *models.CallbackQuery) {
-	answer := func(text string, alert bool) {
-		if _, err := a.b.AnswerCallbackQuery(ctx, &bot.AnswerCallbackQueryParams{CallbackQueryID: q.ID,
-			Text: clip(text, 190), ShowAlert: alert}); err != nil {
-			a.o.Log.Warn("telegram: answerCallbackQuery failed", "err", err)
-		}
-	}
-	// The message may be too old to be accessible; the button's data still
-	// names what it is for, and the chat is still known.
-	var chat int64
-	var msg *models.Message
-	switch {
-	case q.Message.Message != nil:
-		msg = q.Message.Message
-		chat = msg.Chat.ID
-	case q.Message.InaccessibleMessage != nil:
-		chat = q.Message.InaccessibleMessage.Chat.ID
-	default:
-		chat = q.From.ID
-	}
-	identity := Platform + ":" + strconv.FormatInt(q.From.ID, 10)
-	ch := channelOf(chat, msg)
-	if !a.allowed(chat) {
-		if a.o.Denied != nil {
-			a.o.Denied(ctx, identity, ch.String(), "chat not allowed")
-		}
-		answer("This chat may not use shipbot.", true)
-		return
-	}
-	h := a.currentHandler()
-	if h == nil {
-		answer("shipbot is starting; try again", true)
-		return
-	}
-	r := h.Handle(ctx, commands.Request{Platform: Platform, UserID: strconv.FormatInt(q.From.ID, 10),
-		UserName: q.From.Username, Chat: ch, Action: q.Data})
-	answer(r.Notice, r.Refused)
+type redacted struct {
+	msg string
+	err error
 }
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }

@@ -1,14 +1,9 @@
 package telegram_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
+	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,294 +12,486 @@ import (
 	"github.com/shipbot/shipbot/internal/chat/telegram/telegramtest"
 	"github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/deploy"
-	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
-const (
-	chatID  = -1001234567890
-	alice   = 100
-	bob     = 200
-	mallory = 999
-)
+func TestDeployApprovedBySecondPersonEndToEnd(t *testing.T) {
+	r := newRig(t)
+	r.driver.ExtraOutput = 30 // more than a card shows: the log follows as a file
+	r.driver.Block = true     // hold the job running until the card shows it
 
-// memDedupe is a Deduper in memory; the durable one is sqlite's FirstSeen.
-type memDedupe struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (d *memDedupe) FirstSeen(_ context.Context, key string) (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.seen[key] {
-		return false, nil
+	r.say(group, topic, alice, "/deploy@shipbot demo production v1.2")
+	card := r.card(group, "awaiting approval")
+	if card.Thread != topic {
+		t.Fatalf("card posted in topic %d, want %d (where it was asked)", card.Thread, topic)
 	}
-	d.seen[key] = true
-	return true, nil
-}
-
-type rig struct {
-	fake    *telegramtest.Server
-	adapter *telegram.Adapter
-	store   *deploytest.Store
-	driver  *deploytest.Driver
-	denied  chan string
-	nextID  int64
-}
-
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func newRig(t *testing.T, mode string) *rig {
-	t.Helper()
-	r := &rig{fake: telegramtest.Start(t, token), store: deploytest.NewStore(), driver: deploytest.NewDriver(), denied: make(chan string, 10)}
-	r.driver.ExtraOutput = 30
-	a, err := telegram.New(telegram.Options{Token: audit.NewSecret(token), APIURL: r.fake.URL, Mode: mode,
-		WebhookURL: "https://bot.example.com/hooks/telegram", WebhookSecret: audit.NewSecret("s3cret_token"),
-		AllowedChats: []int64{chatID}, Dedupe: &memDedupe{seen: map[string]bool{}}, PollTimeout: 2 * time.Second,
-		Denied: func(_ context.Context, identity, chat, reason string) {
-			r.denied <- identity + " " + chat + " " + reason
-		},
-		Log: quietLog()}, nil)
-	if err != nil {
-		t.Fatal(err)
+	approve := r.fake.ButtonData(group, card.ID, "Approve")
+	if !strings.HasPrefix(approve, "approve:") || r.fake.ButtonData(group, card.ID, "Deny") == "" {
+		t.Fatalf("approval card without Approve/Deny buttons: %+v", card)
 	}
-	r.adapter = a
-	cards := notify.NewCards(notify.Router{telegram.Platform: a}, 10*time.Millisecond, quietLog())
-	engine := deploy.NewEngine(deploy.Options{Store: r.store, Observer: cards, Log: quietLog(),
-		Drivers: func(string, string) (deploy.Driver, bool) { return r.driver, true }})
-	policy := commands.NewPolicy(map[string]commands.UserSpec{
-		"alice": {Identities: []string{"telegram:100"}, Roles: []string{"dev"}},
-		"bob":   {Identities: []string{"telegram:200"}, Roles: []string{"lead"}},
-	}, map[string][]string{"dev": {"deploy:*", "status:*"}, "lead": {"deploy:*", "approve:production", "status:*"}})
-	a.SetHandler(commands.New(commands.Options{Engine: engine, Policy: policy, Sender: notify.Router{telegram.Platform: a},
-		Audit: r.store, Log: quietLog(), Catalog: commands.Catalog{"demo": {
-			"production": {Approval: deploy.ApprovalPolicy{Required: true, Roles: []string{"lead"}, TTL: time.Hour}}}}}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dcancel()
-		engine.Drain(dctx)
-		_ = cards.Flush(dctx)
-	})
-	return r
-}
 
-func (r *rig) update(body map[string]any) map[string]any {
-	r.nextID++
-	body["update_id"] = r.nextID
-	return body
-}
-
-func message(from int64, chat int64, text string) map[string]any {
-	m := map[string]any{"message_id": 1, "date": 0, "text": text,
-		"from": map[string]any{"id": from, "is_bot": false, "first_name": "u"},
-		"chat": map[string]any{"id": chat, "type": "supergroup"}}
-	if strings.HasPrefix(text, "/") {
-		cmd := strings.Fields(text)[0]
-		m["entities"] = []any{map[string]any{"type": "bot_command", "offset": 0, "length": len(cmd)}}
-	}
-	return map[string]any{"message": m}
-}
-
-func press(from int64, data string, accessible bool) map[string]any {
-	var msg map[string]any
-	if accessible {
-		msg = map[string]any{"message_id": 1, "date": 1, "chat": map[string]any{"id": chatID, "type": "supergroup"}, "text": "card"}
-	} else {
-		msg = map[string]any{"message_id": 1, "date": 0, "chat": map[string]any{"id": chatID, "type": "supergroup"}}
-	}
-	return map[string]any{"callback_query": map[string]any{"id": "cb" + data, "chat_instance": "x", "data": data,
-		"from": map[string]any{"id": from, "is_bot": false, "first_name": "u"}, "message": msg}}
-}
-
-// waitCall polls the fake until a call of method satisfies ok.
-func waitCall(t *testing.T, fake *telegramtest.Server, method string, ok func(telegramtest.Call) bool) telegramtest.Call {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, c := range fake.Calls(method) {
-			if ok(c) {
-				return c
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s call matched; calls: %+v", method, fake.Calls(method))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func answerFor(data string) func(telegramtest.Call) bool {
-	return func(c telegramtest.Call) bool { return c.Fields["callback_query_id"] == "cb"+data }
-}
-
-func TestTelegramFourEyesEndToEnd(t *testing.T) {
-	r := newRig(t, "polling")
-	waitCall(t, r.fake, "setMyCommands", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["commands"], "deploy") })
-	waitCall(t, r.fake, "deleteWebhook", func(telegramtest.Call) bool { return true })
-
-	r.fake.Push(r.update(message(alice, chatID, "/deploy@shipbot demo production v1.2")))
-	card := waitCall(t, r.fake, "sendMessage", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["reply_markup"], "approve:") })
-	var kb struct {
-		InlineKeyboard [][]struct {
-			CallbackData string `json:"callback_data"`
-		} `json:"inline_keyboard"`
-	}
-	if err := json.Unmarshal([]byte(card.Fields["reply_markup"]), &kb); err != nil {
-		t.Fatal(err)
-	}
-	approve := kb.InlineKeyboard[0][0].CallbackData
-
-	// alice presses her own Approve: refused with an alert.
-	r.fake.Push(r.update(press(alice, approve, true)))
-	ans := waitCall(t, r.fake, "answerCallbackQuery", answerFor(approve))
+	// alice presses her own Approve: an alert, and nothing runs.
+	ans := r.press(alice, group, card.ID, approve, true)
 	if ans.Fields["show_alert"] != "true" || !strings.Contains(ans.Fields["text"], "someone else") {
-		t.Fatalf("self-approval answer %v", ans.Fields)
+		t.Fatalf("self-approval answered %v", ans.Fields)
+	}
+	if d := r.lastDenial(); d.Actor != "alice" || d.Identity != "telegram:100" {
+		t.Fatalf("self-approval denial %+v", d)
 	}
 	if r.driver.Calls() != 0 {
-		t.Fatal("driver ran on a self-approval")
+		t.Fatal("the driver ran on a self-approval")
 	}
-	// bob approves from a card too old to be accessible: resolved by id.
-	r.fake.Push(r.update(press(bob, approve, false)))
-	waitCall(t, r.fake, "editMessageText", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["text"], "succeeded") })
+
+	// bob approves: the same card shows the job running, then its end.
+	ans = r.press(bob, group, card.ID, approve, true)
+	if ans.Fields["show_alert"] == "true" {
+		t.Fatalf("bob's approval refused: %v", ans.Fields)
+	}
+	r.fake.Wait("the card to show the running job", func() bool {
+		m, _ := r.fake.Message(group, card.ID)
+		return strings.Contains(m.Text, "⏳ build") && strings.Contains(m.Markup, `"cancel:`)
+	})
+	close(r.driver.Unblock)
+	r.fake.Wait("the card's final state", func() bool {
+		m, _ := r.fake.Message(group, card.ID)
+		return strings.Contains(m.Text, "succeeded")
+	})
+	final, _ := r.fake.Message(group, card.ID)
+	if final.Markup != "" || !strings.Contains(final.Text, "approved by:</b> bob") || !strings.Contains(final.Text, "✅ health") {
+		t.Fatalf("final card: %q markup %q", final.Text, final.Markup)
+	}
 	if n := r.driver.Deploys.Load(); n != 1 {
 		t.Fatalf("%d deploys", n)
 	}
-	// The job printed more than a card shows: its log follows as a document.
-	doc := waitCall(t, r.fake, "sendDocument", func(telegramtest.Call) bool { return true })
-	if !strings.Contains(string(doc.Files["document"]), "compiling unit 30 of 30") || doc.Fields["chat_id"] != "-1001234567890" {
-		t.Fatalf("document %q to %s", doc.Files["document"], doc.Fields["chat_id"])
-	}
-	// The same update delivered again runs nothing.
-	dup := r.update(message(bob, chatID, "/whoami"))
-	r.fake.Push(dup)
-	r.fake.Redeliver(dup)
-	waitCall(t, r.fake, "sendMessage", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["text"], "You are bob") })
-	r.fake.Push(r.update(message(bob, chatID, "/whoami")))
-	deadline := time.Now().Add(10 * time.Second)
-	for count(r.fake, "You are bob") < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := count(r.fake, "You are bob"); n != 2 {
-		t.Fatalf("whoami answered %d times for 2 distinct updates + 1 redelivery, want 2", n)
-	}
-
-	// A forged button and a stranger: refused and audited.
-	r.fake.Push(r.update(press(bob, "approve:zzzzzzzzzzzzzzzzzzzzzzzz", true)))
-	forged := waitCall(t, r.fake, "answerCallbackQuery", answerFor("approve:zzzzzzzzzzzzzzzzzzzzzzzz"))
-	if forged.Fields["show_alert"] != "true" {
-		t.Fatalf("forged button answer %v", forged.Fields)
-	}
-	r.fake.Push(r.update(message(mallory, chatID, "/deploy demo production")))
-	waitCall(t, r.fake, "sendMessage", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["text"], "telegram:999") })
-	var denials int
-	for _, e := range r.store.Events() {
-		if e.Kind == audit.KindDenial && (e.Identity == "telegram:999" || strings.Contains(e.Outcome, "forged")) {
-			denials++
+	// The whole log, as a file replying to the card, once.
+	r.fake.Wait("the job log", func() bool { return len(r.fake.Calls("sendDocument")) > 0 })
+	var doc *telegramtest.Document
+	for _, m := range r.fake.Messages(group) {
+		if m.Document != nil {
+			if doc != nil {
+				t.Fatal("the log was sent twice")
+			}
+			doc = m.Document
+			if m.Thread != topic {
+				t.Fatalf("log in topic %d", m.Thread)
+			}
 		}
 	}
-	if denials < 2 {
-		t.Fatalf("%d denials for the forged button and the stranger", denials)
+	if n := len(r.fake.Messages(group)); n != 2 || doc == nil {
+		t.Fatalf("%d messages in the chat; want the card and its log", n)
 	}
-
-	// A chat that is not allowed: the handler never sees it.
-	r.fake.Push(r.update(message(bob, 555, "/deploy demo production")))
-	select {
-	case d := <-r.denied:
-		if !strings.Contains(d, "telegram:200 telegram:555") {
-			t.Fatalf("denied %q", d)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("unlisted chat not reported")
+	if !strings.Contains(string(doc.Content), "compiling unit 30 of 30") || doc.ReplyTo != card.ID || !strings.HasSuffix(doc.Name, ".log") {
+		t.Fatalf("document %+v", doc)
+	}
+	// A second press of the used button changes nothing.
+	if ans := r.press(bob, group, card.ID, approve, true); ans.Fields["show_alert"] != "true" {
+		t.Fatalf("second press: %v", ans.Fields)
 	}
 	if n := r.driver.Deploys.Load(); n != 1 {
-		t.Fatalf("%d deploys after refusals", n)
+		t.Fatalf("%d deploys after a second press", n)
 	}
 }
 
-func count(fake *telegramtest.Server, text string) int {
-	n := 0
-	for _, c := range fake.Calls("sendMessage") {
-		if strings.Contains(c.Fields["text"], text) {
-			n++
-		}
+func TestButtonOnAnInaccessibleMessageResolvesByID(t *testing.T) {
+	r := newRig(t)
+	r.say(group, 0, alice, "/deploy demo production")
+	card := r.card(group, "awaiting approval")
+	approve := r.fake.ButtonData(group, card.ID, "Approve")
+	// Telegram sends only the chat and the id of a message the bot can no
+	// longer read; the button data is enough.
+	if ans := r.press(bob, group, card.ID, approve, false); ans.Fields["show_alert"] == "true" {
+		t.Fatalf("refused: %v", ans.Fields)
 	}
-	return n
-}
-
-func TestWebhookChecksSecretBeforeAnything(t *testing.T) {
-	r := newRig(t, "webhook")
-	waitCall(t, r.fake, "setWebhook", func(c telegramtest.Call) bool {
-		return c.Fields["secret_token"] == "s3cret_token" && c.Fields["url"] == "https://bot.example.com/hooks/telegram"
+	r.fake.Wait("the deploy", func() bool {
+		m, _ := r.fake.Message(group, card.ID)
+		return strings.Contains(m.Text, "succeeded")
 	})
-	srv := httptest.NewServer(r.adapter.WebhookHandler())
-	defer srv.Close()
-	body := func() io.Reader {
-		b, _ := json.Marshal(r.update(message(bob, chatID, "/whoami")))
-		return strings.NewReader(string(b))
-	}
-	cases := []struct {
-		name   string
-		header string
-		body   io.Reader
-		want   int
-	}{
-		{"no header", "", body(), http.StatusUnauthorized},
-		{"wrong secret", "s3cret_tokeX", body(), http.StatusForbidden},
-		{"not json", "s3cret_token", strings.NewReader("{"), http.StatusBadRequest},
-		{"oversize", "s3cret_token", strings.NewReader(strings.Repeat("x", 2<<20)), http.StatusRequestEntityTooLarge},
-		{"valid", "s3cret_token", body(), http.StatusOK},
-	}
-	for _, tc := range cases {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, tc.body)
-		if tc.header != "" {
-			req.Header.Set("X-Telegram-Bot-Api-Secret-Token", tc.header)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
-		}
-	}
-	waitCall(t, r.fake, "sendMessage", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["text"], "You are bob") })
-	if n := count(r.fake, "You are bob"); n != 1 {
-		t.Fatalf("only the valid request may run a command; ran %d", n)
-	}
 }
 
-func TestNewRefusesMissingSecrets(t *testing.T) {
-	if _, err := telegram.New(telegram.Options{Dedupe: &memDedupe{}}, nil); err == nil || !strings.Contains(err.Error(), "token") {
-		t.Fatalf("no token: %v", err)
-	}
-	_, err := telegram.New(telegram.Options{Token: audit.NewSecret("1:x"), Mode: "webhook", Dedupe: &memDedupe{}}, nil)
-	if err == nil || !strings.Contains(err.Error(), "webhook_secret") {
-		t.Fatalf("webhook without secret: %v", err)
-	}
-}
-
-func TestOnlyCommandsReachTheBot(t *testing.T) {
-	r := newRig(t, "polling")
-	// Group chatter without a bot_command entity is not for the bot.
-	chatter := message(bob, chatID, "deploy demo production, shall we?")
-	r.fake.Push(r.update(chatter))
-	// In a private chat plain text is a command (the chat id is bob's own,
-	// which the allowlist must then hold: add it for this test).
-	private := message(bob, chatID, "whoami")
-	private["message"].(map[string]any)["chat"] = map[string]any{"id": chatID, "type": "private"}
-	r.fake.Push(r.update(private))
-	waitCall(t, r.fake, "sendMessage", func(c telegramtest.Call) bool { return strings.Contains(c.Fields["text"], "You are bob") })
-	if n := len(r.fake.Calls("sendMessage")); n != 1 {
-		t.Fatalf("%d messages sent; group chatter must get none", n)
+func TestForgedButtonRefusedAndAudited(t *testing.T) {
+	r := newRig(t)
+	r.say(group, 0, bob, "/whoami")
+	msg := r.card(group, "You are bob")
+	for _, data := range []string{"approve:zzzzzzzzzzzzzzzzzzzzzzzz", "rm -rf /", "unlock:999"} {
+		ans := r.press(bob, group, msg.ID, data, true)
+		if ans.Fields["show_alert"] != "true" || ans.Fields["text"] == "" {
+			t.Errorf("%q answered %v", data, ans.Fields)
+		}
+		if d := r.lastDenial(); d.Actor != "bob" || d.Identity != "telegram:200" || !strings.Contains(d.Outcome, "forged") {
+			t.Errorf("%q: denial %+v", data, d)
+		}
 	}
 	if r.driver.Calls() != 0 {
-		t.Fatal("chatter started a deploy")
+		t.Fatal("a forged button ran something")
 	}
+}
+
+func TestUnknownPersonRefusedAndAudited(t *testing.T) {
+	r := newRig(t)
+	r.say(group, 0, mallory, "/deploy demo staging")
+	refusal := r.card(group, "telegram:999")
+	if !strings.Contains(refusal.Text, "Refused") {
+		t.Fatalf("refusal %q", refusal.Text)
+	}
+	if d := r.lastDenial(); d.Identity != "telegram:999" || d.Actor != "" {
+		t.Fatalf("denial %+v", d)
+	}
+	if r.driver.Calls() != 0 {
+		t.Fatal("a stranger deployed")
+	}
+}
+
+func TestUnlistedChatIsRefusedAndTheHandlerHearsNothing(t *testing.T) {
+	h := &recorder{}
+	b := newBot(t, h)
+	b.run()
+	b.say(outside, 0, alice, "/deploy demo production")
+	refusal := b.card(outside, "may not use shipbot")
+	if !strings.Contains(refusal.Text, fmt.Sprint(outside)) {
+		t.Fatalf("the refusal should name the chat id for the admin: %q", refusal.Text)
+	}
+	// Again: denied again, but the chat is not told twice in a minute.
+	second := b.say(outside, 0, alice, "/whoami")
+	b.fake.Wait("the second update to be handled", func() bool { return b.dedupe.asked(fmt.Sprint("telegram:update:", second)) == 1 })
+	b.fake.Wait("two denials", func() bool { return len(b.denials.list()) == 2 })
+	if n := len(b.fake.Messages(outside)); n != 1 {
+		t.Fatalf("%d refusals sent to the chat", n)
+	}
+	// A button in that chat: an alert and a denial.
+	upd, qid := b.fake.NewPress(aliceU, outside, refusal.ID, "approve:aaaaaaaaaaaaaaaaaaaaaaaa", true)
+	b.fake.Push(upd)
+	ans := b.fake.WaitCall("answerCallbackQuery", func(c telegramtest.Call) bool { return c.Fields["callback_query_id"] == qid })
+	if ans.Fields["show_alert"] != "true" {
+		t.Fatalf("press in an unlisted chat answered %v", ans.Fields)
+	}
+	b.fake.Wait("three denials", func() bool { return len(b.denials.list()) == 3 })
+	for _, d := range b.denials.list() {
+		if d.identity != "telegram:100" || d.chat != fmt.Sprint("telegram:", outside) || !strings.Contains(d.reason, "chat.telegram.chats") {
+			t.Fatalf("denial %+v", d)
+		}
+	}
+	if reqs := h.requests(); len(reqs) != 0 {
+		t.Fatalf("the handler heard %+v", reqs)
+	}
+}
+
+func TestRedeliveredUpdateRunsOnce(t *testing.T) {
+	h := &recorder{}
+	b := newBot(t, h)
+	b.run()
+	upd := b.fake.NewMessage(telegramtest.Group(group), 0, bobU, "/whoami")
+	id := b.fake.Push(upd)
+	b.fake.Wait("the first delivery", func() bool { return len(h.requests()) == 1 })
+	// Telegram sends it again (the bot died before confirming it) ...
+	upd.ID = id
+	b.fake.Redeliver(upd)
+	b.fake.Wait("the redelivery to reach the dedupe", func() bool { return b.dedupe.asked(fmt.Sprint("telegram:update:", id)) == 2 })
+	// ... and a later update still runs: the redelivery was skipped, not stuck.
+	b.say(group, 0, bob, "/status demo staging")
+	b.fake.Wait("the next update", func() bool { return len(h.requests()) >= 2 })
+	reqs := h.requests()
+	if len(reqs) != 2 || reqs[0].Text != "/whoami" || reqs[1].Text != "/status demo staging" {
+		t.Fatalf("requests %+v", reqs)
+	}
+}
+
+func TestDedupeFailureHandlesNothing(t *testing.T) {
+	h := &recorder{}
+	b := newBot(t, h)
+	b.dedupe.setFail(errInjected)
+	b.run()
+	b.say(group, 0, bob, "/whoami")
+	upd, qid := b.fake.NewPress(bobU, group, 1, "cancel:1", false)
+	b.fake.Push(upd)
+	ans := b.fake.WaitCall("answerCallbackQuery", func(c telegramtest.Call) bool { return c.Fields["callback_query_id"] == qid })
+	if ans.Fields["show_alert"] != "true" || !strings.Contains(ans.Fields["text"], "try again") {
+		t.Fatalf("press answered %v", ans.Fields)
+	}
+	b.fake.Wait("the failure logged twice", func() bool { return strings.Count(b.log.String(), "dedupe failed") == 2 })
+	if reqs := h.requests(); len(reqs) != 0 {
+		t.Fatalf("handled without dedupe: %+v", reqs)
+	}
+}
+
+func TestRateLimitedEditsStillDeliverTheFinalState(t *testing.T) {
+	r := newRig(t)
+	r.fake.FailNext("editMessageText", 1, 429, 1)
+	r.say(group, 0, alice, "/deploy demo staging")
+	card := r.card(group, "Deploy demo")
+	r.fake.Wait("the final state", func() bool {
+		m, _ := r.fake.Message(group, card.ID)
+		return strings.Contains(m.Text, "succeeded")
+	})
+	edits := r.fake.Calls("editMessageText")
+	for i, c := range edits {
+		if c.Status == 429 {
+			if i+1 == len(edits) {
+				t.Fatal("nothing was sent after the 429")
+			}
+			if gap := edits[i+1].Time.Sub(c.Time); gap < time.Second {
+				t.Fatalf("retried %v after a 429 asking for 1s", gap)
+			}
+			return
+		}
+	}
+	t.Fatal("the injected 429 was never hit")
+}
+
+func TestWhichMessagesAreCommands(t *testing.T) {
+	h := &recorder{}
+	b := newBot(t, h)
+	b.run()
+	cases := []struct {
+		chat   int64
+		thread int
+		text   string
+		want   string // "" = not a command for shipbot
+	}{
+		{group, topic, "/deploy@shipbot demo production v1.2", "/deploy demo production v1.2"},
+		{group, 0, "/WHOAMI@ShipBot", "/whoami"},
+		{group, 0, "/status demo staging", "/status demo staging"},
+		{group, 0, "/deploy@otherbot demo staging", ""},          // another bot's
+		{group, 0, "/frobnicate", ""},                            // not ours, not addressed to us
+		{group, 0, "deploy demo production, shall we?", ""},      // chatter
+		{group, 0, "please /deploy demo staging", ""},            // not at the start
+		{alice, 0, "whoami", "whoami"},                           // plain text in private
+		{alice, 0, "Deploy demo staging", "Deploy demo staging"}, // the dispatcher lower-cases the name
+		{alice, 0, "thanks!", ""},
+		{alice, 0, "/start", "/help"},
+		{alice, 0, "/frobnicate", "/frobnicate"}, // in private, the dispatcher explains
+	}
+	for _, c := range cases {
+		b.say(c.chat, c.thread, alice, c.text)
+	}
+	b.say(group, 0, alice, "/help") // the last one, so all before it were seen
+	b.fake.Wait("the last command", func() bool {
+		reqs := h.requests()
+		return len(reqs) > 0 && reqs[len(reqs)-1].Text == "/help" && reqs[len(reqs)-1].Chat.ID == fmt.Sprint(group)
+	})
+	var got []string
+	for _, req := range h.requests() {
+		got = append(got, req.Text)
+	}
+	var want []string
+	for _, c := range cases {
+		if c.want != "" {
+			want = append(want, c.want)
+		}
+	}
+	want = append(want, "/help")
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("commands\n got %q\nwant %q", got, want)
+	}
+	first := h.requests()[0]
+	wantReq := commands.Request{Platform: "telegram", UserID: "100", UserName: "@alice",
+		Chat: notify.Channel{Platform: "telegram", ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Text: "/deploy demo production v1.2"}
+	if first != wantReq {
+		t.Fatalf("request\n got %+v\nwant %+v", first, wantReq)
+	}
+}
+
+func TestPressCarriesVerifiedIdentityAndAlwaysGetsAnAnswer(t *testing.T) {
+	h := &recorder{reply: commands.Reply{Notice: strings.Repeat("long notice ", 40), Refused: true}}
+	b := newBot(t, h)
+	b.run()
+	ref, err := b.a.Send(t.Context(), notify.Channel{Platform: "telegram", ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)},
+		notify.Message{Title: "card", Buttons: []notify.Button{{Label: "Cancel", Data: "cancel:5"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int
+	fmt.Sscan(ref.ID, &id)
+	ans := b.press(bob, group, id, "cancel:5", true)
+	if ans.Fields["show_alert"] != "true" || len([]rune(ans.Fields["text"])) > 200 || !strings.HasPrefix(ans.Fields["text"], "long notice") {
+		t.Fatalf("answer %v", ans.Fields)
+	}
+	req := h.requests()[0]
+	want := commands.Request{Platform: "telegram", UserID: "200", Chat: notify.Channel{Platform: "telegram",
+		ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Action: "cancel:5"}
+	if req.UserName == "" || req.Text != "" {
+		t.Fatalf("request %+v", req)
+	}
+	req.UserName = ""
+	if req != want {
+		t.Fatalf("request\n got %+v\nwant %+v", req, want)
+	}
+	// Accepted presses get a quiet answer.
+	h.mu.Lock()
+	h.reply = commands.Reply{Notice: "Cancelling"}
+	h.mu.Unlock()
+	if ans := b.press(bob, group, id, "cancel:5", true); ans.Fields["show_alert"] == "true" || ans.Fields["text"] != "Cancelling" {
+		t.Fatalf("answer %v", ans.Fields)
+	}
+}
+
+func TestPollingStartsWithTheMenuAndRemovesAWebhook(t *testing.T) {
+	h := &recorder{}
+	b := newBot(t, h)
+	b.fake.SetWebhook("https://old.example.com/hook", "old") // left by a webhook-mode run
+	b.run()
+	b.say(group, 0, alice, "/whoami")
+	b.fake.Wait("the command", func() bool { return len(h.requests()) == 1 })
+	var order []string
+	for _, c := range b.fake.Calls("") {
+		if len(order) == 0 || order[len(order)-1] != c.Method {
+			order = append(order, c.Method)
+		}
+	}
+	if got := strings.Join(order[:4], " "); got != "getMe setMyCommands deleteWebhook getUpdates" {
+		t.Fatalf("start-up calls %q", got)
+	}
+	for _, c := range b.fake.Calls("getUpdates") {
+		if c.Status != 200 {
+			t.Fatalf("getUpdates answered %d: polled before the webhook was removed", c.Status)
+		}
+		if !strings.Contains(c.Fields["allowed_updates"], "callback_query") {
+			t.Fatalf("allowed_updates %q", c.Fields["allowed_updates"])
+		}
+	}
+	var names []string
+	for _, c := range b.fake.Commands() {
+		names = append(names, c.Command)
+	}
+	if got := strings.Join(names, " "); got != "help whoami apps deploy rollback releases status logs jobs job cancel lock unlock pending approve deny audit" {
+		t.Fatalf("menu %q", got)
+	}
+}
+
+func TestWebhookModeChecksTheSecretBeforeAnything(t *testing.T) {
+	h := &recorder{}
+	b := newBot(t, h, webhookMode)
+	b.run()
+	b.fake.Wait("setWebhook", func() bool { u, s := b.fake.Webhook(); return u == hookURL && s == secret })
+	if c := b.fake.Calls("setWebhook")[0]; !strings.Contains(c.Fields["allowed_updates"], "message") {
+		t.Fatalf("setWebhook %v", c.Fields)
+	}
+	if len(b.fake.Calls("getUpdates")) != 0 || len(b.fake.Calls("deleteWebhook")) != 0 {
+		t.Fatal("webhook mode polled or removed its own webhook")
+	}
+	if got := b.a.WebhookPath(); got != "/hooks/telegram" {
+		t.Fatalf("WebhookPath %q", got)
+	}
+	upd := b.fake.NewMessage(telegramtest.Group(group), 0, bobU, "/whoami")
+	upd.ID = 4242
+	body, _ := json.Marshal(upd)
+	handler := b.a.WebhookHandler()
+	cases := []struct {
+		name, method, header string
+		body                 string
+		want                 int
+	}{
+		{"no secret", "POST", "", string(body), 401},
+		{"wrong secret", "POST", secret + "x", string(body), 403},
+		{"wrong secret, same length", "POST", strings.Repeat("x", len(secret)), string(body), 403},
+		{"not POST", "GET", secret, "", 405},
+		{"not an update", "POST", secret, "{", 400},
+		{"oversize", "POST", secret, `{"update_id":1,"message":{"text":"` + strings.Repeat("x", 2<<20) + `"}}`, 413},
+		{"valid", "POST", secret, string(body), 200},
+		{"valid, delivered again", "POST", secret, string(body), 200},
+	}
+	for _, c := range cases {
+		if got := post(handler, c.method, c.header, c.body); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+		if c.name == "oversize" && len(h.requests()) != 0 {
+			t.Fatal("a rejected request reached the handler")
+		}
+	}
+	// The handler runs the update before answering; the repeat is deduped.
+	if reqs := h.requests(); len(reqs) != 1 || reqs[0].Text != "/whoami" || reqs[0].UserID != "200" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	if b.dedupe.asked("telegram:update:4242") != 2 {
+		t.Fatal("the repeat did not go through the dedupe")
+	}
+}
+
+func TestWebhookHandlerIsOffInPollingMode(t *testing.T) {
+	b := newBot(t, &recorder{})
+	if got := post(b.a.WebhookHandler(), "POST", "", `{"update_id":1}`); got != 404 {
+		t.Fatalf("polling-mode webhook answered %d", got)
+	}
+	if b.a.WebhookPath() != "" {
+		t.Fatal("polling mode has no webhook path")
+	}
+}
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	ok := telegram.Options{Token: audit.NewSecret("1:x"), Dedupe: newDedupe()}
+	cases := []struct {
+		name string
+		edit func(*telegram.Options)
+		want string
+	}{
+		{"no token", func(o *telegram.Options) { o.Token = audit.Secret{} }, "chat.telegram.token"},
+		{"token with a slash", func(o *telegram.Options) { o.Token = audit.NewSecret("1:x/../y") }, "chat.telegram.token"},
+		{"no dedupe", func(o *telegram.Options) { o.Dedupe = nil }, "Dedupe"},
+		{"odd mode", func(o *telegram.Options) { o.Mode = "pigeon" }, "pigeon"},
+		{"webhook without secret", func(o *telegram.Options) { o.Mode, o.WebhookURL = "webhook", hookURL }, "chat.telegram.webhook_secret"},
+		{"webhook with a bad secret", func(o *telegram.Options) {
+			o.Mode, o.WebhookURL, o.WebhookSecret = "webhook", hookURL, audit.NewSecret("has spaces")
+		}, "chat.telegram.webhook_secret"},
+		{"webhook without URL", func(o *telegram.Options) { o.Mode, o.WebhookSecret = "webhook", audit.NewSecret(secret) }, "chat.telegram.webhook_url"},
+		{"bad api url", func(o *telegram.Options) { o.APIURL = "ftp://x" }, "api_url"},
+	}
+	for _, c := range cases {
+		o := ok
+		c.edit(&o)
+		_, err := telegram.New(o, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "has spaces") {
+			t.Errorf("%s: the error prints the secret", c.name)
+		}
+	}
+	if _, err := telegram.New(ok, nil); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+}
+
+func TestWrongTokenFailsRunWithoutPrintingIt(t *testing.T) {
+	b := newBot(t, &recorder{}, func(o *telegram.Options) { o.Token = audit.NewSecret("654321:WRONG-token") })
+	err := b.a.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "getMe") || !strings.Contains(err.Error(), "Unauthorized") ||
+		!strings.Contains(err.Error(), "chat.telegram.token") {
+		t.Fatalf("Run: %v", err)
+	}
+	if strings.Contains(err.Error(), "WRONG-token") || strings.Contains(b.log.String(), "WRONG-token") {
+		t.Fatalf("the token leaked: %v", err)
+	}
+}
+
+func TestPollingSurvivesServerErrors(t *testing.T) {
+	h := &recorder{}
+	b := newBot(t, h)
+	// Telegram unreachable at boot, then while polling: the bot keeps trying.
+	b.fake.FailNext("getMe", 1, 502, 0)
+	b.fake.FailNext("deleteWebhook", 1, 500, 0)
+	b.fake.FailNext("getUpdates", 2, 502, 0)
+	b.run()
+	b.say(group, 0, alice, "/whoami")
+	b.fake.Wait("the command after two failed polls", func() bool { return len(h.requests()) == 1 })
+	if !strings.Contains(b.log.String(), "502") {
+		t.Fatal("failed polls should be logged")
+	}
+}
+
+// The deploy engine's Who for a Telegram request: the chat and topic the
+// card goes back to.
+func TestJobCardGoesBackToTheTopic(t *testing.T) {
+	r := newRig(t)
+	r.say(group, topic, alice, "/deploy demo staging")
+	card := r.card(group, "Deploy demo")
+	if card.Thread != topic {
+		t.Fatalf("card in topic %d", card.Thread)
+	}
+	j, err := r.store.Job(t.Context(), 1)
+	if err != nil || j.RequestedBy.Chat != fmt.Sprintf("telegram:%d/%d", group, topic) || j.RequestedBy.Identity != "telegram:100" {
+		t.Fatalf("job %+v: %v", j, err)
+	}
+	r.fake.Wait("the end", func() bool {
+		j, _ := r.store.Job(t.Context(), 1)
+		return j.State == deploy.Succeeded
+	})
 }

@@ -1,10 +1,9 @@
-// Package telegram is the Telegram chat adapter. This file renders the
-// platform-neutral notify.Message as a Telegram message in HTML parse mode
-// with an inline keyboard.
 package telegram
 
 import (
 	"strings"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
@@ -12,10 +11,20 @@ import (
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
-// MaxText is Telegram's limit for a message's text.
+// MaxText is Telegram's limit for a message's text, in UTF-16 code units
+// after entity parsing. Render counts the HTML source instead (tags and
+// entities included), which is never less, so a card is never refused for
+// its length.
 const MaxText = 4096
 
-const truncatedNote = "(truncated)"
+// maxTitle and maxName bound values that have no business being long, so one
+// pathological value cannot push everything else off the card.
+const (
+	maxTitle = 256
+	maxName  = 64
+)
+
+const truncatedNote = "<i>(truncated)</i>"
 
 // escape makes s safe inside Telegram HTML: the Bot API requires &, < and >
 // as entities; quotes are escaped too so a value can never end an attribute.
@@ -25,7 +34,12 @@ var styleMark = map[notify.Style]string{
 	notify.StyleSuccess: "✅ ",
 	notify.StyleDanger:  "❌ ",
 	notify.StyleWarning: "⚠️ ",
-	notify.StyleInfo:    "",
+}
+
+// buttonStyle maps to the Bot API's button colours; other styles get the app default.
+var buttonStyle = map[notify.Style]string{
+	notify.StyleSuccess: "success",
+	notify.StyleDanger:  "danger",
 }
 
 var stepMark = map[string]string{
@@ -36,103 +50,260 @@ var stepMark = map[string]string{
 	"skipped": "➖",
 }
 
-// Render returns m as Telegram HTML and its inline keyboard (nil without
-// buttons). The text never exceeds MaxText characters: output lines are
-// dropped from the top first (the last lines matter most), then the
-// paragraph is cut; either way "(truncated)" says so. Every value is
-// escaped, and cuts happen on the plain values before escaping, so an
-// entity or tag is never split.
-func Render(m notify.Message) (string, *models.InlineKeyboardMarkup) {
-	code := m.Code
-	text := m.Text
-	out := build(m, text, code, false)
-	for len(code) > 0 && utf8.RuneCountInString(out) > MaxText {
-		// Drop as many lines as needed at once, roughly, then refine.
-		over := utf8.RuneCountInString(out) - MaxText
-		drop := 1
-		for n := 0; drop < len(code) && n < over; drop++ {
-			n += utf8.RuneCountInString(escape(code[drop-1])) + 1
-		}
-		code = code[drop:]
-		out = build(m, text, code, true)
-	}
-	for utf8.RuneCountInString(out) > MaxText && text != "" {
-		over := utf8.RuneCountInString(out) - MaxText
-		r := []rune(text)
-		keep := len(r) - over - len(truncatedNote) - 8 // escaping may only grow the text
-		if keep < 0 {
-			keep = 0
-		}
-		text = string(r[:keep])
-		out = build(m, text+" …", code, true)
-		if keep == 0 {
-			text = ""
-		}
-	}
-	if utf8.RuneCountInString(out) > MaxText {
-		// Only a pathological title or field list gets here: fall back to
-		// plain escaped title so the message is still delivered.
-		out = "<b>" + escape(clip(m.Title, 200)) + "</b>\n" + truncatedNote
-	}
-	return out, keyboard(m.Buttons)
+// line is one line of a card: HTML before one plain value, so a cut only
+// ever shortens the plain value and the markup stays whole.
+type line struct {
+	pre, plain string
 }
 
-func build(m notify.Message, text string, code []string, truncated bool) string {
-	var b strings.Builder
-	if m.Title != "" {
-		b.WriteString("<b>" + styleMark[m.Style] + escape(oneLine(m.Title)) + "</b>\n")
+func (l line) html() string { return l.pre + escape(l.plain) }
+
+// Render returns m as Telegram HTML and its inline keyboard (nil without
+// buttons). Every value is escaped, and only the paragraph and the output
+// span lines, so no value can pose as a field. A card over MaxText is cut:
+// the title stays, the paragraph, fields and steps are kept from the top,
+// output lines from the bottom (the last lines say what went wrong), and
+// "(truncated)" says so.
+func Render(m notify.Message) (string, *models.InlineKeyboardMarkup) {
+	return renderText(m), keyboard(m.Buttons)
+}
+
+func renderText(m notify.Message) string {
+	var title string
+	if t := oneLine(m.Title); t != "" {
+		title = "<b>" + styleMark[m.Style] + escape(clipHead(t, maxTitle)) + "</b>"
 	}
-	if text != "" {
-		b.WriteString(escape(text) + "\n")
+	var body []line
+	for _, l := range splitLines(m.Text) {
+		body = append(body, line{plain: l})
 	}
 	for _, f := range m.Fields {
-		b.WriteString("<b>" + escape(oneLine(f.Name)) + ":</b> " + escape(oneLine(f.Value)) + "\n")
+		body = append(body, line{pre: "<b>" + escape(clipHead(oneLine(f.Name), maxName)) + ":</b> ", plain: oneLine(f.Value)})
 	}
 	for _, s := range m.Steps {
 		mark, ok := stepMark[s.State]
 		if !ok {
 			mark = "❔"
 		}
-		line := mark + " " + escape(oneLine(s.Name))
-		if s.Detail != "" {
-			line += ": " + escape(oneLine(s.Detail))
+		if d := oneLine(s.Detail); d != "" {
+			body = append(body, line{pre: mark + " " + escape(clipHead(oneLine(s.Name), maxName)) + ": ", plain: d})
+		} else {
+			body = append(body, line{pre: mark + " ", plain: oneLine(s.Name)})
 		}
-		b.WriteString(line + "\n")
+	}
+	var code []string
+	for _, c := range m.Code {
+		code = append(code, splitLines(c)...)
+	}
+
+	var head []string
+	if title != "" {
+		head = append(head, title)
+	}
+	for _, l := range body {
+		head = append(head, l.html())
+	}
+	codeHTML := make([]string, len(code))
+	for i, c := range code {
+		codeHTML[i] = escape(c)
+	}
+	out := compose(head, false, codeHTML)
+	if out == "" {
+		return "(empty message)" // Telegram refuses an empty text
+	}
+	if units(out) <= MaxText {
+		return out
+	}
+	return cut(title, body, code)
+}
+
+// cut fits an over-long card into MaxText. Output may take half of the room
+// the title leaves, so a long step list cannot hide the error at the end of
+// the log, and a long log cannot hide the steps.
+func cut(title string, body []line, code []string) string {
+	const nl = 1
+	ellipsis := units("…")
+	room := MaxText - units(truncatedNote) - nl
+	var head []string
+	if title != "" {
+		head = append(head, title)
+		room -= units(title) + nl
+	}
+	codeAll := 0
+	for _, c := range code {
+		codeAll += units(escape(c)) + nl
+	}
+	headRoom := room
+	if len(code) > 0 {
+		room -= units("<pre></pre>")
+		headRoom = room - min(codeAll, room/2)
+	}
+	for _, l := range body {
+		h := l.html()
+		if units(h)+nl <= headRoom {
+			head = append(head, h)
+			headRoom -= units(h) + nl
+			room -= units(h) + nl
+			continue
+		}
+		// The first line that does not fit is cut to the room left; the rest go.
+		if fit := headRoom - nl - units(l.pre) - ellipsis; fit > 0 {
+			h = l.pre + escape(clipHeadFit(l.plain, fit)) + "…"
+			head = append(head, h)
+			room -= units(h) + nl
+		}
+		break
+	}
+	var tail []string // output lines, last first
+	for i := len(code) - 1; i >= 0; i-- {
+		h := escape(code[i])
+		if units(h)+nl <= room {
+			tail = append(tail, h)
+			room -= units(h) + nl
+			continue
+		}
+		if len(tail) == 0 && room-nl-ellipsis > 0 {
+			// Even the last line alone is too long: keep its end.
+			tail = append(tail, "…"+escape(clipTailFit(code[i], room-nl-ellipsis)))
+		}
+		break
+	}
+	for i, j := 0, len(tail)-1; i < j; i, j = i+1, j-1 {
+		tail[i], tail[j] = tail[j], tail[i]
+	}
+	return compose(head, true, tail)
+}
+
+func compose(head []string, truncated bool, code []string) string {
+	var b strings.Builder
+	for _, h := range head {
+		b.WriteString(h)
+		b.WriteByte('\n')
 	}
 	if truncated {
-		b.WriteString("<i>" + truncatedNote + "</i>\n")
+		b.WriteString(truncatedNote + "\n")
 	}
 	if len(code) > 0 {
-		b.WriteString("<pre>")
-		for i, l := range code {
-			if i > 0 {
-				b.WriteString("\n")
-			}
-			b.WriteString(escape(l))
-		}
-		b.WriteString("</pre>")
+		b.WriteString("<pre>" + strings.Join(code, "\n") + "</pre>")
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// units is the length Telegram measures: UTF-16 code units.
+func units(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
+// clipHeadFit is the longest prefix of s whose escaped form fits in room units.
+func clipHeadFit(s string, room int) string {
+	rs := []rune(s)
+	lo, hi := 0, len(rs)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if units(escape(string(rs[:mid]))) <= room {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return string(rs[:lo])
+}
+
+// clipTailFit is the longest suffix of s whose escaped form fits in room units.
+func clipTailFit(s string, room int) string {
+	rs := []rune(s)
+	lo, hi := 0, len(rs)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if units(escape(string(rs[len(rs)-mid:]))) <= room {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return string(rs[len(rs)-lo:])
+}
+
+func clipHead(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
+
+// clean makes s text the Bot API accepts: valid UTF-8, and no control
+// characters but tab and newline.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if r != '\t' && r != '\n' && unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// oneLine keeps a value on its line: chat text cannot fake extra fields.
+func oneLine(s string) string { return strings.Join(strings.Fields(clean(s)), " ") }
+
+func splitLines(s string) []string {
+	s = strings.TrimRight(clean(s), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
 }
 
 func keyboard(bs []notify.Button) *models.InlineKeyboardMarkup {
 	if len(bs) == 0 {
 		return nil
 	}
-	row := make([]models.InlineKeyboardButton, 0, len(bs))
-	for _, btn := range bs {
-		row = append(row, models.InlineKeyboardButton{Text: oneLine(btn.Label), CallbackData: btn.Data})
+	// Up to three buttons share a row; more wrap, so labels stay readable on a phone.
+	var rows [][]models.InlineKeyboardButton
+	for i, btn := range bs {
+		if i%3 == 0 {
+			rows = append(rows, nil)
+		}
+		label := clipHead(oneLine(btn.Label), maxName)
+		if label == "" {
+			label = "•" // Telegram refuses a button without a label
+		}
+		rows[len(rows)-1] = append(rows[len(rows)-1], models.InlineKeyboardButton{
+			Text: label, CallbackData: btn.Data, Style: buttonStyle[btn.Style]})
 	}
-	return &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{row}}
+	return &models.InlineKeyboardMarkup{InlineKeyboard: rows}
 }
 
-// oneLine keeps a value on its line: chat text cannot fake extra fields.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// wireKeyboard is an inline keyboard as sent. The library's button type
+// always serialises "copy_text":{"text":""}, which Telegram refuses
+// (BUTTON_COPY_TEXT_INVALID), so buttons go out in this narrower form.
+type wireKeyboard struct {
+	InlineKeyboard [][]wireButton `json:"inline_keyboard"`
+}
 
-func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
+type wireButton struct {
+	Text         string `json:"text"`
+	CallbackData string `json:"callback_data"`
+	Style        string `json:"style,omitempty"`
+}
+
+// wire converts kb; nil becomes an empty keyboard, which removes the buttons
+// of an edited message.
+func wire(kb *models.InlineKeyboardMarkup) *wireKeyboard {
+	w := &wireKeyboard{InlineKeyboard: [][]wireButton{}}
+	if kb == nil {
+		return w
 	}
-	return string(r[:n]) + "…"
+	for _, row := range kb.InlineKeyboard {
+		r := []wireButton{}
+		for _, b := range row {
+			r = append(r, wireButton{Text: b.Text, CallbackData: b.CallbackData, Style: b.Style})
+		}
+		w.InlineKeyboard = append(w.InlineKeyboard, r)
+	}
+	return w
 }

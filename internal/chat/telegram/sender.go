@@ -15,20 +15,6 @@ import (
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
-// Platform is the notify.Channel platform name of Telegram chats.
-const Platform = "telegram"
-
-// Sender posts and edits messages through the Bot API. Channel.ID is the chat
-// id; Channel.Thread a forum topic id.
-type Sender struct {
-	b *bot.Bot
-}
-
-var _ notify.Sender = (*Sender)(nil)
-
-// NewSender wraps a configured bot client.
-func NewSender(b *bot.Bot) *Sender { return &Sender{b: b} }
-
 // retryAfter is a 429 in notify's terms, so the card updater waits as told.
 type retryAfter struct {
 	err   error
@@ -41,13 +27,23 @@ func (e *retryAfter) RetryAfter() time.Duration { return e.after }
 
 var _ notify.RetryAfterError = (*retryAfter)(nil)
 
-// mapErr turns the library's errors into what the rest of shipbot expects.
-func mapErr(err error) error {
+// apiErr turns the library's errors into what the rest of shipbot expects.
+func (a *Adapter) apiErr(method string, err error) error {
+	err = fmt.Errorf("telegram %s: %w", method, a.redact(err))
 	var tooMany *bot.TooManyRequestsError
 	if errors.As(err, &tooMany) {
-		return &retryAfter{err: err, after: time.Duration(tooMany.RetryAfter) * time.Second}
+		after := time.Duration(tooMany.RetryAfter) * time.Second
+		if after <= 0 {
+			after = time.Second
+		}
+		return &retryAfter{err: err, after: after}
 	}
 	return err
+}
+
+// notModified is Telegram's answer to an edit that changes nothing.
+func notModified(err error) bool {
+	return errors.Is(err, bot.ErrorBadRequest) && strings.Contains(err.Error(), "message is not modified")
 }
 
 func chatAndThread(ch notify.Channel) (int64, int, error) {
@@ -57,36 +53,59 @@ func chatAndThread(ch notify.Channel) (int64, int, error) {
 	}
 	thread := 0
 	if ch.Thread != "" {
-		if thread, err = strconv.Atoi(ch.Thread); err != nil {
+		if thread, err = strconv.Atoi(ch.Thread); err != nil || thread <= 0 {
 			return 0, 0, fmt.Errorf("telegram topic id %q is not a number", ch.Thread)
 		}
 	}
 	return id, thread, nil
 }
 
-// Send posts m; a message with an Attachment is followed by the file.
-func (s *Sender) Send(ctx context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
+// checkButtons refuses what Telegram would refuse, before anything is sent.
+func checkButtons(bs []notify.Button) error {
+	for _, b := range bs {
+		if n := len(b.Data); n == 0 || n > 64 {
+			return fmt.Errorf("telegram: button %q: data must be 1-64 bytes, is %d", b.Label, n)
+		}
+	}
+	return nil
+}
+
+var noPreview = &models.LinkPreviewOptions{IsDisabled: bot.True()}
+
+// Send posts m to ch (ID the chat id, Thread a forum topic id). A message
+// with an Attachment is followed by the file, as a reply to it.
+func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
 	chat, thread, err := chatAndThread(ch)
 	if err != nil {
 		return notify.Ref{}, err
 	}
+	if err := checkButtons(m.Buttons); err != nil {
+		return notify.Ref{}, err
+	}
 	text, kb := Render(m)
 	p := &bot.SendMessageParams{ChatID: chat, MessageThreadID: thread, Text: text, ParseMode: models.ParseModeHTML,
-		LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: bot.True()}}
+		LinkPreviewOptions: noPreview}
 	if kb != nil {
-		p.ReplyMarkup = kb
+		p.ReplyMarkup = wire(kb)
 	}
-	msg, err := s.b.SendMessage(ctx, p)
+	msg, err := a.b.SendMessage(ctx, p)
 	if err != nil {
-		return notify.Ref{}, mapErr(err)
+		return notify.Ref{}, a.apiErr("sendMessage", err)
 	}
 	ref := notify.Ref{Channel: ch, ID: strconv.Itoa(msg.ID)}
-	return ref, s.attach(ctx, chat, thread, m)
+	if err := a.attach(ctx, ref, chat, thread, msg.ID, m); err != nil {
+		// The message is out: failing Send now would post it twice. The
+		// next Edit of this ref sends the file instead.
+		a.log.Warn("telegram: attachment not sent; the next edit retries it", "chat", ch.String(), "err", err)
+	}
+	return ref, nil
 }
 
-// Edit replaces the message's text and buttons. Telegram answers an edit to
-// identical content with "message is not modified": that is success.
-func (s *Sender) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
+// Edit replaces the message's text and buttons (a message without buttons
+// loses its keyboard). An edit to identical content is success. The
+// message's Attachment is sent once per ref; if that fails Edit fails, and
+// the retried edit (then "not modified") sends it.
+func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
 	chat, thread, err := chatAndThread(ref.Channel)
 	if err != nil {
 		return err
@@ -95,27 +114,53 @@ func (s *Sender) Edit(ctx context.Context, ref notify.Ref, m notify.Message) err
 	if err != nil {
 		return fmt.Errorf("telegram message id %q is not a number", ref.ID)
 	}
+	if err := checkButtons(m.Buttons); err != nil {
+		return err
+	}
 	text, kb := Render(m)
 	p := &bot.EditMessageTextParams{ChatID: chat, MessageID: id, Text: text, ParseMode: models.ParseModeHTML,
-		LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: bot.True()}}
-	if kb != nil {
-		p.ReplyMarkup = kb
-	} else {
-		// An empty keyboard removes the buttons of a card that has ended.
-		p.ReplyMarkup = &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{}}
+		LinkPreviewOptions: noPreview, ReplyMarkup: wire(kb)}
+	if _, err := a.b.EditMessageText(ctx, p); err != nil && !notModified(err) {
+		return a.apiErr("editMessageText", err)
 	}
-	if _, err := s.b.EditMessageText(ctx, p); err != nil && !strings.Contains(err.Error(), "message is not modified") {
-		return mapErr(err)
-	}
-	return s.attach(ctx, chat, thread, m)
+	return a.attach(ctx, ref, chat, thread, id, m)
 }
 
-// attach sends m's attachment (a full job log) as a document.
-func (s *Sender) attach(ctx context.Context, chat int64, thread int, m notify.Message) error {
+// attach sends m's attachment (a full job log) as a document replying to
+// message id, unless this ref already got it. The card updater edits one
+// card at a time, so two sends of one attachment do not race.
+func (a *Adapter) attach(ctx context.Context, ref notify.Ref, chat int64, thread, id int, m notify.Message) error {
 	if m.Attachment == nil {
 		return nil
 	}
-	_, err := s.b.SendDocument(ctx, &bot.SendDocumentParams{ChatID: chat, MessageThreadID: thread,
-		Document: &models.InputFileUpload{Filename: m.Attachment.Name, Data: bytes.NewReader(m.Attachment.Content)}})
-	return mapErr(err)
+	key := ref.Channel.String() + "#" + ref.ID
+	a.amu.Lock()
+	done := a.attached[key]
+	a.amu.Unlock()
+	if done {
+		return nil
+	}
+	name := m.Attachment.Name
+	if name == "" {
+		name = "shipbot.txt"
+	}
+	_, err := a.b.SendDocument(ctx, &bot.SendDocumentParams{ChatID: chat, MessageThreadID: thread,
+		Document: &models.InputFileUpload{Filename: name, Data: bytes.NewReader(m.Attachment.Content)},
+		Caption:  clipHeadFit(oneLine(m.Title), 1024),
+		// The card may have been deleted meanwhile; the log is still worth having.
+		ReplyParameters: &models.ReplyParameters{MessageID: id, AllowSendingWithoutReply: true}})
+	if err != nil {
+		return a.apiErr("sendDocument", err)
+	}
+	a.amu.Lock()
+	defer a.amu.Unlock()
+	if !a.attached[key] {
+		a.attached[key] = true
+		a.attachLog = append(a.attachLog, key)
+		if len(a.attachLog) > keepAttached {
+			delete(a.attached, a.attachLog[0])
+			a.attachLog = a.attachLog[1:]
+		}
+	}
+	return nil
 }

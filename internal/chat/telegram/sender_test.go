@@ -2,107 +2,155 @@ package telegram_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-telegram/bot"
-
 	"github.com/shipbot/shipbot/internal/chat/telegram"
-	"github.com/shipbot/shipbot/internal/chat/telegram/telegramtest"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
-const token = "123456:TEST-token"
-
-func newSender(t *testing.T) (*telegram.Sender, *telegramtest.Server) {
-	t.Helper()
-	fake := telegramtest.Start(t, token)
-	b, err := bot.New(token, bot.WithServerURL(fake.URL), bot.WithSkipGetMe())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return telegram.NewSender(b), fake
-}
-
-var group = notify.Channel{Platform: telegram.Platform, ID: "-1001234567890", Thread: "7"}
+var topicChannel = notify.Channel{Platform: telegram.Platform, ID: "-1001234567890", Thread: "7"}
 
 func TestSendAndEditSpeakTheBotAPI(t *testing.T) {
-	s, fake := newSender(t)
+	b := newBot(t, nil)
 	ctx := context.Background()
-	card := notify.Message{Title: "Deploy <x> & y", Buttons: []notify.Button{{Label: "Approve", Data: "approve:abc"}}}
-	ref, err := s.Send(ctx, group, card)
+	card := notify.Message{Title: "Deploy <x> & y", Buttons: []notify.Button{
+		{Label: "Approve", Data: "approve:abc", Style: notify.StyleSuccess}, {Label: "Deny", Data: "deny:abc", Style: notify.StyleDanger}}}
+	ref, err := b.a.Send(ctx, topicChannel, card)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := fake.Calls("sendMessage")
-	if len(sent) != 1 || ref.ID != "1" {
-		t.Fatalf("sendMessage calls %d, ref %+v", len(sent), ref)
+	if ref.ID != "1" || ref.Channel != topicChannel {
+		t.Fatalf("ref %+v", ref)
 	}
-	f := sent[0].Fields
+	f := b.fake.Calls("sendMessage")[0].Fields
 	if f["chat_id"] != "-1001234567890" || f["message_thread_id"] != "7" || f["parse_mode"] != "HTML" ||
-		!strings.Contains(f["text"], "Deploy &lt;x&gt; &amp; y") {
+		f["text"] != "<b>Deploy &lt;x&gt; &amp; y</b>" || !strings.Contains(f["link_preview_options"], `"is_disabled":true`) {
 		t.Fatalf("sendMessage fields %v", f)
 	}
-	var kb struct {
-		InlineKeyboard [][]struct {
-			Text         string `json:"text"`
-			CallbackData string `json:"callback_data"`
-		} `json:"inline_keyboard"`
-	}
-	if err := json.Unmarshal([]byte(f["reply_markup"]), &kb); err != nil || kb.InlineKeyboard[0][0].CallbackData != "approve:abc" {
-		t.Fatalf("reply_markup %q: %v", f["reply_markup"], err)
+	// Exactly text, callback_data and style on the wire: the library's own
+	// button type adds an empty copy_text that Telegram refuses.
+	if want := `{"inline_keyboard":[[{"text":"Approve","callback_data":"approve:abc","style":"success"},{"text":"Deny","callback_data":"deny:abc","style":"danger"}]]}`; f["reply_markup"] != want {
+		t.Fatalf("reply_markup\n got %s\nwant %s", f["reply_markup"], want)
 	}
 	// The same content again: Telegram says "not modified", which is fine.
-	if err := s.Edit(ctx, ref, card); err != nil {
+	if err := b.a.Edit(ctx, ref, card); err != nil {
 		t.Fatalf("identical edit: %v", err)
 	}
-	done := notify.Message{Title: "Deploy done", Attachment: &notify.Attachment{Name: "job-12.log", Content: []byte("full log\n")}}
-	if err := s.Edit(ctx, ref, done); err != nil {
+	if c := b.fake.Calls("editMessageText"); len(c) != 1 || c[0].Status != 400 {
+		t.Fatalf("the identical edit should have reached Telegram and been refused there: %+v", c)
+	}
+	// An edit without buttons removes them.
+	if err := b.a.Edit(ctx, ref, notify.Message{Title: "Deploy done", Style: notify.StyleSuccess}); err != nil {
 		t.Fatal(err)
 	}
-	edits := fake.Calls("editMessageText")
-	if len(edits) != 2 || edits[1].Fields["message_id"] != "1" || strings.Contains(edits[1].Fields["reply_markup"], "approve") {
-		t.Fatalf("edits %+v", edits)
+	m, _ := b.fake.Message(-1001234567890, 1)
+	if m.Markup != "" || m.Text != "<b>✅ Deploy done</b>" || m.Edits != 1 {
+		t.Fatalf("message now %+v", m)
 	}
-	docs := fake.Calls("sendDocument")
-	if len(docs) != 1 || string(docs[0].Files["document"]) != "full log\n" {
-		t.Fatalf("document %+v", docs)
+}
+
+func TestAttachmentIsSentOncePerMessage(t *testing.T) {
+	b := newBot(t, nil)
+	ctx := context.Background()
+	log := &notify.Attachment{Name: "job-12-demo-staging.log", Content: []byte("full log\n")}
+	ref, err := b.a.Send(ctx, topicChannel, notify.Message{Title: "running"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first end-state edit fails to attach: Edit fails so the card
+	// updater retries, and the retry (an identical edit) sends the file.
+	b.fake.FailNext("sendDocument", 1, 500, 0)
+	done := notify.Message{Title: "succeeded", Attachment: log}
+	if err := b.a.Edit(ctx, ref, done); err == nil {
+		t.Fatal("a failed attachment must fail the edit so it is retried")
+	}
+	for range 3 {
+		if err := b.a.Edit(ctx, ref, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	docs := b.fake.Calls("sendDocument")
+	if len(docs) != 2 || docs[1].Status != 200 {
+		t.Fatalf("sendDocument calls %+v", docs)
+	}
+	d := docs[1]
+	if string(d.Files["document"]) != "full log\n" || d.Fields["document.filename"] != log.Name || d.Fields["message_thread_id"] != "7" ||
+		!strings.Contains(d.Fields["reply_parameters"], `"message_id":1`) || d.Fields["caption"] != "succeeded" {
+		t.Fatalf("document %+v", d.Fields)
+	}
+	// A new message with an attachment gets its own copy.
+	if _, err := b.a.Send(ctx, topicChannel, done); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.fake.Calls("sendDocument")); n != 3 {
+		t.Fatalf("%d sendDocument calls", n)
 	}
 }
 
 func TestTooManyRequestsCarriesRetryAfter(t *testing.T) {
-	s, fake := newSender(t)
-	fake.FailNext("editMessageText", 1, 429, 7)
-	err := s.Edit(context.Background(), notify.Ref{Channel: group, ID: "5"}, notify.Message{Title: "x"})
+	b := newBot(t, nil)
+	ref, err := b.a.Send(context.Background(), topicChannel, notify.Message{Title: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.fake.FailNext("editMessageText", 1, 429, 7)
+	err = b.a.Edit(context.Background(), ref, notify.Message{Title: "y"})
 	var ra notify.RetryAfterError
-	if !errors.As(err, &ra) || ra.RetryAfter() != 7*time.Second {
+	if !errors.As(err, &ra) || ra.RetryAfter() != 7*time.Second || !strings.Contains(err.Error(), "editMessageText") {
 		t.Fatalf("429: %v", err)
 	}
-	fake.FailNext("sendMessage", 1, 502, 0)
-	if _, err := s.Send(context.Background(), group, notify.Message{Title: "x"}); err == nil || errors.As(err, &ra) {
+	b.fake.FailNext("sendMessage", 1, 502, 0)
+	if _, err := b.a.Send(context.Background(), topicChannel, notify.Message{Title: "x"}); err == nil || errors.As(err, &ra) {
 		t.Fatalf("502 must be a plain error: %v", err)
 	}
-}
-
-func TestBadChannelIDsAreRefusedLocally(t *testing.T) {
-	s, fake := newSender(t)
-	if _, err := s.Send(context.Background(), notify.Channel{Platform: "telegram", ID: "ops-chat"}, notify.Message{}); err == nil {
-		t.Fatal("non-numeric chat id accepted")
-	}
-	if len(fake.Calls("")) != 0 {
-		t.Fatal("a request went out for a bad chat id")
+	if err := b.a.Edit(context.Background(), notify.Ref{Channel: topicChannel, ID: "99"}, notify.Message{Title: "x"}); err == nil ||
+		!strings.Contains(err.Error(), "message to edit not found") {
+		t.Fatalf("edit of a missing message: %v", err)
 	}
 }
 
-// The card updater and the sender together: 429s delay the final state but never lose it.
+func TestBadAddressesAndButtonsAreRefusedLocally(t *testing.T) {
+	b := newBot(t, nil)
+	ctx := context.Background()
+	bad := []struct {
+		ch notify.Channel
+		m  notify.Message
+	}{
+		{notify.Channel{Platform: "telegram", ID: "ops-chat"}, notify.Message{Title: "x"}},
+		{notify.Channel{Platform: "telegram", ID: "42", Thread: "general"}, notify.Message{Title: "x"}},
+		{notify.Channel{Platform: "telegram", ID: "42"}, notify.Message{Title: "x", Buttons: []notify.Button{{Label: "b", Data: strings.Repeat("x", 65)}}}},
+		{notify.Channel{Platform: "telegram", ID: "42"}, notify.Message{Title: "x", Buttons: []notify.Button{{Label: "b"}}}},
+	}
+	for _, c := range bad {
+		if _, err := b.a.Send(ctx, c.ch, c.m); err == nil {
+			t.Errorf("Send to %+v with %+v accepted", c.ch, c.m.Buttons)
+		}
+		if err := b.a.Edit(ctx, notify.Ref{Channel: c.ch, ID: "1"}, c.m); err == nil {
+			t.Errorf("Edit in %+v accepted", c.ch)
+		}
+	}
+	if err := b.a.Edit(ctx, notify.Ref{Channel: topicChannel, ID: "first"}, notify.Message{}); err == nil {
+		t.Error("non-numeric message id accepted")
+	}
+	if n := len(b.fake.Calls("")); n != 0 {
+		t.Fatalf("%d requests went out for bad input", n)
+	}
+	// 64 bytes is the limit, not over it.
+	if _, err := b.a.Send(ctx, topicChannel, notify.Message{Title: "x", Buttons: []notify.Button{{Label: "b", Data: strings.Repeat("x", 64)}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The card updater and the adapter together: 429s delay the final state
+// but never lose it.
 func TestCardsDeliverFinalStateThrough429(t *testing.T) {
-	s, fake := newSender(t)
-	fake.FailNext("editMessageText", 2, 429, 1)
-	cards := notify.NewCards(s, 10*time.Millisecond, nil)
-	job := jobIn(group)
+	b := newBot(t, nil)
+	b.fake.FailNext("editMessageText", 2, 429, 1)
+	cards := notify.NewCards(b.a, 10*time.Millisecond, quietLog())
+	job := jobIn(topicChannel)
 	cards.JobChanged(job("running"))
 	cards.JobChanged(job("succeeded"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -110,8 +158,8 @@ func TestCardsDeliverFinalStateThrough429(t *testing.T) {
 	if err := cards.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	edits := fake.Calls("editMessageText")
-	if len(edits) != 3 || !strings.Contains(edits[2].Fields["text"], "succeeded") {
-		t.Fatalf("%d edits; last %v", len(edits), edits[len(edits)-1].Fields["text"])
+	edits := b.fake.Calls("editMessageText")
+	if len(edits) != 3 || edits[2].Status != 200 || !strings.Contains(edits[2].Fields["text"], "succeeded") {
+		t.Fatalf("%d edits: %+v", len(edits), edits)
 	}
 }
