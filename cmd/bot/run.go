@@ -16,6 +16,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/chat/shell"
+	"github.com/shipbot/shipbot/internal/chat/slack"
 	"github.com/shipbot/shipbot/internal/chat/telegram"
 	"github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/config"
@@ -66,6 +67,9 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if t := c.Chat.Telegram; t != nil {
 		secrets = append(secrets, t.Token, t.WebhookSecret)
 	}
+	if s := c.Chat.Slack; s != nil {
+		secrets = append(secrets, s.BotToken, s.AppToken, s.SigningSecret)
+	}
 	redact := audit.NewRedactor(secrets...)
 	drivers, err := buildDrivers(c, log)
 	if err != nil {
@@ -102,17 +106,22 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if t := c.Chat.Telegram; t != nil && t.Enabled {
 		tg, err = telegram.New(telegram.Options{Token: t.Token, APIURL: t.APIURL, Mode: t.Mode, WebhookURL: t.WebhookURL,
 			WebhookSecret: t.WebhookSecret, AllowedChats: t.Chats, Dedupe: db, Log: log,
-			Denied: func(ctx context.Context, identity, chat, reason string) {
-				ev := &audit.Event{Kind: audit.KindDenial, Identity: identity, Chat: chat, Command: "message",
-					Decision: "denied", Outcome: reason}
-				if err := db.Append(ctx, ev); err != nil {
-					log.Error("denial not recorded", "identity", identity, "err", err)
-				}
-			}}, nil)
+			Denied: chatDenial(db, log)}, nil)
 		if err != nil {
 			return err
 		}
 		router[telegram.Platform] = tg
+	}
+
+	var sl *slack.Adapter
+	if s := c.Chat.Slack; s != nil && s.Enabled {
+		sl, err = slack.New(slack.Options{Mode: s.Mode, BotToken: s.BotToken, AppToken: s.AppToken,
+			SigningSecret: s.SigningSecret, APIURL: s.APIURL, AllowedChannels: s.Channels,
+			DirectMessages: s.DirectMessages, Dedupe: db, Log: log, Denied: chatDenial(db, log)}, nil)
+		if err != nil {
+			return err
+		}
+		router[slack.Platform] = sl
 	}
 
 	// Jobs a crash left running are interrupted before anything else runs;
@@ -150,10 +159,25 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 			}
 		}()
 	}
+	if sl != nil {
+		sl.SetHandler(d)
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			if err := sl.Run(runCtx); err != nil {
+				log.Error("slack stopped", "err", err)
+			}
+		}()
+	}
 	if c.HTTP.Listen != "" {
 		var routes []httpserver.Route
 		if tg != nil && c.Chat.Telegram.Mode == "webhook" {
 			routes = append(routes, httpserver.Route{Path: tg.WebhookPath(), Handler: tg.WebhookHandler()})
+		}
+		if sl != nil && sl.Mode() == slack.ModeHTTP {
+			for _, r := range sl.Routes(c.Chat.Slack.Path) {
+				routes = append(routes, httpserver.Route{Path: r.Path, Handler: r.Handler})
+			}
 		}
 		srv, err := httpserver.Listen(c.HTTP.Listen, httpserver.NewRouter(db, log, routes...))
 		if err != nil {
@@ -187,6 +211,18 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	stopChat()
 	log.Info("shipbot stopped")
 	return nil
+}
+
+// chatDenial records a request a chat adapter refused before it reached the
+// dispatcher (a chat or channel not allowed) as an audit denial.
+func chatDenial(db *sqlite.DB, log *slog.Logger) func(ctx context.Context, identity, chat, reason string) {
+	return func(ctx context.Context, identity, chat, reason string) {
+		ev := &audit.Event{Kind: audit.KindDenial, Identity: identity, Chat: chat, Command: "message",
+			Decision: "denied", Outcome: reason}
+		if err := db.Append(ctx, ev); err != nil {
+			log.Error("denial not recorded", "identity", identity, "err", err)
+		}
+	}
 }
 
 func expireLoop(ctx context.Context, e *deploy.Engine, log *slog.Logger) {

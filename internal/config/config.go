@@ -39,10 +39,34 @@ type Bot struct {
 	OutputLines     int // output lines kept per job
 }
 
-// Chat holds the chat platforms. Slack comes later.
+// Chat holds the chat platforms.
 type Chat struct {
 	Shell    *Shell    // nil when the config has no chat.shell block
 	Telegram *Telegram // nil when the config has no chat.telegram block
+	Slack    *Slack    // nil when the config has no chat.slack block
+}
+
+// Slack is the Slack adapter (slack-go): Socket Mode or HTTP.
+type Slack struct {
+	Enabled bool
+	// Mode is "socket" (default: an outbound websocket, no public URL) or
+	// "http" (Slack posts to http.listen under Path).
+	Mode string
+	// BotToken (xoxb-…) calls the Web API; write ${SLACK_BOT_TOKEN}.
+	BotToken audit.Secret
+	// AppToken (xapp-…, scope connections:write) opens Socket Mode.
+	AppToken audit.Secret
+	// SigningSecret verifies every request in HTTP mode.
+	SigningSecret audit.Secret
+	// APIURL is the Web API base, ending in "/"; default https://slack.com/api/.
+	APIURL string
+	// Path is the HTTP-mode prefix: PATH/commands, PATH/events, PATH/interactivity.
+	Path string
+	// Channels are the channel ids allowed to use the bot.
+	Channels []string
+	// DirectMessages lets people use the bot in a DM with it (default true);
+	// the policy still decides what each person may do.
+	DirectMessages bool
 }
 
 // Telegram is the Telegram Bot API adapter.

@@ -101,6 +101,26 @@ func (d *decoder) chat(n *yaml.Node, path string, c *Chat) {
 			t.Token, t.WebhookSecret = audit.NewSecret(token), audit.NewSecret(secret)
 			c.Telegram = t
 		},
+		"slack": func(v *yaml.Node, k string) {
+			if isNull(d.resolve(v)) {
+				return
+			}
+			sl := &Slack{Mode: "socket", APIURL: "https://slack.com/api/", Path: "/slack", DirectMessages: true}
+			var bot, app, signing string
+			d.object(v, k, fields{
+				"enabled":         func(v *yaml.Node, k string) { d.bool(v, k, &sl.Enabled) },
+				"mode":            func(v *yaml.Node, k string) { d.str(v, k, &sl.Mode) },
+				"bot_token":       func(v *yaml.Node, k string) { d.str(v, k, &bot) },
+				"app_token":       func(v *yaml.Node, k string) { d.str(v, k, &app) },
+				"signing_secret":  func(v *yaml.Node, k string) { d.str(v, k, &signing) },
+				"api_url":         func(v *yaml.Node, k string) { d.str(v, k, &sl.APIURL) },
+				"path":            func(v *yaml.Node, k string) { d.str(v, k, &sl.Path) },
+				"channels":        func(v *yaml.Node, k string) { d.strs(v, k, &sl.Channels) },
+				"direct_messages": func(v *yaml.Node, k string) { d.bool(v, k, &sl.DirectMessages) },
+			})
+			sl.BotToken, sl.AppToken, sl.SigningSecret = audit.NewSecret(bot), audit.NewSecret(app), audit.NewSecret(signing)
+			c.Slack = sl
+		},
 	})
 }
 

@@ -32,6 +32,14 @@ func (c *Config) Summary() string {
 		}
 		p("chat: telegram enabled (%s, api %s), %d allowed chats", how, redactURL(t.APIURL), len(t.Chats))
 	}
+	if s := c.Chat.Slack; s != nil && s.Enabled {
+		how := "socket mode"
+		if s.Mode == "http" {
+			how = "http mode at " + s.Path + "/{commands,events,interactivity}"
+		}
+		p("chat: slack enabled (%s, api %s), %d allowed channels, direct messages %s", how, redactURL(s.APIURL),
+			len(s.Channels), map[bool]string{true: "allowed", false: "refused"}[s.DirectMessages])
+	}
 	if c.HTTP.Listen != "" {
 		p("http: listening on %s", c.HTTP.Listen)
 	}

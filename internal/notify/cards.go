@@ -17,6 +17,21 @@ type RetryAfterError interface {
 	RetryAfter() time.Duration
 }
 
+// SlowDown wraps err, a platform's rate-limit answer, as a RetryAfterError
+// asking for a wait of after.
+func SlowDown(err error, after time.Duration) error { return &slowDown{err: err, after: after} }
+
+type slowDown struct {
+	err   error
+	after time.Duration
+}
+
+func (e *slowDown) Error() string             { return e.err.Error() }
+func (e *slowDown) Unwrap() error             { return e.err }
+func (e *slowDown) RetryAfter() time.Duration { return e.after }
+
+var _ RetryAfterError = (*slowDown)(nil)
+
 // Cards keeps one chat card per job up to date. The first post of a job's card
 // is synchronous, so the card is in the chat before the command that created
 // the job returns; later changes are coalesced to at most one edit per

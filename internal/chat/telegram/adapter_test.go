@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/chat/chattest"
 	"github.com/shipbot/shipbot/internal/chat/telegram"
 	"github.com/shipbot/shipbot/internal/chat/telegram/telegramtest"
 	"github.com/shipbot/shipbot/internal/commands"
@@ -142,7 +143,7 @@ func TestUnknownPersonRefusedAndAudited(t *testing.T) {
 }
 
 func TestUnlistedChatIsRefusedAndTheHandlerHearsNothing(t *testing.T) {
-	h := &recorder{}
+	h := &chattest.Recorder{}
 	b := newBot(t, h)
 	b.run()
 	b.say(outside, 0, alice, "/deploy demo production")
@@ -152,8 +153,8 @@ func TestUnlistedChatIsRefusedAndTheHandlerHearsNothing(t *testing.T) {
 	}
 	// Again: denied again, but the chat is not told twice in a minute.
 	second := b.say(outside, 0, alice, "/whoami")
-	b.fake.Wait("the second update to be handled", func() bool { return b.dedupe.asked(fmt.Sprint("telegram:update:", second)) == 1 })
-	b.fake.Wait("two denials", func() bool { return len(b.denials.list()) == 2 })
+	b.fake.Wait("the second update to be handled", func() bool { return b.dedupe.Asked(fmt.Sprint("telegram:update:", second)) == 1 })
+	b.fake.Wait("two denials", func() bool { return len(b.denials.List()) == 2 })
 	if n := len(b.fake.Messages(outside)); n != 1 {
 		t.Fatalf("%d refusals sent to the chat", n)
 	}
@@ -164,41 +165,41 @@ func TestUnlistedChatIsRefusedAndTheHandlerHearsNothing(t *testing.T) {
 	if ans.Fields["show_alert"] != "true" {
 		t.Fatalf("press in an unlisted chat answered %v", ans.Fields)
 	}
-	b.fake.Wait("three denials", func() bool { return len(b.denials.list()) == 3 })
-	for _, d := range b.denials.list() {
-		if d.identity != "telegram:100" || d.chat != fmt.Sprint("telegram:", outside) || !strings.Contains(d.reason, "chat.telegram.chats") {
+	b.fake.Wait("three denials", func() bool { return len(b.denials.List()) == 3 })
+	for _, d := range b.denials.List() {
+		if d.Identity != "telegram:100" || d.Chat != fmt.Sprint("telegram:", outside) || !strings.Contains(d.Reason, "chat.telegram.chats") {
 			t.Fatalf("denial %+v", d)
 		}
 	}
-	if reqs := h.requests(); len(reqs) != 0 {
+	if reqs := h.Requests(); len(reqs) != 0 {
 		t.Fatalf("the handler heard %+v", reqs)
 	}
 }
 
 func TestRedeliveredUpdateRunsOnce(t *testing.T) {
-	h := &recorder{}
+	h := &chattest.Recorder{}
 	b := newBot(t, h)
 	b.run()
 	upd := b.fake.NewMessage(telegramtest.Group(group), 0, bobU, "/whoami")
 	id := b.fake.Push(upd)
-	b.fake.Wait("the first delivery", func() bool { return len(h.requests()) == 1 })
+	b.fake.Wait("the first delivery", func() bool { return len(h.Requests()) == 1 })
 	// Telegram sends it again (the bot died before confirming it) ...
 	upd.ID = id
 	b.fake.Redeliver(upd)
-	b.fake.Wait("the redelivery to reach the dedupe", func() bool { return b.dedupe.asked(fmt.Sprint("telegram:update:", id)) == 2 })
+	b.fake.Wait("the redelivery to reach the dedupe", func() bool { return b.dedupe.Asked(fmt.Sprint("telegram:update:", id)) == 2 })
 	// ... and a later update still runs: the redelivery was skipped, not stuck.
 	b.say(group, 0, bob, "/status demo staging")
-	b.fake.Wait("the next update", func() bool { return len(h.requests()) >= 2 })
-	reqs := h.requests()
+	b.fake.Wait("the next update", func() bool { return len(h.Requests()) >= 2 })
+	reqs := h.Requests()
 	if len(reqs) != 2 || reqs[0].Text != "/whoami" || reqs[1].Text != "/status demo staging" {
 		t.Fatalf("requests %+v", reqs)
 	}
 }
 
 func TestDedupeFailureHandlesNothing(t *testing.T) {
-	h := &recorder{}
+	h := &chattest.Recorder{}
 	b := newBot(t, h)
-	b.dedupe.setFail(errInjected)
+	b.dedupe.SetFail(errInjected)
 	b.run()
 	b.say(group, 0, bob, "/whoami")
 	upd, qid := b.fake.NewPress(bobU, group, 1, "cancel:1", false)
@@ -208,7 +209,7 @@ func TestDedupeFailureHandlesNothing(t *testing.T) {
 		t.Fatalf("press answered %v", ans.Fields)
 	}
 	b.fake.Wait("the failure logged twice", func() bool { return strings.Count(b.log.String(), "dedupe failed") == 2 })
-	if reqs := h.requests(); len(reqs) != 0 {
+	if reqs := h.Requests(); len(reqs) != 0 {
 		t.Fatalf("handled without dedupe: %+v", reqs)
 	}
 }
@@ -238,7 +239,7 @@ func TestRateLimitedEditsStillDeliverTheFinalState(t *testing.T) {
 }
 
 func TestWhichMessagesAreCommands(t *testing.T) {
-	h := &recorder{}
+	h := &chattest.Recorder{}
 	b := newBot(t, h)
 	b.run()
 	cases := []struct {
@@ -265,11 +266,11 @@ func TestWhichMessagesAreCommands(t *testing.T) {
 	}
 	b.say(group, 0, alice, "/help") // the last one, so all before it were seen
 	b.fake.Wait("the last command", func() bool {
-		reqs := h.requests()
+		reqs := h.Requests()
 		return len(reqs) > 0 && reqs[len(reqs)-1].Text == "/help" && reqs[len(reqs)-1].Chat.ID == fmt.Sprint(group)
 	})
 	var got []string
-	for _, req := range h.requests() {
+	for _, req := range h.Requests() {
 		got = append(got, req.Text)
 	}
 	var want []string
@@ -282,7 +283,7 @@ func TestWhichMessagesAreCommands(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("commands\n got %q\nwant %q", got, want)
 	}
-	first := h.requests()[0]
+	first := h.Requests()[0]
 	wantReq := commands.Request{Platform: "telegram", UserID: "100", UserName: "@alice",
 		Chat: notify.Channel{Platform: "telegram", ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Text: "/deploy demo production v1.2"}
 	if first != wantReq {
@@ -291,7 +292,8 @@ func TestWhichMessagesAreCommands(t *testing.T) {
 }
 
 func TestPressCarriesVerifiedIdentityAndAlwaysGetsAnAnswer(t *testing.T) {
-	h := &recorder{reply: commands.Reply{Notice: strings.Repeat("long notice ", 40), Refused: true}}
+	h := &chattest.Recorder{}
+	h.SetReply(commands.Reply{Notice: strings.Repeat("long notice ", 40), Refused: true})
 	b := newBot(t, h)
 	b.run()
 	ref, err := b.a.Send(t.Context(), notify.Channel{Platform: "telegram", ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)},
@@ -305,7 +307,7 @@ func TestPressCarriesVerifiedIdentityAndAlwaysGetsAnAnswer(t *testing.T) {
 	if ans.Fields["show_alert"] != "true" || len([]rune(ans.Fields["text"])) > 200 || !strings.HasPrefix(ans.Fields["text"], "long notice") {
 		t.Fatalf("answer %v", ans.Fields)
 	}
-	req := h.requests()[0]
+	req := h.Requests()[0]
 	want := commands.Request{Platform: "telegram", UserID: "200", Chat: notify.Channel{Platform: "telegram",
 		ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Action: "cancel:5"}
 	if req.UserName == "" || req.Text != "" {
@@ -316,21 +318,19 @@ func TestPressCarriesVerifiedIdentityAndAlwaysGetsAnAnswer(t *testing.T) {
 		t.Fatalf("request\n got %+v\nwant %+v", req, want)
 	}
 	// Accepted presses get a quiet answer.
-	h.mu.Lock()
-	h.reply = commands.Reply{Notice: "Cancelling"}
-	h.mu.Unlock()
+	h.SetReply(commands.Reply{Notice: "Cancelling"})
 	if ans := b.press(bob, group, id, "cancel:5", true); ans.Fields["show_alert"] == "true" || ans.Fields["text"] != "Cancelling" {
 		t.Fatalf("answer %v", ans.Fields)
 	}
 }
 
 func TestPollingStartsWithTheMenuAndRemovesAWebhook(t *testing.T) {
-	h := &recorder{}
+	h := &chattest.Recorder{}
 	b := newBot(t, h)
 	b.fake.SetWebhook("https://old.example.com/hook", "old") // left by a webhook-mode run
 	b.run()
 	b.say(group, 0, alice, "/whoami")
-	b.fake.Wait("the command", func() bool { return len(h.requests()) == 1 })
+	b.fake.Wait("the command", func() bool { return len(h.Requests()) == 1 })
 	var order []string
 	for _, c := range b.fake.Calls("") {
 		if len(order) == 0 || order[len(order)-1] != c.Method {
@@ -358,7 +358,7 @@ func TestPollingStartsWithTheMenuAndRemovesAWebhook(t *testing.T) {
 }
 
 func TestWebhookModeChecksTheSecretBeforeAnything(t *testing.T) {
-	h := &recorder{}
+	h := &chattest.Recorder{}
 	b := newBot(t, h, webhookMode)
 	b.run()
 	b.fake.Wait("setWebhook", func() bool { u, s := b.fake.Webhook(); return u == hookURL && s == secret })
@@ -393,21 +393,21 @@ func TestWebhookModeChecksTheSecretBeforeAnything(t *testing.T) {
 		if got := post(handler, c.method, c.header, c.body); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
-		if c.name == "oversize" && len(h.requests()) != 0 {
+		if c.name == "oversize" && len(h.Requests()) != 0 {
 			t.Fatal("a rejected request reached the handler")
 		}
 	}
 	// The handler runs the update before answering; the repeat is deduped.
-	if reqs := h.requests(); len(reqs) != 1 || reqs[0].Text != "/whoami" || reqs[0].UserID != "200" {
+	if reqs := h.Requests(); len(reqs) != 1 || reqs[0].Text != "/whoami" || reqs[0].UserID != "200" {
 		t.Fatalf("requests %+v", reqs)
 	}
-	if b.dedupe.asked("telegram:update:4242") != 2 {
+	if b.dedupe.Asked("telegram:update:4242") != 2 {
 		t.Fatal("the repeat did not go through the dedupe")
 	}
 }
 
 func TestWebhookHandlerIsOffInPollingMode(t *testing.T) {
-	b := newBot(t, &recorder{})
+	b := newBot(t, &chattest.Recorder{})
 	if got := post(b.a.WebhookHandler(), "POST", "", `{"update_id":1}`); got != 404 {
 		t.Fatalf("polling-mode webhook answered %d", got)
 	}
@@ -417,7 +417,7 @@ func TestWebhookHandlerIsOffInPollingMode(t *testing.T) {
 }
 
 func TestNewRefusesBadOptions(t *testing.T) {
-	ok := telegram.Options{Token: audit.NewSecret("1:x"), Dedupe: newDedupe()}
+	ok := telegram.Options{Token: audit.NewSecret("1:x"), Dedupe: chattest.NewDedupe()}
 	cases := []struct {
 		name string
 		edit func(*telegram.Options)
@@ -451,7 +451,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 }
 
 func TestWrongTokenFailsRunWithoutPrintingIt(t *testing.T) {
-	b := newBot(t, &recorder{}, func(o *telegram.Options) { o.Token = audit.NewSecret("654321:WRONG-token") })
+	b := newBot(t, &chattest.Recorder{}, func(o *telegram.Options) { o.Token = audit.NewSecret("654321:WRONG-token") })
 	err := b.a.Run(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "getMe") || !strings.Contains(err.Error(), "Unauthorized") ||
 		!strings.Contains(err.Error(), "chat.telegram.token") {
@@ -463,7 +463,7 @@ func TestWrongTokenFailsRunWithoutPrintingIt(t *testing.T) {
 }
 
 func TestPollingSurvivesServerErrors(t *testing.T) {
-	h := &recorder{}
+	h := &chattest.Recorder{}
 	b := newBot(t, h)
 	// Telegram unreachable at boot, then while polling: the bot keeps trying.
 	b.fake.FailNext("getMe", 1, 502, 0)
@@ -471,7 +471,7 @@ func TestPollingSurvivesServerErrors(t *testing.T) {
 	b.fake.FailNext("getUpdates", 2, 502, 0)
 	b.run()
 	b.say(group, 0, alice, "/whoami")
-	b.fake.Wait("the command after two failed polls", func() bool { return len(h.requests()) == 1 })
+	b.fake.Wait("the command after two failed polls", func() bool { return len(h.Requests()) == 1 })
 	if !strings.Contains(b.log.String(), "502") {
 		t.Fatal("failed polls should be logged")
 	}

@@ -1,7 +1,6 @@
 package telegram_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/chat/chattest"
 	"github.com/shipbot/shipbot/internal/chat/telegram"
 	"github.com/shipbot/shipbot/internal/chat/telegram/telegramtest"
 	"github.com/shipbot/shipbot/internal/commands"
@@ -40,97 +39,6 @@ var (
 	bobU   = telegramtest.User(bob, "bob")
 )
 
-// memDedupe is a Deduper in memory with an injectable failure; the durable
-// one is sqlite's FirstSeen.
-type memDedupe struct {
-	mu   sync.Mutex
-	seen map[string]int // key -> times asked
-	fail error
-}
-
-func newDedupe() *memDedupe { return &memDedupe{seen: map[string]int{}} }
-
-func (d *memDedupe) FirstSeen(_ context.Context, key string) (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.fail != nil {
-		return false, d.fail
-	}
-	d.seen[key]++
-	return d.seen[key] == 1, nil
-}
-
-func (d *memDedupe) asked(key string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.seen[key]
-}
-
-func (d *memDedupe) setFail(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.fail = err
-}
-
-// recorder is a commands.Handler that remembers requests and answers presses
-// with a fixed Reply.
-type recorder struct {
-	mu    sync.Mutex
-	reqs  []commands.Request
-	reply commands.Reply
-}
-
-func (r *recorder) Handle(_ context.Context, req commands.Request) commands.Reply {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.reqs = append(r.reqs, req)
-	return r.reply
-}
-
-func (r *recorder) requests() []commands.Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]commands.Request(nil), r.reqs...)
-}
-
-// denial is one call of Options.Denied.
-type denial struct{ identity, chat, reason string }
-
-type denials struct {
-	mu  sync.Mutex
-	all []denial
-}
-
-func (d *denials) record(_ context.Context, identity, chat, reason string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.all = append(d.all, denial{identity, chat, reason})
-}
-
-func (d *denials) list() []denial {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]denial(nil), d.all...)
-}
-
-// syncBuffer is a log sink safe for the adapter's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // bot is an adapter talking to a fake Bot API.
@@ -138,9 +46,9 @@ type bot struct {
 	t       *testing.T
 	fake    *telegramtest.Server
 	a       *telegram.Adapter
-	dedupe  *memDedupe
-	denials *denials
-	log     *syncBuffer
+	dedupe  *chattest.Dedupe
+	denials *chattest.Denials
+	log     *chattest.Buffer
 }
 
 type botOption func(*telegram.Options)
@@ -150,10 +58,10 @@ func webhookMode(o *telegram.Options) { o.Mode = telegram.ModeWebhook }
 // newBot builds an adapter against a new fake; it does not run it.
 func newBot(t *testing.T, h commands.Handler, opts ...botOption) *bot {
 	t.Helper()
-	b := &bot{t: t, fake: telegramtest.Start(t, token), dedupe: newDedupe(), denials: &denials{}, log: &syncBuffer{}}
+	b := &bot{t: t, fake: telegramtest.Start(t, token), dedupe: chattest.NewDedupe(), denials: &chattest.Denials{}, log: &chattest.Buffer{}}
 	o := telegram.Options{Token: audit.NewSecret(token), APIURL: b.fake.URL, WebhookURL: hookURL,
 		WebhookSecret: audit.NewSecret(secret), AllowedChats: []int64{group, alice, bob}, Dedupe: b.dedupe,
-		Denied: b.denials.record, Log: slog.New(slog.NewTextHandler(b.log, nil))}
+		Denied: b.denials.Record, Log: slog.New(slog.NewTextHandler(b.log, nil))}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -15,18 +15,6 @@ import (
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
-// retryAfter is a 429 in notify's terms, so the card updater waits as told.
-type retryAfter struct {
-	err   error
-	after time.Duration
-}
-
-func (e *retryAfter) Error() string             { return e.err.Error() }
-func (e *retryAfter) Unwrap() error             { return e.err }
-func (e *retryAfter) RetryAfter() time.Duration { return e.after }
-
-var _ notify.RetryAfterError = (*retryAfter)(nil)
-
 // apiErr turns the library's errors into what the rest of shipbot expects.
 func (a *Adapter) apiErr(method string, err error) error {
 	err = fmt.Errorf("telegram %s: %w", method, a.redact(err))
@@ -36,7 +24,7 @@ func (a *Adapter) apiErr(method string, err error) error {
 		if after <= 0 {
 			after = time.Second
 		}
-		return &retryAfter{err: err, after: after}
+		return notify.SlowDown(err, after) // the card updater waits as told
 	}
 	return err
 }

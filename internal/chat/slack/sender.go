@@ -1,0 +1,131 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	slackgo "github.com/slack-go/slack"
+
+	"github.com/shipbot/shipbot/internal/notify"
+)
+
+// apiErr turns the library's errors into what the rest of shipbot expects:
+// a rate limit carries its wait, and no error ever quotes a token.
+func (a *Adapter) apiErr(method string, err error) error {
+	err = fmt.Errorf("slack %s: %w", method, a.redact(err))
+	var limited *slackgo.RateLimitedError
+	if errors.As(err, &limited) {
+		after := limited.RetryAfter
+		if after <= 0 {
+			after = time.Second
+		}
+		return notify.SlowDown(err, after) // the card updater waits as told
+	}
+	return err
+}
+
+func checkButtons(bs []notify.Button) error {
+	for _, b := range bs {
+		if n := len(b.Data); n == 0 || n > maxButtonValue {
+			return fmt.Errorf("slack: button %q: value must be 1-%d bytes, is %d", b.Label, maxButtonValue, n)
+		}
+	}
+	return nil
+}
+
+// Send posts m to ch (ID a channel id; Thread a thread's ts, to reply in it).
+// A message with an Attachment is followed by the file, in the message's thread.
+func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
+	if ch.ID == "" {
+		return notify.Ref{}, errors.New("slack: no channel id")
+	}
+	if err := checkButtons(m.Buttons); err != nil {
+		return notify.Ref{}, err
+	}
+	blocks, text := Render(m)
+	opts := []slackgo.MsgOption{slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false),
+		slackgo.MsgOptionDisableLinkUnfurl(), slackgo.MsgOptionDisableMediaUnfurl()}
+	if ch.Thread != "" {
+		opts = append(opts, slackgo.MsgOptionTS(ch.Thread))
+	}
+	channel, ts, err := a.api.PostMessageContext(ctx, ch.ID, opts...)
+	if err != nil {
+		return notify.Ref{}, a.apiErr("chat.postMessage", err)
+	}
+	if channel != "" {
+		ch.ID = channel // Slack answers a DM's user id with the conversation id
+	}
+	ref := notify.Ref{Channel: ch, ID: ts}
+	if err := a.attach(ctx, ref, m.Attachment); err != nil {
+		return ref, err
+	}
+	return ref, nil
+}
+
+// Edit replaces the message ref with m (chat.update). The Attachment goes
+// along once per message: a card edited again after it ended does not post
+// its log twice.
+func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
+	if ref.Channel.ID == "" || ref.ID == "" {
+		return fmt.Errorf("slack: message ref %q is not a channel and ts", ref.Channel.String()+"@"+ref.ID)
+	}
+	if err := checkButtons(m.Buttons); err != nil {
+		return err
+	}
+	blocks, text := Render(m)
+	if _, _, _, err := a.api.UpdateMessageContext(ctx, ref.Channel.ID, ref.ID,
+		slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false)); err != nil {
+		return a.apiErr("chat.update", err)
+	}
+	return a.attach(ctx, ref, m.Attachment)
+}
+
+// attach uploads att as a file in the thread of ref's message, once.
+func (a *Adapter) attach(ctx context.Context, ref notify.Ref, att *notify.Attachment) error {
+	if att == nil || len(att.Content) == 0 {
+		return nil
+	}
+	key := ref.Channel.ID + "@" + ref.ID
+	a.amu.Lock()
+	done := a.attached[key]
+	a.amu.Unlock()
+	if done {
+		return nil
+	}
+	thread := ref.Channel.Thread
+	if thread == "" {
+		thread = ref.ID
+	}
+	_, err := a.api.UploadFileContext(ctx, slackgo.UploadFileParameters{
+		Filename: att.Name, Title: att.Name, Content: string(att.Content), FileSize: len(att.Content),
+		Channel: ref.Channel.ID, ThreadTimestamp: thread, SnippetType: "text",
+	})
+	if err != nil {
+		return a.apiErr("files.upload", err)
+	}
+	a.amu.Lock()
+	defer a.amu.Unlock()
+	if !a.attached[key] {
+		a.attached[key] = true
+		a.attachLog = append(a.attachLog, key)
+		if len(a.attachLog) > keepAttached {
+			delete(a.attached, a.attachLog[0])
+			a.attachLog = a.attachLog[1:]
+		}
+	}
+	return nil
+}
+
+// ephemeral tells one person something only they see, in the channel (and
+// thread) they acted in.
+func (a *Adapter) ephemeral(ctx context.Context, ch notify.Channel, user, text string) {
+	opts := []slackgo.MsgOption{slackgo.MsgOptionText(clipHead(escape(text), maxSectionText), false)}
+	if ch.Thread != "" {
+		opts = append(opts, slackgo.MsgOptionTS(ch.Thread))
+	}
+	if _, err := a.api.PostEphemeralContext(ctx, ch.ID, user, opts...); err != nil {
+		a.log.Warn("slack: ephemeral reply failed", "channel", ch.ID, "user", user, "err", a.redact(err))
+	}
+}
