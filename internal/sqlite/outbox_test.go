@@ -1,0 +1,261 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/notify"
+)
+
+// flakySender is a chat platform that refuses a share of calls (before
+// doing anything, as a 5xx or a 429 does) and otherwise keeps messages.
+type flakySender struct {
+	mu       sync.Mutex
+	rnd      *rand.Rand
+	failRate float64
+	seq      int
+	msgs     map[string]notify.Message // ref id -> current content
+	chans    map[string]notify.Channel
+	sends    int
+	failures int
+}
+
+func newFlaky(rate float64) *flakySender {
+	return &flakySender{rnd: rand.New(rand.NewPCG(1, 2)), failRate: rate, msgs: map[string]notify.Message{},
+		chans: map[string]notify.Channel{}}
+}
+
+func (f *flakySender) fail() error {
+	if f.rnd.Float64() >= f.failRate {
+		return nil
+	}
+	f.failures++
+	if f.failures%3 == 0 {
+		return notify.SlowDown(errors.New("429 too many requests"), time.Millisecond)
+	}
+	return errors.New("502 bad gateway")
+}
+
+func (f *flakySender) Send(_ context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return notify.Ref{}, err
+	}
+	f.seq++
+	f.sends++
+	id := fmt.Sprint(f.seq)
+	f.msgs[id], f.chans[id] = m, ch
+	return notify.Ref{Channel: ch, ID: id}, nil
+}
+
+func (f *flakySender) Edit(_ context.Context, ref notify.Ref, m notify.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return err
+	}
+	if _, ok := f.msgs[ref.ID]; !ok {
+		return errors.New("message not found")
+	}
+	f.msgs[ref.ID] = m
+	return nil
+}
+
+func (f *flakySender) snapshot() (map[string]notify.Message, map[string]notify.Channel) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, c := map[string]notify.Message{}, map[string]notify.Channel{}
+	for k, v := range f.msgs {
+		m[k], c[k] = v, f.chans[k]
+	}
+	return m, c
+}
+
+func runRelay(t *testing.T, o notify.RelayOptions) *notify.Relay {
+	t.Helper()
+	r := notify.NewRelay(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Half the calls fail; every topic still ends as exactly one message per
+// chat, showing its last version.
+func TestOutboxDeliversEveryMessageOnceInItsFinalState(t *testing.T) {
+	db, _ := openDB(t)
+	sender := newFlaky(0.5)
+	r := runRelay(t, notify.RelayOptions{Outbox: db, Sender: sender, Backoff: time.Millisecond,
+		MaxBackoff: 5 * time.Millisecond, MaxAttempts: 1000, Poll: 2 * time.Millisecond})
+	chats := []notify.Channel{{Platform: "telegram", ID: "-100"}, {Platform: "slack", ID: "C1", Thread: "1.2"}}
+	const topics, versions = 40, 5
+	for v := 1; v <= versions; v++ {
+		for i := range topics {
+			var posts []notify.Post
+			for _, ch := range chats {
+				posts = append(posts, notify.Post{Topic: fmt.Sprintf("pipeline:%d", i), Channel: ch,
+					Message: notify.Message{Title: fmt.Sprintf("pipeline %d", i), Text: fmt.Sprintf("version %d", v)}})
+			}
+			if err := db.Enqueue(context.Background(), posts...); err != nil {
+				t.Fatal(err)
+			}
+			r.Wake()
+		}
+	}
+	eventually(t, "an empty outbox", func() bool {
+		pending, _, err := db.OutboxDepth(context.Background())
+		return err == nil && pending == 0
+	})
+	msgs, chans := sender.snapshot()
+	if len(msgs) != topics*len(chats) {
+		t.Fatalf("%d messages for %d topics in %d chats: something was posted twice or lost", len(msgs), topics, len(chats))
+	}
+	seen := map[string]bool{}
+	for id, m := range msgs {
+		if m.Text != fmt.Sprintf("version %d", versions) {
+			t.Errorf("message %s ended at %q", id, m.Text)
+		}
+		k := m.Title + "@" + chans[id].String()
+		if seen[k] {
+			t.Errorf("%s posted twice", k)
+		}
+		seen[k] = true
+	}
+	if sender.failures < 50 {
+		t.Fatalf("only %d failures injected", sender.failures)
+	}
+}
+
+func TestOutboxDeadLettersAndAlerts(t *testing.T) {
+	db, _ := openDB(t)
+	sender := &routeSender{fail: map[string]bool{"telegram:-1": true}, got: map[string][]notify.Message{}}
+	runRelay(t, notify.RelayOptions{Outbox: db, Sender: sender, Backoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		MaxAttempts: 3, Poll: time.Millisecond, Alert: notify.Channel{Platform: "telegram", ID: "-999"}})
+	if err := db.Enqueue(context.Background(), notify.Post{Topic: "t", Channel: notify.Channel{Platform: "telegram", ID: "-1"},
+		Message: notify.Message{Title: "pipeline failed"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a dead letter", func() bool {
+		_, dead, _ := db.OutboxDepth(context.Background())
+		return dead == 1
+	})
+	eventually(t, "the alert", func() bool { return len(sender.messages("telegram:-999")) == 1 })
+	if a := sender.messages("telegram:-999")[0]; a.Style != notify.StyleDanger || a.Text == "" {
+		t.Fatalf("alert %+v", a)
+	}
+	if n := sender.calls("telegram:-1"); n != 3 {
+		t.Fatalf("%d attempts, want 3", n)
+	}
+	// News for the same topic brings the row back.
+	sender.heal("telegram:-1")
+	if err := db.Enqueue(context.Background(), notify.Post{Topic: "t", Channel: notify.Channel{Platform: "telegram", ID: "-1"},
+		Message: notify.Message{Title: "pipeline fixed"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the revived row", func() bool { return len(sender.messages("telegram:-1")) == 1 })
+}
+
+// routeSender fails every call to the chats in fail.
+type routeSender struct {
+	mu    sync.Mutex
+	fail  map[string]bool
+	got   map[string][]notify.Message
+	tries map[string]int
+}
+
+func (s *routeSender) Send(_ context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tries == nil {
+		s.tries = map[string]int{}
+	}
+	s.tries[ch.String()]++
+	if s.fail[ch.String()] {
+		return notify.Ref{}, errors.New("chat not found")
+	}
+	s.got[ch.String()] = append(s.got[ch.String()], m)
+	return notify.Ref{Channel: ch, ID: fmt.Sprint(len(s.got[ch.String()]))}, nil
+}
+
+func (s *routeSender) Edit(context.Context, notify.Ref, notify.Message) error { return nil }
+
+func (s *routeSender) messages(ch string) []notify.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]notify.Message(nil), s.got[ch]...)
+}
+
+func (s *routeSender) calls(ch string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tries[ch]
+}
+
+func (s *routeSender) heal(ch string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.fail, ch)
+}
+
+func TestIngestPipelineDedupesAndKeepsTheNewestState(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	ch := notify.Channel{Platform: "slack", ID: "C1"}
+	ingest := func(key, status string) (bool, bool) {
+		planned := false
+		dup, err := db.IngestPipeline(ctx, key, Pipeline{Topic: "p1", Project: "acme/web", SHA: "abc", Status: status, Event: []byte(`{}`)},
+			func(prev *Pipeline) ([]notify.Post, bool) {
+				// A final state is never replaced by a running one.
+				if prev != nil && prev.Status == "success" && status == "running" {
+					return nil, false
+				}
+				planned = true
+				return []notify.Post{{Topic: "p1", Channel: ch, Message: notify.Message{Title: status}}}, true
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dup, planned
+	}
+	if dup, planned := ingest("d1", "running"); dup || !planned {
+		t.Fatal("first delivery")
+	}
+	if dup, _ := ingest("d1", "running"); !dup {
+		t.Fatal("a redelivery was not recognised")
+	}
+	ingest("d2", "success")
+	if _, planned := ingest("d3", "running"); planned {
+		t.Fatal("a late running event replaced success")
+	}
+	due, err := db.Due(ctx, time.Now().Add(time.Second), 10, nil)
+	if err != nil || len(due) != 1 || due[0].Message.Title != "success" || due[0].Version != 2 {
+		t.Fatalf("due %+v %v", due, err)
+	}
+	if topics, _ := db.PipelineTopics(ctx, "acme/web", "abc"); len(topics) != 1 || topics[0] != "p1" {
+		t.Fatalf("topics %v", topics)
+	}
+	if err := db.SaveRef(ctx, due[0].ID, notify.Ref{Channel: ch, ID: "17.5"}); err != nil {
+		t.Fatal(err)
+	}
+	if ref, err := db.SentRef(ctx, "p1", ch); err != nil || ref == nil || ref.ID != "17.5" || ref.Channel != ch {
+		t.Fatalf("ref %+v %v", ref, err)
+	}
+}
