@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/notify"
 )
 
 // crashEnv names a deploy step at whose start the process kills itself with
@@ -41,4 +42,16 @@ func (c crashProgress) Step(name string, state deploy.StepState, detail string) 
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // SIGKILL cannot be caught; never continue the deploy
 	}
+}
+
+// crashAfterSendEnv makes the process kill itself right after the relay's
+// first successful send, before the outbox row is marked: the crash test
+// of at-least-once delivery.
+const crashAfterSendEnv = "SHIPBOT_CRASH_AFTER_SEND"
+
+func crashAfterSend() func(notify.Delivery) {
+	if os.Getenv(crashAfterSendEnv) == "" {
+		return nil
+	}
+	return func(notify.Delivery) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 }

@@ -25,7 +25,9 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy/local"
 	sshdriver "github.com/shipbot/shipbot/internal/deploy/ssh"
 	"github.com/shipbot/shipbot/internal/httpserver"
+	"github.com/shipbot/shipbot/internal/metrics"
 	"github.com/shipbot/shipbot/internal/notify"
+	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/sqlite"
 )
 
@@ -70,6 +72,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if s := c.Chat.Slack; s != nil {
 		secrets = append(secrets, s.BotToken, s.AppToken, s.SigningSecret)
 	}
+	pc := c.Pipelines
+	secrets = append(secrets, pc.GitLabToken, pc.GitHubSecret, pc.DokploySecret, pc.GenericSecret)
 	redact := audit.NewRedactor(secrets...)
 	drivers, err := buildDrivers(c, log)
 	if err != nil {
@@ -78,10 +82,18 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 
 	router := notify.Router{}
 	cards := notify.NewCards(router, time.Second, log)
+	stats := metrics.New(db, log)
+	var alert notify.Channel
+	if pc.AdminChat != "" {
+		alert, _ = notify.ParseChannel(pc.AdminChat) // validated with the config
+	}
+	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: router, MaxAttempts: pc.MaxAttempts, Alert: alert,
+		Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
+	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
 	engine := deploy.NewEngine(deploy.Options{
 		Store:       db,
 		Drivers:     func(app, env string) (deploy.Driver, bool) { d, ok := drivers[app+"/"+env]; return d, ok },
-		Observer:    cards,
+		Observer:    observers{cards, hooks},
 		JobTimeout:  c.Bot.JobTimeout.Duration,
 		OutputLines: c.Bot.OutputLines,
 		Redactor:    redact,
@@ -134,12 +146,15 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 		log.Warn("job interrupted by a previous stop", "job", j.ID, "app", j.App, "env", j.Env)
 	}
 
-	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: router, Audit: db, Log: log})
+	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: router, Audit: db, Log: log,
+		Observe: stats.Command})
 	log.Info("shipbot started", "version", version, "config", c.Source, "database", c.Bot.Database)
 
 	runCtx, stopChat := context.WithCancel(context.Background())
 	defer stopChat()
 	go expireLoop(runCtx, engine, log)
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); relay.Run(runCtx) }()
 
 	chatDone := make(chan error, 1)
 	if sh != nil {
@@ -174,6 +189,10 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 		if tg != nil && c.Chat.Telegram.Mode == "webhook" {
 			routes = append(routes, httpserver.Route{Path: tg.WebhookPath(), Handler: tg.WebhookHandler()})
 		}
+		for _, r := range hooks.Routes() {
+			routes = append(routes, httpserver.Route{Path: r.Path, Handler: r.Handler})
+		}
+		routes = append(routes, httpserver.Route{Path: "/metrics", Method: http.MethodGet, Handler: stats.Handler()})
 		if sl != nil && sl.Mode() == slack.ModeHTTP {
 			for _, r := range sl.Routes(c.Chat.Slack.Path) {
 				routes = append(routes, httpserver.Route{Path: r.Path, Handler: r.Handler})
@@ -209,8 +228,43 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	defer cancelFlush()
 	_ = cards.Flush(flushCtx)
 	stopChat()
+	<-relayDone
 	log.Info("shipbot stopped")
 	return nil
+}
+
+// observers fans job changes out to the job cards and the deploy notices.
+type observers []deploy.Observer
+
+func (o observers) JobChanged(j deploy.Job) {
+	for _, x := range o {
+		x.JobChanged(j)
+	}
+}
+
+func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats *metrics.Metrics, log *slog.Logger) pipeline.Options {
+	pc := c.Pipelines
+	o := pipeline.Options{Store: db, Wake: relay.Wake, Count: stats.Webhook, Log: log, Projects: map[string]string{},
+		Secrets: pipeline.Secrets{GitLab: pc.GitLabToken, GitHub: pc.GitHubSecret, Generic: pc.GenericSecret,
+			Dokploy: pc.DokploySecret, DokployHeader: pc.DokployHeader}}
+	for _, r := range pc.Routes {
+		rule := pipeline.Rule{Sources: r.Sources, Projects: r.Projects, Refs: r.Refs, Statuses: r.Statuses}
+		for _, ch := range r.Chats {
+			if cp, err := notify.ParseChannel(ch); err == nil { // validated with the config
+				rule.Chats = append(rule.Chats, cp)
+			}
+		}
+		o.Routes = append(o.Routes, rule)
+	}
+	for _, b := range pc.DeployButtons {
+		o.Offers = append(o.Offers, pipeline.DeployOffer{Project: b.Project, Ref: b.Ref, App: b.App, Env: b.Env})
+	}
+	for name, a := range c.Apps {
+		if a.Project != "" {
+			o.Projects[name] = a.Project
+		}
+	}
+	return o
 }
 
 // chatDenial records a request a chat adapter refused before it reached the

@@ -41,6 +41,9 @@ type Options struct {
 	Sender  notify.Sender
 	Audit   AuditReader
 	Log     *slog.Logger
+	// Observe, if set, hears every handled request: the command name ("" when
+	// none was parsed) and whether it was refused. For metrics.
+	Observe func(command string, denied bool)
 }
 
 // Dispatcher handles every chat request: identity, parse, policy, engine, reply.
@@ -52,6 +55,7 @@ type Dispatcher struct {
 	sender  notify.Sender
 	audit   AuditReader
 	log     *slog.Logger
+	observe func(command string, denied bool)
 }
 
 var _ Handler = (*Dispatcher)(nil)
@@ -59,7 +63,7 @@ var _ Handler = (*Dispatcher)(nil)
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
 	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(), policy: o.Policy, catalog: o.Catalog,
-		sender: o.Sender, audit: o.Audit, log: o.Log}
+		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -68,15 +72,25 @@ func New(o Options) *Dispatcher {
 
 // call is one request in flight.
 type call struct {
-	req   Request
-	who   deploy.Who
-	actor Actor
-	cmd   Command
+	req    Request
+	who    deploy.Who
+	actor  Actor
+	cmd    Command
+	denied bool
 }
 
 // Handle implements Handler.
 func (d *Dispatcher) Handle(ctx context.Context, req Request) Reply {
 	c := &call{req: req}
+	r := d.handle(ctx, c)
+	if d.observe != nil {
+		d.observe(c.cmd.Name, c.denied)
+	}
+	return r
+}
+
+func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
+	req := c.req
 	identity := req.Platform + ":" + req.UserID
 	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String()}
 	actor, ok := d.policy.Actor(identity)
@@ -189,6 +203,15 @@ func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, er
 			return "", errors.New("this button refers to no job")
 		}
 		return "/" + verb + " " + j.App + " " + j.Env, nil
+	case notify.ButtonDeploy:
+		// "deploy:APP:ENV:REF" from a green pipeline: the same as typing
+		// /deploy, so it meets the same parser, policy and approval.
+		parts := strings.Split(token, ":")
+		if len(parts) != 3 || !deploy.NamePattern.MatchString(parts[0]) || !deploy.NamePattern.MatchString(parts[1]) ||
+			deploy.ValidateRef(parts[2]) != nil {
+			return "", errors.New("this button is not one of shipbot's")
+		}
+		return "/deploy " + strings.Join(parts, " "), nil
 	}
 	return "", errors.New("this button is not one of shipbot's")
 }
@@ -196,6 +219,7 @@ func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, er
 // deny records a refusal and tells the person why. If the denial cannot be
 // recorded the request is refused all the same.
 func (d *Dispatcher) deny(ctx context.Context, c *call, what, msg string) Reply {
+	c.denied = true
 	ev := &audit.Event{Kind: audit.KindDenial, Actor: c.who.User, Identity: c.who.Identity, Chat: c.who.Chat,
 		Command: c.cmd.Name, Args: c.cmd.Args, App: c.cmd.App, Env: c.cmd.Env, Decision: "denied",
 		Outcome: what + ": " + msg}

@@ -24,6 +24,8 @@ type Config struct {
 	Users map[string]User
 	Roles map[string]Role
 	Apps  map[string]App
+	// Pipelines is CI/CD webhook intake and notification routing.
+	Pipelines Pipelines
 	// Source is the file name the configuration was read from.
 	Source string
 
@@ -114,7 +116,39 @@ type Role struct {
 // App is one deployable application.
 type App struct {
 	Description string
-	Envs        map[string]Env
+	// Project is the app's CI project ("group/name", "owner/repo"): deploy
+	// notices route like its pipelines and thread under the pipeline of
+	// the SHA they deploy. Default: the app's name.
+	Project string
+	Envs    map[string]Env
+}
+
+// Pipelines configures webhook sources, routes and deploy buttons. A source
+// is enabled by giving its secret; none is served without one.
+type Pipelines struct {
+	GitLabToken   audit.Secret // X-Gitlab-Token
+	GitHubSecret  audit.Secret // HMAC key of X-Hub-Signature-256
+	DokploySecret audit.Secret // the value of DokployHeader
+	DokployHeader string       // default X-Shipbot-Token
+	GenericSecret audit.Secret // HMAC key of X-Shipbot-Signature
+	AdminChat     string       // dead letters are reported here
+	MaxAttempts   int          // before a notification is dead-lettered; default 10
+	Routes        []PipelineRoute
+	DeployButtons []DeployButton
+}
+
+// PipelineRoute sends matching events to Chats ("telegram:-100123/7", "slack:C0123").
+type PipelineRoute struct {
+	Sources, Projects, Refs, Statuses []string
+	Chats                             []string
+}
+
+// DeployButton offers "Deploy to ENV" on green pipelines of Project at Ref.
+type DeployButton struct{ Project, Ref, App, Env string }
+
+// Enabled reports whether any webhook source is configured.
+func (p Pipelines) Enabled() bool {
+	return !p.GitLabToken.IsZero() || !p.GitHubSecret.IsZero() || !p.DokploySecret.IsZero() || !p.GenericSecret.IsZero()
 }
 
 // Env says how one app is released on one environment.

@@ -41,6 +41,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 				c.Roles[name] = r
 			})
 		},
+		"pipelines": func(v *yaml.Node, k string) { d.pipelines(v, k, &c.Pipelines) },
 		"apps": func(v *yaml.Node, k string) {
 			d.named(v, k, func(name string, v *yaml.Node, k string) {
 				c.Apps[name] = d.app(v, k)
@@ -128,6 +129,7 @@ func (d *decoder) app(n *yaml.Node, path string) App {
 	a := App{Envs: map[string]Env{}}
 	d.object(n, path, fields{
 		"description": func(v *yaml.Node, k string) { d.str(v, k, &a.Description) },
+		"project":     func(v *yaml.Node, k string) { d.str(v, k, &a.Project) },
 		"envs": func(v *yaml.Node, k string) {
 			d.named(v, k, func(name string, v *yaml.Node, k string) {
 				a.Envs[name] = d.env(v, k)
@@ -203,4 +205,56 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 		},
 	})
 	return e
+}
+
+func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
+	p.DokployHeader, p.MaxAttempts = "X-Shipbot-Token", 10
+	secret := func(dst *audit.Secret) func(v *yaml.Node, k string) {
+		return func(v *yaml.Node, k string) {
+			var s string
+			d.str(v, k, &s)
+			if s == "" {
+				// Written but empty (an unset variable behind it): fail
+				// closed rather than serve the source unverified or silently not at all.
+				d.fail(v.Line, k, "is empty; set it or remove the key to disable this source")
+			}
+			*dst = audit.NewSecret(s)
+		}
+	}
+	d.object(n, path, fields{
+		"gitlab_token":   secret(&p.GitLabToken),
+		"github_secret":  secret(&p.GitHubSecret),
+		"dokploy_secret": secret(&p.DokploySecret),
+		"generic_secret": secret(&p.GenericSecret),
+		"dokploy_header": func(v *yaml.Node, k string) { d.str(v, k, &p.DokployHeader) },
+		"admin_chat":     func(v *yaml.Node, k string) { d.str(v, k, &p.AdminChat) },
+		"max_attempts":   func(v *yaml.Node, k string) { d.int(v, k, &p.MaxAttempts) },
+		"routes": func(v *yaml.Node, k string) {
+			for i, v := range d.list(v, k) {
+				k := index(k, i)
+				var r PipelineRoute
+				d.object(v, k, fields{
+					"sources":  func(v *yaml.Node, k string) { d.strs(v, k, &r.Sources) },
+					"projects": func(v *yaml.Node, k string) { d.strs(v, k, &r.Projects) },
+					"refs":     func(v *yaml.Node, k string) { d.strs(v, k, &r.Refs) },
+					"statuses": func(v *yaml.Node, k string) { d.strs(v, k, &r.Statuses) },
+					"chats":    func(v *yaml.Node, k string) { d.strs(v, k, &r.Chats) },
+				})
+				p.Routes = append(p.Routes, r)
+			}
+		},
+		"deploy_buttons": func(v *yaml.Node, k string) {
+			for i, v := range d.list(v, k) {
+				k := index(k, i)
+				var b DeployButton
+				d.object(v, k, fields{
+					"project": func(v *yaml.Node, k string) { d.str(v, k, &b.Project) },
+					"ref":     func(v *yaml.Node, k string) { d.str(v, k, &b.Ref) },
+					"app":     func(v *yaml.Node, k string) { d.str(v, k, &b.App) },
+					"env":     func(v *yaml.Node, k string) { d.str(v, k, &b.Env) },
+				})
+				p.DeployButtons = append(p.DeployButtons, b)
+			}
+		},
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/notify"
 )
 
 // Platforms are the chat platforms an identity may name.
@@ -259,9 +260,77 @@ func (d *decoder) validateSlack(c *Config) {
 	}
 }
 
+// pipelineStatuses and pipelineSources are what routes may name (the
+// pipeline package's normalised statuses and sources).
+var (
+	pipelineStatuses = []string{"pending", "running", "success", "failed", "cancelled", "skipped"}
+	pipelineSources  = []string{"gitlab", "github", "dokploy", "generic", "shipbot"}
+)
+
+func (d *decoder) validatePipelines(c *Config) {
+	if c.Pipelines.DokployHeader == "" { // no pipelines block: the defaults
+		c.Pipelines.DokployHeader, c.Pipelines.MaxAttempts = "X-Shipbot-Token", 10
+	}
+	p := c.Pipelines
+	const k = "pipelines"
+	if p.Enabled() && c.HTTP.Listen == "" {
+		d.fail(d.lineOf(k), "http.listen", "is required to receive pipeline webhooks")
+	}
+	if p.AdminChat != "" {
+		if _, err := notify.ParseChannel(p.AdminChat); err != nil {
+			d.fail(d.lineOf(k+".admin_chat"), k+".admin_chat", "%v", err)
+		}
+	}
+	if p.MaxAttempts < 1 {
+		d.fail(d.lineOf(k+".max_attempts"), k+".max_attempts", "must be at least 1")
+	}
+	for i, r := range p.Routes {
+		key := index(k+".routes", i)
+		if len(r.Chats) == 0 {
+			d.fail(d.lineOf(key), key+".chats", "is required: a route must say where events go")
+		}
+		for j, ch := range r.Chats {
+			cp, err := notify.ParseChannel(ch)
+			if err == nil && !slices.Contains(platforms, cp.Platform) {
+				err = fmt.Errorf("unknown platform %q", cp.Platform)
+			}
+			if err != nil {
+				d.fail(d.lineOf(index(key+".chats", j)), index(key+".chats", j), "%v (write telegram:CHAT[/TOPIC] or slack:CHANNEL[/THREAD_TS])", err)
+			}
+		}
+		for _, g := range append(append([]string(nil), r.Projects...), r.Refs...) {
+			if _, err := path.Match(g, ""); err != nil {
+				d.fail(d.lineOf(key), key, "glob %q: %v", g, err)
+			}
+		}
+		for _, s := range r.Statuses {
+			if !slices.Contains(pipelineStatuses, s) {
+				d.fail(d.lineOf(key+".statuses"), key+".statuses", "unknown status %q (known: %s)", s, strings.Join(pipelineStatuses, ", "))
+			}
+		}
+		for _, s := range r.Sources {
+			if !slices.Contains(pipelineSources, s) {
+				d.fail(d.lineOf(key+".sources"), key+".sources", "unknown source %q (known: %s)", s, strings.Join(pipelineSources, ", "))
+			}
+		}
+	}
+	for i, b := range p.DeployButtons {
+		key := index(k+".deploy_buttons", i)
+		if b.Project == "" {
+			d.fail(d.lineOf(key), key+".project", "is required")
+		}
+		if a, ok := c.Apps[b.App]; !ok {
+			d.fail(d.lineOf(key), key+".app", "unknown app %q", b.App)
+		} else if _, ok := a.Envs[b.Env]; !ok {
+			d.fail(d.lineOf(key), key+".env", "app %q has no env %q", b.App, b.Env)
+		}
+	}
+}
+
 func (d *decoder) validateChat(c *Config) {
 	d.validateTelegram(c)
 	d.validateSlack(c)
+	d.validatePipelines(c)
 	s := c.Chat.Shell
 	if s == nil {
 		return

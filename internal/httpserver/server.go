@@ -27,6 +27,7 @@ type Pinger interface {
 type Route struct {
 	Path    string
 	Handler http.Handler
+	Method  string // default POST (webhooks); GET for /metrics
 }
 
 // NewRouter returns the router: GET /healthz (the process is up: body "ok"),
@@ -56,7 +57,11 @@ func NewRouter(db Pinger, log *slog.Logger, routes ...Route) http.Handler {
 		_, _ = w.Write([]byte("ready"))
 	})
 	for _, rt := range routes {
-		r.Method(http.MethodPost, rt.Path, rt.Handler)
+		method := rt.Method
+		if method == "" {
+			method = http.MethodPost
+		}
+		r.Method(method, rt.Path, rt.Handler)
 	}
 	return r
 }

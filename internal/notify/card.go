@@ -15,6 +15,7 @@ const (
 	ButtonCancel   = "cancel"
 	ButtonUnlock   = "unlock"
 	ButtonRollback = "rollback"
+	ButtonDeploy   = "deploy" // "deploy:APP:ENV:REF", offered on green pipelines
 )
 
 // outputLinesOnCard keeps cards short; /job shows more.

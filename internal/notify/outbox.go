@@ -20,6 +20,22 @@ type Post struct {
 	Message Message
 }
 
+// Tracked is the stored newest state of something reported through the
+// outbox (a CI pipeline, a deployment): late and redelivered events are
+// compared with it, and deploy notices find their pipeline by SHA.
+type Tracked struct {
+	Topic, Project, SHA, Status string
+	Event                       []byte // the normalised event, JSON
+}
+
+// Ingester records a webhook delivery in one transaction: the delivery key
+// (dedupe), the tracked state and the outbox rows plan returns for it.
+// plan sees the stored state (nil when new) and returns ok=false to record
+// only the key (a stale event). dup reports a key seen before.
+type Ingester interface {
+	Ingest(ctx context.Context, key string, next Tracked, plan func(prev *Tracked) (posts []Post, ok bool)) (dup bool, err error)
+}
+
 // Delivery is an outbox row: the newest Version of one topic's message in
 // one channel, and what the relay knows of its delivery.
 type Delivery struct {

@@ -12,13 +12,10 @@ import (
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
-var _ notify.Outbox = (*DB)(nil)
-
-// Pipeline is the stored state of one reported pipeline or deploy.
-type Pipeline struct {
-	Topic, Project, SHA, Status string
-	Event                       []byte // the normalised event, JSON
-}
+var (
+	_ notify.Outbox   = (*DB)(nil)
+	_ notify.Ingester = (*DB)(nil)
+)
 
 // Enqueue writes posts to the outbox in one transaction: a new row per
 // (topic, chat), or the next version of an existing one.
@@ -46,13 +43,10 @@ func (w *writer) enqueue(now time.Time, posts []notify.Post) error {
 	return nil
 }
 
-// IngestPipeline records one webhook delivery in one transaction: its
-// dedupe key, the pipeline's new state and the outbox rows that report it.
-// plan gets the stored state (nil for a new pipeline) and returns the posts,
-// or ok=false when the event is older than what is stored; then only the
-// key is recorded. dup reports a delivery seen before (nothing written).
-func (db *DB) IngestPipeline(ctx context.Context, key string, next Pipeline,
-	plan func(prev *Pipeline) (posts []notify.Post, ok bool)) (dup bool, err error) {
+// Ingest implements notify.Ingester: the dedupe key, the tracked state and
+// its outbox rows commit together, or none of them does.
+func (db *DB) Ingest(ctx context.Context, key string, next notify.Tracked,
+	plan func(prev *notify.Tracked) (posts []notify.Post, ok bool)) (dup bool, err error) {
 	err = db.write(ctx, func(w *writer) error {
 		now := time.Now()
 		res, err := w.exec(`INSERT INTO seen (key, time) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, formatTime(now))
@@ -63,8 +57,8 @@ func (db *DB) IngestPipeline(ctx context.Context, key string, next Pipeline,
 			dup = true
 			return nil
 		}
-		var prev *Pipeline
-		var p Pipeline
+		var prev *notify.Tracked
+		var p notify.Tracked
 		var event string
 		err = w.scan(`SELECT topic, project, sha, status, event FROM pipelines WHERE topic = ?`, []any{next.Topic},
 			&p.Topic, &p.Project, &p.SHA, &p.Status, &event)
@@ -216,4 +210,23 @@ func (db *DB) OutboxDepth(ctx context.Context) (pending, dead int, err error) {
 		coalesce(sum(CASE WHEN delivered < version AND dead = 0 THEN 1 ELSE 0 END), 0),
 		coalesce(sum(dead), 0) FROM outbox`).Scan(&pending, &dead)
 	return pending, dead, err
+}
+
+// JobCounts counts jobs by state, for /metrics.
+func (db *DB) JobCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT state, count(*) FROM jobs GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
 }

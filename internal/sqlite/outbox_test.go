@@ -221,8 +221,8 @@ func TestIngestPipelineDedupesAndKeepsTheNewestState(t *testing.T) {
 	ch := notify.Channel{Platform: "slack", ID: "C1"}
 	ingest := func(key, status string) (bool, bool) {
 		planned := false
-		dup, err := db.IngestPipeline(ctx, key, Pipeline{Topic: "p1", Project: "acme/web", SHA: "abc", Status: status, Event: []byte(`{}`)},
-			func(prev *Pipeline) ([]notify.Post, bool) {
+		dup, err := db.Ingest(ctx, key, notify.Tracked{Topic: "p1", Project: "acme/web", SHA: "abc", Status: status, Event: []byte(`{}`)},
+			func(prev *notify.Tracked) ([]notify.Post, bool) {
 				// A final state is never replaced by a running one.
 				if prev != nil && prev.Status == "success" && status == "running" {
 					return nil, false

@@ -1,0 +1,486 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrIgnored is a verified delivery shipbot has nothing to say about (a
+// GitHub ping, a GitLab push): answered 200 and counted, never posted.
+var ErrIgnored = errors.New("event ignored")
+
+// Parse turns a verified delivery into events. It returns ErrIgnored for
+// event types shipbot does not report and a descriptive error for bodies
+// that do not parse.
+func Parse(source string, h http.Header, body []byte) ([]Event, error) {
+	var (
+		e   Event
+		err error
+	)
+	switch source {
+	case GitLab:
+		e, err = parseGitLab(h.Get("X-Gitlab-Event"), body)
+	case GitHub:
+		e, err = parseGitHub(h.Get("X-GitHub-Event"), body)
+	case Dokploy:
+		e, err = parseDokploy(body)
+	case Generic:
+		e, err = parseGeneric(body)
+	default:
+		return nil, fmt.Errorf("unknown source %q", source)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.Source = source
+	if e.Project == "" || e.ID == "" || e.Status == "" {
+		return nil, fmt.Errorf("%s event without project, id or status", source)
+	}
+	return []Event{e}, nil
+}
+
+// DeliveryKey identifies one delivery for dedupe: the source's own delivery
+// id when it sends one, otherwise a hash of the body (a byte-identical
+// redelivery is the same delivery).
+func DeliveryKey(source string, h http.Header, body []byte) string {
+	for _, name := range []string{"Idempotency-Key", "X-Gitlab-Event-UUID", "X-GitHub-Delivery"} {
+		if v := strings.TrimSpace(h.Get(name)); v != "" && len(v) <= 200 {
+			return "hook:" + source + ":" + v
+		}
+	}
+	sum := sha256.Sum256(body)
+	return "hook:" + source + ":sha256:" + hex.EncodeToString(sum[:])
+}
+
+func decode(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	return nil
+}
+
+// parseTime reads the time formats the sources use: GitLab's
+// "2016-08-12 15:23:28 UTC" and "2021-04-28 21:50:00 +0200", and RFC 3339.
+func parseTime(s string) time.Time {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05 MST", "2006-01-02 15:04:05 -0700", "2006-01-02T15:04:05.000Z07:00"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 1e12 {
+		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(s)
+}
+
+// gitlabStatus maps GitLab's pipeline/job/deployment statuses.
+func gitlabStatus(s string) string {
+	switch s {
+	case "created", "waiting_for_resource", "preparing", "pending", "scheduled", "manual", "blocked":
+		return StatusPending
+	case "running":
+		return StatusRunning
+	case "success":
+		return StatusSuccess
+	case "failed":
+		return StatusFailed
+	case "canceled", "cancelled", "canceling":
+		return StatusCancelled
+	case "skipped":
+		return StatusSkipped
+	}
+	return ""
+}
+
+type glProject struct {
+	Path   string `json:"path_with_namespace"`
+	WebURL string `json:"web_url"`
+}
+
+func parseGitLab(kind string, body []byte) (Event, error) {
+	switch kind {
+	case "Pipeline Hook":
+		var p struct {
+			Attrs struct {
+				ID         int64    `json:"id"`
+				Ref        string   `json:"ref"`
+				SHA        string   `json:"sha"`
+				Status     string   `json:"status"`
+				CreatedAt  string   `json:"created_at"`
+				FinishedAt string   `json:"finished_at"`
+				Duration   *float64 `json:"duration"`
+				URL        string   `json:"url"`
+			} `json:"object_attributes"`
+			User    struct{ Name, Username string } `json:"user"`
+			Project glProject                       `json:"project"`
+			Commit  struct {
+				Message string `json:"message"`
+				Title   string `json:"title"`
+				Author  struct{ Name string }
+			} `json:"commit"`
+			Builds []struct {
+				Name, Status string
+				AllowFailure bool `json:"allow_failure"`
+			} `json:"builds"`
+		}
+		if err := decode(body, &p); err != nil {
+			return Event{}, err
+		}
+		e := Event{Kind: KindPipeline, Project: p.Project.Path, ID: strconv.FormatInt(p.Attrs.ID, 10), Ref: p.Attrs.Ref,
+			SHA: p.Attrs.SHA, Status: gitlabStatus(p.Attrs.Status), URL: p.Attrs.URL, Author: p.Commit.Author.Name,
+			CommitTitle: p.Commit.Title}
+		if e.CommitTitle == "" {
+			e.CommitTitle = firstLine(p.Commit.Message)
+		}
+		if e.Author == "" {
+			e.Author = p.User.Name
+		}
+		if e.URL == "" && p.Project.WebURL != "" {
+			e.URL = p.Project.WebURL + "/-/pipelines/" + e.ID
+		}
+		if p.Attrs.Duration != nil {
+			e.Duration = time.Duration(*p.Attrs.Duration * float64(time.Second))
+		}
+		e.Time = parseTime(p.Attrs.CreatedAt)
+		if t := parseTime(p.Attrs.FinishedAt); !t.IsZero() && Final(e.Status) {
+			e.Time = t
+		}
+		for _, b := range p.Builds {
+			if b.Status == "failed" && !b.AllowFailure {
+				e.FailedJobs = append(e.FailedJobs, b.Name)
+			}
+		}
+		return e, nil
+	case "Job Hook":
+		var j struct {
+			Kind         string    `json:"object_kind"`
+			Name         string    `json:"build_name"`
+			Status       string    `json:"build_status"`
+			StartedAt    string    `json:"build_started_at"`
+			FinishedAt   string    `json:"build_finished_at"`
+			Duration     *float64  `json:"build_duration"`
+			AllowFailure bool      `json:"build_allow_failure"`
+			PipelineID   int64     `json:"pipeline_id"`
+			Ref          string    `json:"ref"`
+			SHA          string    `json:"sha"`
+			ProjectName  string    `json:"project_name"`
+			Project      glProject `json:"project"`
+			Repository   struct {
+				Homepage string `json:"homepage"`
+			} `json:"repository"`
+			Commit struct {
+				Message    string `json:"message"`
+				AuthorName string `json:"author_name"`
+			} `json:"commit"`
+		}
+		if err := decode(body, &j); err != nil {
+			return Event{}, err
+		}
+		project := j.Project.Path
+		if project == "" {
+			// Older GitLab sends "Group / Name" only; the homepage has the path.
+			project = strings.TrimPrefix(pathOf(j.Repository.Homepage), "/")
+		}
+		e := Event{Kind: KindJob, Project: project, ID: strconv.FormatInt(j.PipelineID, 10), Ref: j.Ref, SHA: j.SHA,
+			Status: gitlabStatus(j.Status), CommitTitle: firstLine(j.Commit.Message), Author: j.Commit.AuthorName}
+		if j.Status == "failed" && !j.AllowFailure {
+			e.FailedJobs = []string{j.Name}
+		}
+		e.Time = parseTime(j.StartedAt)
+		if t := parseTime(j.FinishedAt); !t.IsZero() {
+			e.Time = t
+		}
+		return e, nil
+	case "Deployment Hook":
+		var d struct {
+			Status          string                `json:"status"`
+			StatusChangedAt string                `json:"status_changed_at"`
+			DeploymentID    int64                 `json:"deployment_id"`
+			DeployableURL   string                `json:"deployable_url"`
+			Environment     string                `json:"environment"`
+			Project         glProject             `json:"project"`
+			Ref             string                `json:"ref"`
+			ShortSHA        string                `json:"short_sha"`
+			CommitURL       string                `json:"commit_url"`
+			CommitTitle     string                `json:"commit_title"`
+			User            struct{ Name string } `json:"user"`
+		}
+		if err := decode(body, &d); err != nil {
+			return Event{}, err
+		}
+		sha := d.ShortSHA
+		if i := strings.LastIndex(d.CommitURL, "/"); i >= 0 && len(d.CommitURL)-i-1 >= 40 {
+			sha = d.CommitURL[i+1:]
+		}
+		return Event{Kind: KindDeployment, Project: d.Project.Path, ID: strconv.FormatInt(d.DeploymentID, 10), Ref: d.Ref,
+			SHA: sha, Status: gitlabStatus(d.Status), URL: d.DeployableURL, CommitTitle: d.CommitTitle, Author: d.User.Name,
+			Environment: d.Environment, Time: parseTime(d.StatusChangedAt)}, nil
+	}
+	return Event{}, fmt.Errorf("%w: GitLab %q", ErrIgnored, kind)
+}
+
+func pathOf(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	if i := strings.Index(u, "/"); i >= 0 {
+		return u[i:]
+	}
+	return ""
+}
+
+// githubConclusion maps a completed run's or job's conclusion: the status
+// alone ("completed") says nothing about success.
+func githubConclusion(c string) string {
+	switch c {
+	case "success":
+		return StatusSuccess
+	case "failure", "timed_out", "startup_failure":
+		return StatusFailed
+	case "cancelled", "stale":
+		return StatusCancelled
+	case "skipped", "neutral":
+		return StatusSkipped
+	case "action_required":
+		return StatusPending
+	}
+	return StatusFailed // an unknown conclusion is not a success
+}
+
+type ghRepo struct {
+	FullName string `json:"full_name"`
+}
+
+func parseGitHub(kind string, body []byte) (Event, error) {
+	switch kind {
+	case "workflow_run":
+		var p struct {
+			Action string `json:"action"`
+			Run    struct {
+				ID           int64  `json:"id"`
+				Name         string `json:"name"`
+				HeadBranch   string `json:"head_branch"`
+				HeadSHA      string `json:"head_sha"`
+				Conclusion   string `json:"conclusion"`
+				HTMLURL      string `json:"html_url"`
+				DisplayTitle string `json:"display_title"`
+				RunStartedAt string `json:"run_started_at"`
+				UpdatedAt    string `json:"updated_at"`
+				HeadCommit   struct {
+					Message string
+					Author  struct{ Name string }
+				} `json:"head_commit"`
+				Actor struct{ Login string } `json:"actor"`
+			} `json:"workflow_run"`
+			Repo ghRepo `json:"repository"`
+		}
+		if err := decode(body, &p); err != nil {
+			return Event{}, err
+		}
+		r := p.Run
+		e := Event{Kind: KindPipeline, Project: p.Repo.FullName, ID: strconv.FormatInt(r.ID, 10), Ref: r.HeadBranch,
+			SHA: r.HeadSHA, URL: r.HTMLURL, CommitTitle: firstLine(r.HeadCommit.Message), Author: r.HeadCommit.Author.Name,
+			Time: parseTime(r.UpdatedAt)}
+		if e.CommitTitle == "" {
+			e.CommitTitle = r.DisplayTitle
+		}
+		if e.Author == "" {
+			e.Author = r.Actor.Login
+		}
+		switch p.Action {
+		case "requested":
+			e.Status = StatusPending
+		case "in_progress":
+			e.Status = StatusRunning
+		case "completed":
+			e.Status = githubConclusion(r.Conclusion)
+			if s, u := parseTime(r.RunStartedAt), parseTime(r.UpdatedAt); !s.IsZero() && u.After(s) {
+				e.Duration = u.Sub(s)
+			}
+		default:
+			return Event{}, fmt.Errorf("%w: workflow_run action %q", ErrIgnored, p.Action)
+		}
+		return e, nil
+	case "workflow_job":
+		var p struct {
+			Action string `json:"action"`
+			Job    struct {
+				RunID       int64  `json:"run_id"`
+				Name        string `json:"name"`
+				Conclusion  string `json:"conclusion"`
+				HeadSHA     string `json:"head_sha"`
+				HeadBranch  string `json:"head_branch"`
+				StartedAt   string `json:"started_at"`
+				CompletedAt string `json:"completed_at"`
+			} `json:"workflow_job"`
+			Repo ghRepo `json:"repository"`
+		}
+		if err := decode(body, &p); err != nil {
+			return Event{}, err
+		}
+		j := p.Job
+		e := Event{Kind: KindJob, Project: p.Repo.FullName, ID: strconv.FormatInt(j.RunID, 10), Ref: j.HeadBranch,
+			SHA: j.HeadSHA, Time: parseTime(j.StartedAt)}
+		switch p.Action {
+		case "queued", "waiting":
+			e.Status = StatusPending
+		case "in_progress":
+			e.Status = StatusRunning
+		case "completed":
+			e.Status = githubConclusion(j.Conclusion)
+			if e.Status == StatusFailed {
+				e.FailedJobs = []string{j.Name}
+			}
+			if t := parseTime(j.CompletedAt); !t.IsZero() {
+				e.Time = t
+			}
+		default:
+			return Event{}, fmt.Errorf("%w: workflow_job action %q", ErrIgnored, p.Action)
+		}
+		return e, nil
+	case "deployment_status":
+		var p struct {
+			Status struct {
+				State       string `json:"state"`
+				TargetURL   string `json:"target_url"`
+				LogURL      string `json:"log_url"`
+				Description string `json:"description"`
+				Environment string `json:"environment"`
+				UpdatedAt   string `json:"updated_at"`
+			} `json:"deployment_status"`
+			Deployment struct {
+				ID          int64                  `json:"id"`
+				SHA         string                 `json:"sha"`
+				Ref         string                 `json:"ref"`
+				Environment string                 `json:"environment"`
+				Creator     struct{ Login string } `json:"creator"`
+			} `json:"deployment"`
+			Repo ghRepo `json:"repository"`
+		}
+		if err := decode(body, &p); err != nil {
+			return Event{}, err
+		}
+		e := Event{Kind: KindDeployment, Project: p.Repo.FullName, ID: strconv.FormatInt(p.Deployment.ID, 10),
+			Ref: p.Deployment.Ref, SHA: p.Deployment.SHA, Author: p.Deployment.Creator.Login, URL: p.Status.LogURL,
+			Environment: p.Status.Environment, Time: parseTime(p.Status.UpdatedAt)}
+		if e.URL == "" {
+			e.URL = p.Status.TargetURL
+		}
+		if e.Environment == "" {
+			e.Environment = p.Deployment.Environment
+		}
+		switch p.Status.State {
+		case "queued", "pending", "waiting":
+			e.Status = StatusPending
+		case "in_progress":
+			e.Status = StatusRunning
+		case "success":
+			e.Status = StatusSuccess
+		case "failure", "error":
+			e.Status, e.Error = StatusFailed, p.Status.Description
+		case "inactive":
+			return Event{}, fmt.Errorf("%w: deployment_status inactive", ErrIgnored)
+		default:
+			e.Status = StatusFailed
+		}
+		return e, nil
+	}
+	return Event{}, fmt.Errorf("%w: GitHub %q", ErrIgnored, kind)
+}
+
+// parseDokploy reads the JSON Dokploy's "custom" notification provider posts.
+func parseDokploy(body []byte) (Event, error) {
+	var d struct {
+		Title           string `json:"title"`
+		Message         string `json:"message"`
+		ProjectName     string `json:"projectName"`
+		ApplicationName string `json:"applicationName"`
+		ApplicationType string `json:"applicationType"`
+		BuildLink       string `json:"buildLink"`
+		Timestamp       string `json:"timestamp"`
+		Status          string `json:"status"`
+		Type            string `json:"type"`
+		ErrorMessage    string `json:"errorMessage"`
+	}
+	if err := decode(body, &d); err != nil {
+		return Event{}, err
+	}
+	e := Event{Kind: KindDeployment, Project: strings.Trim(d.ProjectName+"/"+d.ApplicationName, "/"), URL: d.BuildLink,
+		CommitTitle: firstLine(d.Message), Error: d.ErrorMessage, Time: parseTime(d.Timestamp), Environment: d.ApplicationType}
+	if e.CommitTitle == "" {
+		e.CommitTitle = d.Title
+	}
+	switch strings.ToLower(d.Status) {
+	case "success", "done", "succeeded":
+		e.Status = StatusSuccess
+	case "error", "failed", "failure":
+		e.Status = StatusFailed
+	case "running", "started":
+		e.Status = StatusRunning
+	case "cancelled", "canceled":
+		e.Status = StatusCancelled
+	case "":
+		if d.ErrorMessage != "" || strings.Contains(strings.ToLower(d.Type), "error") {
+			e.Status = StatusFailed
+		} else {
+			e.Status = StatusSuccess
+		}
+	default:
+		return Event{}, fmt.Errorf("status %q from Dokploy is not one shipbot knows", d.Status)
+	}
+	// Dokploy sends one notice per finished build and no build id: the
+	// application and time name it.
+	e.ID = d.Timestamp
+	if e.ID == "" {
+		sum := sha256.Sum256(body)
+		e.ID = hex.EncodeToString(sum[:8])
+	}
+	return e, nil
+}
+
+// GenericEvent is the JSON the generic endpoint takes, signed with
+// X-Shipbot-Signature: sha256=HMAC-SHA256(secret, body), for CI systems
+// shipbot has no parser for (a curl at the end of a Jenkins job).
+type GenericEvent struct {
+	Project     string   `json:"project"`
+	ID          string   `json:"id"`
+	Ref         string   `json:"ref"`
+	SHA         string   `json:"sha"`
+	Status      string   `json:"status"` // one of Statuses
+	Title       string   `json:"title"`
+	Author      string   `json:"author"`
+	URL         string   `json:"url"`
+	DurationSec float64  `json:"duration_seconds"`
+	FailedJobs  []string `json:"failed_jobs"`
+	Environment string   `json:"environment"`
+	Time        string   `json:"time"` // RFC 3339
+}
+
+func parseGeneric(body []byte) (Event, error) {
+	var g GenericEvent
+	if err := decode(body, &g); err != nil {
+		return Event{}, err
+	}
+	if rank[g.Status] == 0 {
+		return Event{}, fmt.Errorf("status %q: want one of %s", g.Status, strings.Join(Statuses, ", "))
+	}
+	kind := KindPipeline
+	if g.Environment != "" {
+		kind = KindDeployment
+	}
+	return Event{Kind: kind, Project: g.Project, ID: g.ID, Ref: g.Ref, SHA: g.SHA, Status: g.Status, CommitTitle: g.Title,
+		Author: g.Author, URL: g.URL, Duration: time.Duration(g.DurationSec * float64(time.Second)), FailedJobs: g.FailedJobs,
+		Environment: g.Environment, Time: parseTime(g.Time)}, nil
+}

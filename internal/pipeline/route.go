@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"fmt"
+	"path"
+	"slices"
+
+	"github.com/shipbot/shipbot/internal/notify"
+)
+
+// Rule sends matching events to Chats. An empty list matches anything;
+// Projects and Refs are globs (path.Match: "acme/*", "feature/*").
+type Rule struct {
+	Sources  []string
+	Projects []string
+	Refs     []string
+	Statuses []string
+	Chats    []notify.Channel
+}
+
+// Validate says what is wrong with r, for config errors.
+func (r Rule) Validate() error {
+	if len(r.Chats) == 0 {
+		return fmt.Errorf("no chats: a rule must say where events go")
+	}
+	for _, g := range append(append([]string(nil), r.Projects...), r.Refs...) {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("glob %q: %v", g, err)
+		}
+	}
+	for _, s := range r.Statuses {
+		if !slices.Contains(Statuses, s) {
+			return fmt.Errorf("status %q: want one of %v", s, Statuses)
+		}
+	}
+	for _, s := range r.Sources {
+		if !slices.Contains([]string{GitLab, GitHub, Dokploy, Generic, Shipbot}, s) {
+			return fmt.Errorf("source %q: want gitlab, github, dokploy, generic or shipbot", s)
+		}
+	}
+	return nil
+}
+
+// Shipbot is the source of shipbot's own deploy notices in routing rules.
+const Shipbot = "shipbot"
+
+func (r Rule) matches(source, project, ref, status string) bool {
+	return anyOf(r.Sources, source, false) && anyOf(r.Projects, project, true) && anyOf(r.Refs, ref, true) &&
+		anyOf(r.Statuses, status, false)
+}
+
+func anyOf(list []string, v string, glob bool) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, p := range list {
+		if p == v {
+			return true
+		}
+		if ok, _ := path.Match(p, v); glob && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Routes are the configured rules, in order.
+type Routes []Rule
+
+// Match returns the chats of every rule e matches, each once, in rule order.
+func (rs Routes) Match(e Event) []notify.Channel {
+	return rs.match(e.Source, e.Project, e.Ref, e.Status)
+}
+
+func (rs Routes) match(source, project, ref, status string) []notify.Channel {
+	var out []notify.Channel
+	for _, r := range rs {
+		if !r.matches(source, project, ref, status) {
+			continue
+		}
+		for _, c := range r.Chats {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// DeployOffer puts a "Deploy to ENV" button on green pipelines of Project at Ref.
+type DeployOffer struct {
+	Project, Ref string
+	App, Env     string
+}
+
+// offerFor returns the offer that applies to e, if any.
+func offerFor(offers []DeployOffer, e Event) *DeployOffer {
+	if e.Status != StatusSuccess || e.Kind == KindDeployment {
+		return nil
+	}
+	for i, o := range offers {
+		if o.Project == e.Project && (o.Ref == e.Ref || o.Ref == "") {
+			return &offers[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,248 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/notify"
+)
+
+// maxBody bounds one webhook delivery; GitLab's biggest pipeline payloads
+// are a few hundred kilobytes.
+const maxBody = 1 << 20
+
+// Secrets are the per-source webhook secrets; a source without one is not
+// served at all (fail closed).
+type Secrets struct {
+	GitLab, GitHub, Generic audit.Secret
+	Dokploy                 audit.Secret
+	DokployHeader           string // the header Dokploy's custom provider sends the secret in
+}
+
+// Store is what the service and the job notifier need of the database.
+type Store interface {
+	notify.Ingester
+	Enqueue(ctx context.Context, posts ...notify.Post) error
+	PipelineTopics(ctx context.Context, project, sha string) ([]string, error)
+	SentRef(ctx context.Context, topic string, ch notify.Channel) (*notify.Ref, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	Store   Store
+	Secrets Secrets
+	Routes  Routes
+	Offers  []DeployOffer
+	// Projects maps an app to its CI project, so deploy notices route and
+	// thread like the app's pipelines; an app not listed is its own project.
+	Projects map[string]string
+	// Wake tells the relay there is work.
+	Wake func()
+	// Count hears every delivery's source and result, for metrics.
+	Count func(source, result string)
+	Log   *slog.Logger
+}
+
+// Service is the webhook side of pipeline notifications and the notifier
+// of shipbot's own jobs.
+type Service struct {
+	o       Options
+	mu      sync.Mutex
+	noticed map[int64]string // job id -> the status last posted
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Wake == nil {
+		o.Wake = func() {}
+	}
+	if o.Count == nil {
+		o.Count = func(string, string) {}
+	}
+	return &Service{o: o, noticed: map[int64]string{}}
+}
+
+// Route is one webhook endpoint: POST Path is served by Handler.
+type Route struct {
+	Path    string
+	Handler http.Handler
+}
+
+// Routes are the endpoints of the sources that have a secret.
+func (s *Service) Routes() []Route {
+	var out []Route
+	sec := s.o.Secrets
+	add := func(source string, on bool, verify func(*http.Request, []byte) error) {
+		if on {
+			out = append(out, Route{Path: "/hooks/" + source, Handler: s.handler(source, verify)})
+		}
+	}
+	add(GitLab, !sec.GitLab.IsZero(), func(r *http.Request, _ []byte) error { return VerifyGitLab(r.Header, sec.GitLab) })
+	add(GitHub, !sec.GitHub.IsZero(), func(r *http.Request, b []byte) error { return VerifyGitHub(r.Header, b, sec.GitHub) })
+	add(Dokploy, !sec.Dokploy.IsZero(), func(r *http.Request, _ []byte) error {
+		return VerifyDokploy(r.Header, sec.DokployHeader, sec.Dokploy)
+	})
+	add(Generic, !sec.Generic.IsZero(), func(r *http.Request, b []byte) error { return VerifyGeneric(r.Header, b, sec.Generic) })
+	return out
+}
+
+// Result words, also the metrics' result label.
+const (
+	ResultAccepted   = "accepted"
+	ResultDuplicate  = "duplicate"
+	ResultIgnored    = "ignored"
+	ResultUnrouted   = "unrouted"
+	ResultStale      = "stale"
+	ResultUnverified = "unverified"
+	ResultInvalid    = "invalid"
+	ResultError      = "error"
+)
+
+func (s *Service) handler(source string, verify func(*http.Request, []byte) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer := func(code int, result, detail string) {
+			s.o.Count(source, result)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			_ = json.NewEncoder(w).Encode(map[string]string{"result": result, "detail": detail})
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		if err != nil || len(body) > maxBody {
+			answer(http.StatusRequestEntityTooLarge, ResultInvalid, "body over 1 MiB or unreadable")
+			return
+		}
+		if err := verify(r, body); err != nil {
+			s.o.Log.Warn("webhook refused", "source", source, "remote", r.RemoteAddr, "err", err)
+			answer(http.StatusUnauthorized, ResultUnverified, "signature or token missing or wrong")
+			return
+		}
+		events, err := Parse(source, r.Header, body)
+		if errors.Is(err, ErrIgnored) {
+			answer(http.StatusOK, ResultIgnored, err.Error())
+			return
+		}
+		if err != nil {
+			answer(http.StatusBadRequest, ResultInvalid, err.Error())
+			return
+		}
+		key := DeliveryKey(source, r.Header, body)
+		result := ResultAccepted
+		for _, e := range events {
+			res, err := s.ingest(r.Context(), key, e)
+			if err != nil {
+				s.o.Log.Error("webhook not stored", "source", source, "key", key, "err", err)
+				// 5xx: the source retries, and the key was not recorded.
+				answer(http.StatusInternalServerError, ResultError, "not stored; retry")
+				return
+			}
+			result = res
+		}
+		s.o.Wake()
+		answer(http.StatusOK, result, "")
+	})
+}
+
+// ingest stores e and the outbox rows for its chats in one transaction.
+func (s *Service) ingest(ctx context.Context, key string, e Event) (string, error) {
+	result := ResultAccepted
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	next := notify.Tracked{Topic: e.Key(), Project: e.Project, SHA: e.SHA, Status: e.Status, Event: raw}
+	dup, err := s.o.Store.Ingest(ctx, key, next, func(prev *notify.Tracked) ([]notify.Post, bool) {
+		merged := e
+		if prev != nil {
+			var old Event
+			if json.Unmarshal(prev.Event, &old) == nil {
+				if e.Kind == KindJob {
+					merged = Merge(old, e)
+				} else if !Newer(old, e) {
+					result = ResultStale
+					return nil, false
+				} else if len(e.FailedJobs) == 0 {
+					merged.FailedJobs = old.FailedJobs // job hooks listed them earlier
+				}
+			}
+		}
+		chats := s.o.Routes.Match(merged)
+		if len(chats) == 0 {
+			result = ResultUnrouted
+			return nil, true
+		}
+		msg := Card(merged, offerFor(s.o.Offers, merged))
+		posts := make([]notify.Post, len(chats))
+		for i, ch := range chats {
+			posts[i] = notify.Post{Topic: merged.Key(), Channel: ch, Message: msg}
+		}
+		return posts, true
+	})
+	if dup {
+		result = ResultDuplicate
+	}
+	return result, err
+}
+
+// JobChanged implements deploy.Observer: shipbot's own deploys are posted
+// through the same routes (source "shipbot"), one message per job edited as
+// it goes, in the thread of the pipeline message whose SHA it deploys
+// where the platform has threads.
+func (s *Service) JobChanged(j deploy.Job) {
+	status, ok := jobStatus(j.State)
+	if !ok {
+		return
+	}
+	// The engine reports every step; a notice changes only with the status.
+	s.mu.Lock()
+	same := s.noticed[j.ID] == status
+	s.noticed[j.ID] = status
+	if j.State.Terminal() {
+		delete(s.noticed, j.ID)
+	}
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	project := j.App
+	if p, found := s.o.Projects[j.App]; found {
+		project = p
+	}
+	chats := s.o.Routes.match(Shipbot, project, j.Ref, status)
+	if len(chats) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var pipelineTopics []string
+	if j.Ref != "" {
+		pipelineTopics, _ = s.o.Store.PipelineTopics(ctx, project, j.Ref)
+	}
+	msg := DeployNotice(j)
+	var posts []notify.Post
+	for _, ch := range chats {
+		for _, t := range pipelineTopics {
+			if ref, err := s.o.Store.SentRef(ctx, t, ch); err == nil && ref != nil && ch.Platform == "slack" && ch.Thread == "" {
+				ch.Thread = ref.ID // a Slack reply thread under the pipeline's message
+				break
+			}
+		}
+		posts = append(posts, notify.Post{Topic: fmt.Sprintf("job:%d", j.ID), Channel: ch, Message: msg})
+	}
+	if err := s.o.Store.Enqueue(ctx, posts...); err != nil {
+		s.o.Log.Error("deploy notice not queued", "job", j.ID, "err", err)
+		return
+	}
+	s.o.Wake()
+}
