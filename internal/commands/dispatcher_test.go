@@ -316,3 +316,28 @@ func TestDefaultRefIsRecorded(t *testing.T) {
 		t.Fatalf("job ref %q, releases %+v: the default ref must be recorded", j.Ref, rs)
 	}
 }
+
+// A pipeline's "Deploy to ENV" button is /deploy: the same policy and the
+// same approval; a malformed one is forged.
+func TestDeployButtonGoesThroughPolicyAndApproval(t *testing.T) {
+	e := newEnv(t)
+	sha := "bcbb5ec396a2c0f828686f14fac9b80b780504f2"
+	if r := e.press("shell", "alice", "deploy:demo:production:"+sha); r.Refused {
+		t.Fatalf("refused: %+v", r)
+	}
+	jobs, err := e.store.Jobs(context.Background(), deploy.JobFilter{})
+	if err != nil || len(jobs) != 1 || jobs[0].State != deploy.AwaitingApproval || jobs[0].Ref != sha || jobs[0].RequestedBy.User != "alice" {
+		t.Fatalf("jobs %+v %v", jobs, err)
+	}
+	for _, data := range []string{"deploy:demo:production", "deploy:demo:production:-rf", "deploy:Demo:staging:main", "deploy:demo:staging:a;b"} {
+		if r := e.press("shell", "alice", data); !r.Refused {
+			t.Errorf("%q accepted", data)
+		}
+		if d := e.lastDenial(t); !strings.Contains(d.Outcome, "forged") {
+			t.Errorf("%q: denial %+v", data, d)
+		}
+	}
+	if e.driver.Calls() != 0 {
+		t.Fatal("a deploy ran without approval")
+	}
+}
