@@ -43,6 +43,9 @@ type Options struct {
 	Redactor    *audit.Redactor
 	Log         *slog.Logger
 	Now         func() time.Time
+	// BackupPolicy gives an env's retention and backup-before-deploy rule;
+	// nil means no retention and no backup before deploys.
+	BackupPolicy func(app, env string) BackupPolicy
 }
 
 // Engine runs jobs. All methods are safe for concurrent use.
@@ -55,6 +58,8 @@ type Engine struct {
 	redact   *audit.Redactor
 	log      *slog.Logger
 	now      func() time.Time
+
+	backupPolicy func(app, env string) BackupPolicy
 
 	mu       sync.Mutex
 	draining bool
@@ -73,6 +78,7 @@ func NewEngine(o Options) *Engine {
 		store: o.Store, drivers: o.Drivers, observer: o.Observer,
 		timeout: o.JobTimeout, outLines: o.OutputLines, redact: o.Redactor,
 		log: o.Log, now: o.Now, running: map[int64]*run{}, idle: make(chan struct{}),
+		backupPolicy: o.BackupPolicy,
 	}
 	if e.timeout <= 0 {
 		e.timeout = 30 * time.Minute
@@ -102,7 +108,10 @@ type JobRequest struct {
 	App, Env string
 	Action   Action
 	Ref      string // deploy: validated ref, "" = recipe default
-	Release  string // rollback: named release, "" = previous good one
+	Release  string // rollback: named release, "" = previous good one; verify/restore: the backup
+	// WithDB asks a rollback to also restore the database backup taken
+	// before the release being left was deployed. It always needs approval.
+	WithDB   bool
 	Approval ApprovalPolicy
 	Args     []string // as typed, for the audit row
 }
@@ -164,12 +173,43 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 	}
 	j.FromRelease = current
 	version := r.Ref
-	if r.Action == ActionRollback {
+	switch r.Action {
+	case ActionDeploy:
+	case ActionRollback:
 		to, err := e.rollbackTarget(ctx, d, r.App, r.Env, current, r.Release)
 		if err != nil {
 			return nil, err
 		}
 		j.Release, version = to, to
+		if r.WithDB {
+			id, err := e.withDBBackup(ctx, r.App, r.Env, current)
+			if err != nil {
+				return nil, err
+			}
+			j.BackupID, version = id, to+"+db:"+id
+			r.Approval.Required = true
+		}
+	case ActionBackup:
+		if _, _, err := e.backuper(r.App, r.Env); err != nil {
+			return nil, err
+		}
+		r.Approval.Required = false // taking a backup changes nothing live
+	case ActionVerify, ActionRestore:
+		_, bs, err := e.backuper(r.App, r.Env)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := restorable(ctx, bs, r.App, r.Env, r.Release); err != nil {
+			return nil, err
+		}
+		j.Release, version = r.Release, r.Release
+		if r.Action == ActionVerify {
+			r.Approval.Required = false // a drill touches only a scratch database
+		} else {
+			r.Approval.Required = true // a restore discards what was written since: always four eyes
+		}
+	default:
+		return nil, refuse("unknown action %q", r.Action)
 	}
 	var a *Approval
 	if r.Approval.Required {
@@ -196,7 +236,7 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 	if j.IntentSeq == 0 {
 		return nil, fmt.Errorf("audit intent for job %d was not recorded", j.ID)
 	}
-	if r.Action == ActionDeploy {
+	if r.Action == ActionDeploy || r.Action == ActionBackup {
 		j.Release = NewReleaseID(j.Created, j.ID)
 	}
 	// The job id and intent seq are known only now; store them with the job.
@@ -339,11 +379,22 @@ func (e *Engine) decide(ctx context.Context, a *Approval, j *Job, in *audit.Even
 }
 
 func bound(a *Approval, j *Job) bool {
-	version := j.Ref
-	if j.Action == ActionRollback {
-		version = j.Release
+	return a.JobID == j.ID && a.App == j.App && a.Env == j.Env && a.Action == j.Action && a.Version == approvalVersion(j)
+}
+
+// approvalVersion is what an approval of j is bound to: the ref of a deploy,
+// the release of a rollback (and the backup it restores), the backup of a
+// restore.
+func approvalVersion(j *Job) string {
+	switch j.Action {
+	case ActionDeploy:
+		return j.Ref
+	case ActionRollback:
+		if j.BackupID != "" {
+			return j.Release + "+db:" + j.BackupID
+		}
 	}
-	return a.JobID == j.ID && a.App == j.App && a.Env == j.Env && a.Action == j.Action && a.Version == version
+	return j.Release
 }
 
 func (e *Engine) expire(ctx context.Context, a *Approval, j *Job) error {

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
 )
 
-// start launches a queued job in its own goroutine.
+// start launches a queued job in its own goroutine. The goroutine works on
+// its own copy, so the caller may go on reading j.
 func (e *Engine) start(j *Job) error {
+	own := *j
+	j = &own
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.draining {
@@ -68,7 +72,13 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	switch j.Action {
 	case ActionDeploy:
 		rel := Release{App: j.App, Env: j.Env, ID: j.Release, Ref: j.Ref, JobID: j.ID, By: j.RequestedBy.User, Created: e.now(), State: ReleaseBuilding}
-		if err = e.store.PutRelease(ctx, rel); err == nil {
+		if e.policy(j.App, j.Env).BeforeDeploy {
+			rel.BackupID, err = e.preDeployBackup(runCtx, j, tr)
+		}
+		if err == nil {
+			err = e.store.PutRelease(ctx, rel)
+		}
+		if err == nil {
 			res, err = d.Deploy(runCtx, DeployRequest{JobID: j.ID, App: j.App, Env: j.Env, Ref: j.Ref,
 				Release: j.Release, Previous: j.FromRelease, By: j.RequestedBy.User}, tr)
 			rel.State = ReleaseActive
@@ -85,6 +95,19 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 		if err == nil && j.FromRelease != "" {
 			e.markRolledBack(context.WithoutCancel(ctx), j)
 		}
+		if err == nil && !res.RolledBack && j.BackupID != "" {
+			var db Result
+			db, err = e.runRestoreJob(runCtx, j, tr, true)
+			if err == nil {
+				res.Message = strings.TrimSpace(res.Message + "; " + db.Message)
+			}
+		}
+	case ActionBackup:
+		res, err = e.runBackupJob(runCtx, j, tr)
+	case ActionVerify:
+		res, err = e.runVerifyJob(runCtx, j, tr)
+	case ActionRestore:
+		res, err = e.runRestoreJob(runCtx, j, tr, false)
 	default:
 		err = fmt.Errorf("unknown action %q", j.Action)
 	}

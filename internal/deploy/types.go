@@ -71,13 +71,16 @@ type Job struct {
 	RequestedBy Who
 	ApprovalID  string // "" when the env needs none
 	ApprovedBy  string
-	CardRef     string // the chat message that shows this job (opaque, adapter-specific)
-	IntentSeq   int64  // the audit intent this job's outcome closes
-	Steps       []Step
-	Output      []string // last lines of output, capped
-	Created     time.Time
-	Started     time.Time
-	Ended       time.Time
+	// BackupID is the backup a job took or restores: a deploy's pre-deploy
+	// backup, a restore's safety backup, a --with-db rollback's backup.
+	BackupID  string
+	CardRef   string // the chat message that shows this job (opaque, adapter-specific)
+	IntentSeq int64  // the audit intent this job's outcome closes
+	Steps     []Step
+	Output    []string // last lines of output, capped
+	Created   time.Time
+	Started   time.Time
+	Ended     time.Time
 }
 
 // Step is one line of a job's checklist.
@@ -143,6 +146,7 @@ type Release struct {
 	By       string
 	Created  time.Time
 	State    ReleaseState
+	BackupID string // the backup taken just before this release was deployed
 }
 
 // ReleaseState says whether a plain rollback may pick a release.

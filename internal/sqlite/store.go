@@ -30,14 +30,14 @@ func jsonArray[T any](s []T) (string, error) {
 // ---- jobs
 
 const jobCols = `id, app, env, action, ref, release, from_release, state, reason, req_user, req_identity, req_chat,
-	approval_id, approved_by, card_ref, intent_seq, steps, output, created, started, ended`
+	approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, created, started, ended`
 
 func scanJob(s rowScanner) (*deploy.Job, error) {
 	var j deploy.Job
 	var action, state, steps, output, created, started, ended string
 	if err := s.Scan(&j.ID, &j.App, &j.Env, &action, &j.Ref, &j.Release, &j.FromRelease, &state, &j.Reason,
 		&j.RequestedBy.User, &j.RequestedBy.Identity, &j.RequestedBy.Chat, &j.ApprovalID, &j.ApprovedBy, &j.CardRef,
-		&j.IntentSeq, &steps, &output, &created, &started, &ended); err != nil {
+		&j.IntentSeq, &steps, &output, &j.BackupID, &created, &started, &ended); err != nil {
 		return nil, err
 	}
 	j.Action, j.State = deploy.Action(action), deploy.State(state)
@@ -72,17 +72,17 @@ func jobValues(j *deploy.Job) ([]any, error) {
 	}
 	return []any{j.App, j.Env, string(j.Action), j.Ref, j.Release, j.FromRelease, string(j.State), j.Reason,
 		j.RequestedBy.User, j.RequestedBy.Identity, j.RequestedBy.Chat, j.ApprovalID, j.ApprovedBy, j.CardRef,
-		j.IntentSeq, steps, output}, nil
+		j.IntentSeq, steps, output, j.BackupID}, nil
 }
 
 const insertJob = `INSERT INTO jobs (app, env, action, ref, release, from_release, state, reason, req_user, req_identity,
-	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, created, started, ended)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, created, started, ended)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // The store sets created; an update never changes it.
 const updateJob = `UPDATE jobs SET app = ?, env = ?, action = ?, ref = ?, release = ?, from_release = ?, state = ?,
 	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = ?,
-	intent_seq = ?, steps = ?, output = ?, started = ?, ended = ? WHERE id = ?`
+	intent_seq = ?, steps = ?, output = ?, backup_id = ?, started = ?, ended = ? WHERE id = ?`
 
 // CreateJob implements deploy.Store.
 func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, events ...*audit.Event) error {
@@ -448,11 +448,12 @@ func (db *DB) ReleaseLock(ctx context.Context, app, env string, check func(deplo
 // same (app, env, id).
 func (db *DB) PutRelease(ctx context.Context, r deploy.Release) error {
 	return db.write(ctx, func(w *writer) error {
-		_, err := w.exec(`INSERT INTO releases (app, env, id, ref, job_id, by_user, created, state)
-			VALUES (?,?,?,?,?,?,?,?)
+		_, err := w.exec(`INSERT INTO releases (app, env, id, ref, job_id, by_user, created, state, backup_id)
+			VALUES (?,?,?,?,?,?,?,?,?)
 			ON CONFLICT (app, env, id) DO UPDATE SET ref = excluded.ref, job_id = excluded.job_id,
-				by_user = excluded.by_user, created = excluded.created, state = excluded.state`,
-			r.App, r.Env, r.ID, r.Ref, r.JobID, r.By, formatTime(r.Created), string(r.State))
+				by_user = excluded.by_user, created = excluded.created, state = excluded.state,
+				backup_id = excluded.backup_id`,
+			r.App, r.Env, r.ID, r.Ref, r.JobID, r.By, formatTime(r.Created), string(r.State), r.BackupID)
 		return err
 	})
 }
@@ -460,7 +461,7 @@ func (db *DB) PutRelease(ctx context.Context, r deploy.Release) error {
 // Releases implements deploy.Store: newest first. Release ids start with
 // their UTC build time, so id order breaks ties of equal (or unset) created.
 func (db *DB) Releases(ctx context.Context, app, env string) ([]deploy.Release, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT app, env, id, ref, job_id, by_user, created, state FROM releases
+	rows, err := db.r.QueryContext(ctx, `SELECT app, env, id, ref, job_id, by_user, created, state, backup_id FROM releases
 		WHERE app = ? AND env = ? ORDER BY created DESC, id DESC`, app, env)
 	if err != nil {
 		return nil, err
@@ -470,7 +471,7 @@ func (db *DB) Releases(ctx context.Context, app, env string) ([]deploy.Release, 
 	for rows.Next() {
 		var r deploy.Release
 		var created, state string
-		if err := rows.Scan(&r.App, &r.Env, &r.ID, &r.Ref, &r.JobID, &r.By, &created, &state); err != nil {
+		if err := rows.Scan(&r.App, &r.Env, &r.ID, &r.Ref, &r.JobID, &r.By, &created, &state, &r.BackupID); err != nil {
 			return nil, err
 		}
 		r.State = deploy.ReleaseState(state)

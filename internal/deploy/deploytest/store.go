@@ -24,6 +24,7 @@ type Store struct {
 	approvals map[string]*deploy.Approval
 	locks     map[string]deploy.Lock
 	releases  map[string][]deploy.Release
+	backups   map[string][]deploy.Backup
 	events    []audit.Event
 	nextJob   int64
 
@@ -35,12 +36,15 @@ type Store struct {
 var (
 	_ deploy.Store = (*Store)(nil)
 	_ audit.Store  = (*Store)(nil)
+
+	_ deploy.BackupStore = (*Store)(nil)
 )
 
 // NewStore returns an empty store.
 func NewStore() *Store {
 	return &Store{jobs: map[int64]*deploy.Job{}, approvals: map[string]*deploy.Approval{},
-		locks: map[string]deploy.Lock{}, releases: map[string][]deploy.Release{}}
+		locks: map[string]deploy.Lock{}, releases: map[string][]deploy.Release{},
+		backups: map[string][]deploy.Backup{}}
 }
 
 // SetFailAppend switches injected audit failures on or off.
@@ -378,4 +382,41 @@ func (s *Store) AuditEvents(ctx context.Context, f audit.Filter) ([]audit.Event,
 		}
 	}
 	return out, nil
+}
+
+// PutBackup implements deploy.BackupStore.
+func (s *Store) PutBackup(ctx context.Context, b deploy.Backup) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key(b.App, b.Env)
+	b.Files = append([]deploy.BackupFile(nil), b.Files...)
+	for i := range s.backups[k] {
+		if s.backups[k][i].ID == b.ID {
+			s.backups[k][i] = b
+			return nil
+		}
+	}
+	s.backups[k] = append(s.backups[k], b)
+	return nil
+}
+
+// Backups implements deploy.BackupStore: newest first.
+func (s *Store) Backups(ctx context.Context, app, env string) ([]deploy.Backup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]deploy.Backup(nil), s.backups[key(app, env)]...)
+	sort.SliceStable(out, func(i, k int) bool { return out[i].Created.After(out[k].Created) })
+	return out, nil
+}
+
+// Backup implements deploy.BackupStore.
+func (s *Store) Backup(ctx context.Context, app, env, id string) (*deploy.Backup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.backups[key(app, env)] {
+		if b.ID == id {
+			return &b, nil
+		}
+	}
+	return nil, deploy.ErrNotFound
 }

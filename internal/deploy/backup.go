@@ -1,0 +1,401 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Backup actions. A backup and a drill take the env lock like a deploy, so a
+// dump never races a migration; a restore always needs a second person.
+const (
+	ActionBackup  Action = "backup"
+	ActionVerify  Action = "verify"
+	ActionRestore Action = "restore"
+)
+
+// Noun is how a job's action reads in a title: "Deploy", "Backup", ...
+func (a Action) Noun() string {
+	switch a {
+	case ActionRollback:
+		return "Rollback"
+	case ActionBackup:
+		return "Backup"
+	case ActionVerify:
+		return "Restore drill"
+	case ActionRestore:
+		return "Restore"
+	}
+	return "Deploy"
+}
+
+// Backuper is implemented by a Driver that can back up its env: archives of
+// configured paths and dumps of configured databases, kept on the target.
+// The engine owns the records (who, when, checksums) and retention; the
+// driver owns the files.
+type Backuper interface {
+	// Backup writes backup req.ID and returns where it is and what it holds,
+	// with sizes and SHA-256 checksums. On error it removes what it wrote.
+	Backup(ctx context.Context, req BackupRequest, p Progress) (BackupResult, error)
+	// VerifyBackup recomputes the checksums of b's files, failing on any
+	// difference, then restores each dump into a scratch database that it
+	// creates and drops, reporting table and row counts.
+	VerifyBackup(ctx context.Context, b Backup, p Progress) (VerifyResult, error)
+	// Restore puts b's files and databases back (only the databases when
+	// dbOnly), then restarts and health-checks the app like a deploy.
+	Restore(ctx context.Context, b Backup, dbOnly bool, p Progress) (Result, error)
+	// DeleteBackups removes exactly the named backups from the target.
+	DeleteBackups(ctx context.Context, ids []string) error
+}
+
+// BackupRequest asks for backup ID.
+type BackupRequest struct {
+	JobID    int64
+	App, Env string
+	ID       string
+	By       string
+}
+
+// BackupResult is what a backup wrote.
+type BackupResult struct {
+	Location string // directory on the target
+	Files    []BackupFile
+}
+
+// VerifyResult is a passed drill: one line per checked file and table.
+type VerifyResult struct {
+	Lines   []string
+	Message string
+}
+
+// BackupFile is one file of a backup.
+type BackupFile struct {
+	Name   string `json:"name"`   // file name inside the backup's directory
+	Kind   string `json:"kind"`   // "files", "mysql", "postgres", "dokploy"
+	Source string `json:"source"` // the path list or database it holds
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// BackupState is whether a backup can be restored.
+type BackupState string
+
+const (
+	BackupOK     BackupState = "ok"
+	BackupFailed BackupState = "failed"
+	BackupPruned BackupState = "pruned"
+)
+
+// Backup is the engine's record of one backup.
+type Backup struct {
+	App, Env string
+	ID       string
+	JobID    int64
+	By       string
+	Reason   string // manual, scheduled, pre-deploy, safety
+	Created  time.Time
+	State    BackupState
+	Location string
+	Files    []BackupFile
+	Error    string
+	Verified time.Time // last passed drill
+	Drill    string    // its summary
+}
+
+// Size is the total size of b's files.
+func (b Backup) Size() int64 {
+	var n int64
+	for _, f := range b.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// BackupPolicy is an env's backup configuration as the engine needs it.
+type BackupPolicy struct {
+	MaxAge       time.Duration // older backups are pruned; 0 keeps all
+	Keep         int           // at most this many are kept; 0 = no count limit
+	BeforeDeploy bool          // a deploy takes a backup first and stops if it fails
+}
+
+// BackupStore keeps backup records. The sqlite store implements it.
+type BackupStore interface {
+	PutBackup(ctx context.Context, b Backup) error
+	Backups(ctx context.Context, app, env string) ([]Backup, error) // newest first
+	Backup(ctx context.Context, app, env, id string) (*Backup, error)
+}
+
+func (e *Engine) backuper(app, env string) (Backuper, BackupStore, error) {
+	d, err := e.driver(app, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, ok := d.(Backuper)
+	if !ok {
+		return nil, nil, refuse("%s/%s has no backup configured (add a backup: block to the env)", app, env)
+	}
+	bs, ok := e.store.(BackupStore)
+	if !ok {
+		return nil, nil, errors.New("the store keeps no backup records")
+	}
+	return b, bs, nil
+}
+
+func (e *Engine) policy(app, env string) BackupPolicy {
+	if e.backupPolicy == nil {
+		return BackupPolicy{}
+	}
+	return e.backupPolicy(app, env)
+}
+
+// Backups lists an env's backup records, newest first.
+func (e *Engine) Backups(ctx context.Context, app, env string) ([]Backup, error) {
+	_, bs, err := e.backuper(app, env)
+	if err != nil {
+		return nil, err
+	}
+	return bs.Backups(ctx, app, env)
+}
+
+// restorable returns the record of backup id, refusing one that cannot be
+// restored or verified.
+func restorable(ctx context.Context, bs BackupStore, app, env, id string) (*Backup, error) {
+	b, err := bs.Backup(ctx, app, env, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, refuse("backup %s does not exist for %s/%s (see /backups %s %s)", id, app, env, app, env)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.State != BackupOK {
+		return nil, refuse("backup %s is %s and cannot be used", id, b.State)
+	}
+	return b, nil
+}
+
+// takeBackup runs one backup inside job j and records it, failed or not.
+func (e *Engine) takeBackup(ctx context.Context, bk Backuper, bs BackupStore, j *Job, id, reason string, p Progress) (Backup, error) {
+	rec := Backup{App: j.App, Env: j.Env, ID: id, JobID: j.ID, By: j.RequestedBy.User, Reason: reason,
+		Created: e.now(), State: BackupFailed}
+	res, err := bk.Backup(ctx, BackupRequest{JobID: j.ID, App: j.App, Env: j.Env, ID: id, By: j.RequestedBy.User}, p)
+	if err == nil {
+		rec.State, rec.Location, rec.Files = BackupOK, res.Location, res.Files
+	} else {
+		rec.Error = e.redact.String(err.Error())
+	}
+	if perr := bs.PutBackup(context.WithoutCancel(ctx), rec); perr != nil {
+		if err == nil {
+			// A backup nobody can find is no backup: fail the job.
+			err = fmt.Errorf("backup %s written but not recorded: %w", id, perr)
+		}
+		e.log.Error("backup record not stored", "job", j.ID, "backup", id, "err", perr)
+	}
+	return rec, err
+}
+
+// prune applies the env's retention after a good backup: by age, then by
+// count, never the backup just taken and never a failed or pruned one.
+func (e *Engine) prune(ctx context.Context, bk Backuper, bs BackupStore, app, env, keepID string) (string, error) {
+	pol := e.policy(app, env)
+	if pol.MaxAge <= 0 && pol.Keep <= 0 {
+		return "", nil
+	}
+	all, err := bs.Backups(ctx, app, env)
+	if err != nil {
+		return "", err
+	}
+	sort.SliceStable(all, func(i, k int) bool { return all[i].Created.After(all[k].Created) })
+	now := e.now()
+	var doomed []Backup
+	kept := 0
+	for _, b := range all {
+		if b.State != BackupOK {
+			continue
+		}
+		tooOld := pol.MaxAge > 0 && now.Sub(b.Created) > pol.MaxAge
+		tooMany := pol.Keep > 0 && kept >= pol.Keep
+		if b.ID != keepID && (tooOld || tooMany) {
+			doomed = append(doomed, b)
+			continue
+		}
+		kept++
+	}
+	if len(doomed) == 0 {
+		return "", nil
+	}
+	ids := make([]string, len(doomed))
+	for i, b := range doomed {
+		ids[i] = b.ID
+	}
+	if err := bk.DeleteBackups(ctx, ids); err != nil {
+		return "", fmt.Errorf("pruning %s: %w", strings.Join(ids, ", "), err)
+	}
+	for _, b := range doomed {
+		b.State = BackupPruned
+		if err := bs.PutBackup(context.WithoutCancel(ctx), b); err != nil {
+			return "", err
+		}
+	}
+	return "pruned " + strings.Join(ids, ", "), nil
+}
+
+// FormatSize renders n bytes for a chat line.
+func FormatSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// runBackupJob is the body of a backup job.
+func (e *Engine) runBackupJob(ctx context.Context, j *Job, p Progress) (Result, error) {
+	bk, bs, err := e.backuper(j.App, j.Env)
+	if err != nil {
+		return Result{}, err
+	}
+	reason := "manual"
+	if j.RequestedBy.User == SchedulerUser {
+		reason = "scheduled"
+	}
+	rec, err := e.takeBackup(ctx, bk, bs, j, j.Release, reason, p)
+	if err != nil {
+		return Result{}, err
+	}
+	msg := fmt.Sprintf("backup %s: %d files, %s", rec.ID, len(rec.Files), FormatSize(rec.Size()))
+	p.Step("prune", StepRunning, "")
+	pruned, err := e.prune(ctx, bk, bs, j.App, j.Env, rec.ID)
+	switch {
+	case err != nil:
+		p.Step("prune", StepFailed, err.Error())
+		msg += "; retention failed: " + err.Error()
+	case pruned == "":
+		p.Step("prune", StepDone, "nothing to prune")
+	default:
+		p.Step("prune", StepDone, pruned)
+		msg += "; " + pruned
+	}
+	return Result{Release: rec.ID, Message: msg}, nil
+}
+
+// runVerifyJob is the body of a restore drill.
+func (e *Engine) runVerifyJob(ctx context.Context, j *Job, p Progress) (Result, error) {
+	bk, bs, err := e.backuper(j.App, j.Env)
+	if err != nil {
+		return Result{}, err
+	}
+	rec, err := restorable(ctx, bs, j.App, j.Env, j.Release)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := bk.VerifyBackup(ctx, *rec, p)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, l := range res.Lines {
+		p.Output(l)
+	}
+	rec.Verified, rec.Drill = e.now(), res.Message
+	if err := bs.PutBackup(context.WithoutCancel(ctx), *rec); err != nil {
+		e.log.Error("drill result not recorded", "backup", rec.ID, "err", err)
+	}
+	return Result{Release: rec.ID, Message: "backup " + rec.ID + " verified: " + res.Message}, nil
+}
+
+// runRestoreJob is the body of a restore: a safety backup of what is there
+// now, then the restore, which restarts and health-checks.
+func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly bool) (Result, error) {
+	bk, bs, err := e.backuper(j.App, j.Env)
+	if err != nil {
+		return Result{}, err
+	}
+	id := j.Release
+	if j.Action == ActionRollback {
+		id = j.BackupID
+	}
+	rec, err := restorable(ctx, bs, j.App, j.Env, id)
+	if err != nil {
+		return Result{}, err
+	}
+	safetyID := SafetyBackupID(e.now(), j.ID)
+	safety, err := e.takeBackup(ctx, bk, bs, j, safetyID, "safety", p)
+	if err != nil {
+		return Result{}, fmt.Errorf("safety backup failed, nothing was restored: %w", err)
+	}
+	if j.Action == ActionRestore {
+		j.BackupID = safety.ID
+	}
+	res, err := bk.Restore(ctx, *rec, dbOnly, p)
+	if err != nil {
+		return res, fmt.Errorf("restore of %s failed (safety backup %s holds what was there before): %w", rec.ID, safety.ID, err)
+	}
+	what := "files and databases"
+	if dbOnly {
+		what = "databases"
+	}
+	msg := fmt.Sprintf("restored %s from backup %s (taken %s); safety backup %s holds what was there before",
+		what, rec.ID, rec.Created.UTC().Format("2006-01-02 15:04 MST"), safety.ID)
+	if res.Message != "" {
+		msg += "; " + res.Message
+	}
+	return Result{Release: res.Release, RolledBack: res.RolledBack, Message: msg}, nil
+}
+
+// SafetyBackupID names the backup a restore takes first.
+func SafetyBackupID(t time.Time, jobID int64) string {
+	return NewReleaseID(t, jobID) + "-safety"
+}
+
+// SchedulerUser is the actor of scheduled jobs.
+const SchedulerUser = "scheduler"
+
+// withDBBackup finds the backup a /rollback --with-db restores: the one
+// taken before the current release was deployed.
+func (e *Engine) withDBBackup(ctx context.Context, app, env, current string) (string, error) {
+	_, bs, err := e.backuper(app, env)
+	if err != nil {
+		return "", err
+	}
+	recs, err := e.store.Releases(ctx, app, env)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range recs {
+		if r.ID != current {
+			continue
+		}
+		if r.BackupID == "" {
+			return "", refuse("release %s was deployed without a backup (set backup_before_deploy on %s/%s); roll back without --with-db or /restore a backup", current, app, env)
+		}
+		if _, err := restorable(ctx, bs, app, env, r.BackupID); err != nil {
+			return "", err
+		}
+		return r.BackupID, nil
+	}
+	return "", refuse("shipbot has no record of release %s, so it knows no backup taken before it", current)
+}
+
+// preDeployBackup takes the backup a gated deploy needs; an error stops the
+// deploy before anything changes.
+func (e *Engine) preDeployBackup(ctx context.Context, j *Job, p Progress) (string, error) {
+	bk, bs, err := e.backuper(j.App, j.Env)
+	if err != nil {
+		return "", fmt.Errorf("backup_before_deploy is set but %w", err)
+	}
+	p.Step("backup", StepRunning, "")
+	rec, err := e.takeBackup(ctx, bk, bs, j, NewReleaseID(e.now(), j.ID)+"-predeploy", "pre-deploy", p)
+	if err != nil {
+		p.Step("backup", StepFailed, e.redact.String(err.Error()))
+		return "", fmt.Errorf("pre-deploy backup failed, so the deploy did not start (current unchanged): %w", err)
+	}
+	j.BackupID = rec.ID
+	p.Step("backup", StepDone, fmt.Sprintf("%s (%s)", rec.ID, FormatSize(rec.Size())))
+	return rec.ID, nil
+}

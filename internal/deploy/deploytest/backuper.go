@@ -1,0 +1,99 @@
+package deploytest
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+// BackupDriver is a Driver that can also back up, keeping backups in memory.
+type BackupDriver struct {
+	*Driver
+
+	mu       sync.Mutex
+	backups  map[string]bool
+	restored []string
+	deleted  []string
+
+	// BackupErr fails Backup; VerifyErr fails VerifyBackup; RestoreErr fails Restore.
+	BackupErr, VerifyErr, RestoreErr error
+}
+
+var _ deploy.Backuper = (*BackupDriver)(nil)
+
+// NewBackupDriver returns a BackupDriver with no releases and no backups.
+func NewBackupDriver() *BackupDriver {
+	return &BackupDriver{Driver: NewDriver(), backups: map[string]bool{}}
+}
+
+func (d *BackupDriver) Backup(ctx context.Context, req deploy.BackupRequest, p deploy.Progress) (deploy.BackupResult, error) {
+	p.Step("archive", deploy.StepRunning, "")
+	if d.BackupErr != nil {
+		p.Step("archive", deploy.StepFailed, d.BackupErr.Error())
+		return deploy.BackupResult{}, d.BackupErr
+	}
+	d.mu.Lock()
+	d.backups[req.ID] = true
+	d.mu.Unlock()
+	p.Step("archive", deploy.StepDone, "")
+	return deploy.BackupResult{Location: "/backups/" + req.ID, Files: []deploy.BackupFile{
+		{Name: "files.tar.gz", Kind: "files", Size: 1024, SHA256: "00"}}}, nil
+}
+
+func (d *BackupDriver) VerifyBackup(ctx context.Context, b deploy.Backup, p deploy.Progress) (deploy.VerifyResult, error) {
+	if d.VerifyErr != nil {
+		return deploy.VerifyResult{}, d.VerifyErr
+	}
+	if !d.Has(b.ID) {
+		return deploy.VerifyResult{}, errors.New("backup " + b.ID + " is not on the target")
+	}
+	return deploy.VerifyResult{Lines: []string{"files.tar.gz: checksum ok"}, Message: "1 file ok"}, nil
+}
+
+func (d *BackupDriver) Restore(ctx context.Context, b deploy.Backup, dbOnly bool, p deploy.Progress) (deploy.Result, error) {
+	if d.RestoreErr != nil {
+		return deploy.Result{}, d.RestoreErr
+	}
+	cur := d.Driver.Current()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	what := b.ID
+	if dbOnly {
+		what += " (db)"
+	}
+	d.restored = append(d.restored, what)
+	return deploy.Result{Release: cur}, nil
+}
+
+func (d *BackupDriver) DeleteBackups(ctx context.Context, ids []string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		delete(d.backups, id)
+		d.deleted = append(d.deleted, id)
+	}
+	return nil
+}
+
+// Has reports whether backup id is on the fake target.
+func (d *BackupDriver) Has(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.backups[id]
+}
+
+// Restored lists the restores done, "ID" or "ID (db)".
+func (d *BackupDriver) Restored() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.restored...)
+}
+
+// Deleted lists the backups DeleteBackups removed, in order.
+func (d *BackupDriver) Deleted() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.deleted...)
+}

@@ -1,0 +1,52 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+func TestBackupRecordsRoundTrip(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	b := deploy.Backup{App: "helpdesk", Env: "prod", ID: "20261123-100000-4", JobID: 4, By: "alice", Reason: "manual",
+		Created: t0, State: deploy.BackupOK, Location: "/var/backups/helpdesk/20261123-100000-4",
+		Files: []deploy.BackupFile{{Name: "files.tar.gz", Kind: "files", Source: "/srv/a", Size: 42, SHA256: "ab"}}}
+	if err := db.PutBackup(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	older := b
+	older.ID, older.Created, older.State, older.Files = "20261122-100000-2", t0.Add(-24*time.Hour), deploy.BackupFailed, nil
+	if err := db.PutBackup(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	b.Verified, b.Drill = t0.Add(time.Hour), "2 tables, 5 rows"
+	if err := db.PutBackup(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Backup(ctx, "helpdesk", "prod", b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Drill != b.Drill || !got.Verified.Equal(b.Verified) || len(got.Files) != 1 || got.Files[0] != b.Files[0] || got.Location != b.Location {
+		t.Errorf("got %+v", got)
+	}
+	all, err := db.Backups(ctx, "helpdesk", "prod")
+	if err != nil || len(all) != 2 || all[0].ID != b.ID || all[1].State != deploy.BackupFailed || all[1].Files != nil && len(all[1].Files) != 0 {
+		t.Errorf("list = %+v, %v", all, err)
+	}
+	if _, err := db.Backup(ctx, "helpdesk", "staging", b.ID); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("other env: %v", err)
+	}
+	if err := db.PutRelease(ctx, deploy.Release{App: "helpdesk", Env: "prod", ID: "r1", State: deploy.ReleaseActive, BackupID: b.ID, Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	rels, _ := db.Releases(ctx, "helpdesk", "prod")
+	if len(rels) != 1 || rels[0].BackupID != b.ID {
+		t.Errorf("release backup id lost: %+v", rels)
+	}
+}
