@@ -61,6 +61,7 @@ type testEnv struct {
 	t      *testing.T
 	dir    string
 	config string
+	env    []string // added to the environment of cli commands
 }
 
 // newEnv writes configs/example.yaml with every path made absolute under a
@@ -116,6 +117,7 @@ func (e *testEnv) cli(args ...string) (code int, stdout, stderr string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, botPath, args...)
 	cmd.Dir = e.dir
+	cmd.Env = append(os.Environ(), e.env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

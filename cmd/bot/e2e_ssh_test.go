@@ -55,6 +55,7 @@ type sshApp struct {
 	knownHosts string
 	keyFile    string
 	approval   bool
+	extra      string // more keys of the env, indented by 8 spaces
 }
 
 // newSSHApp starts one sshd and writes a config deploying to it with the
@@ -129,7 +130,7 @@ apps:
           key_file: %[7]s
           known_hosts: %[8]s
           connect_timeout: 5s%[9]s
-`, a.dir, a.base, a.src, a.mark, a.host.Addr, a.cluster.User, a.keyFile, a.knownHosts, approval)
+%[10]s`, a.dir, a.base, a.src, a.mark, a.host.Addr, a.cluster.User, a.keyFile, a.knownHosts, approval, a.extra)
 	if err := os.WriteFile(a.config, []byte(cfg), 0o600); err != nil {
 		a.t.Fatal(err)
 	}

@@ -65,16 +65,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	}
 	defer db.Close()
 
-	var secrets []audit.Secret
-	if t := c.Chat.Telegram; t != nil {
-		secrets = append(secrets, t.Token, t.WebhookSecret)
-	}
-	if s := c.Chat.Slack; s != nil {
-		secrets = append(secrets, s.BotToken, s.AppToken, s.SigningSecret)
-	}
 	pc := c.Pipelines
-	secrets = append(secrets, pc.GitLabToken, pc.GitHubSecret, pc.DokploySecret, pc.GenericSecret)
-	redact := audit.NewRedactor(secrets...)
+	redact := audit.NewRedactor(c.Secrets()...)
 	drivers, err := buildDrivers(c, log)
 	if err != nil {
 		return err
@@ -90,15 +82,24 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: router, MaxAttempts: pc.MaxAttempts, Alert: alert,
 		Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
 	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
+	// The scheduler needs the engine and the engine its observers: the
+	// observer is filled in once both exist, before any job can run.
+	schedObserver := &lateObserver{}
 	engine := deploy.NewEngine(deploy.Options{
-		Store:       db,
-		Drivers:     func(app, env string) (deploy.Driver, bool) { d, ok := drivers[app+"/"+env]; return d, ok },
-		Observer:    observers{cards, hooks},
-		JobTimeout:  c.Bot.JobTimeout.Duration,
-		OutputLines: c.Bot.OutputLines,
-		Redactor:    redact,
-		Log:         log,
+		Store:        db,
+		Drivers:      func(app, env string) (deploy.Driver, bool) { d, ok := drivers[app+"/"+env]; return d, ok },
+		Observer:     observers{cards, hooks, schedObserver},
+		JobTimeout:   c.Bot.JobTimeout.Duration,
+		OutputLines:  c.Bot.OutputLines,
+		Redactor:     redact,
+		Log:          log,
+		BackupPolicy: c.BackupPolicy,
 	})
+	sched, err := scheduler(c, engine, db, relay, log)
+	if err != nil {
+		return err
+	}
+	schedObserver.s = sched
 
 	var sh *shell.Shell
 	if c.Chat.Shell != nil && c.Chat.Shell.Enabled {
@@ -153,6 +154,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	runCtx, stopChat := context.WithCancel(context.Background())
 	defer stopChat()
 	go expireLoop(runCtx, engine, log)
+	sched.Start()
+	defer sched.Stop()
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); relay.Run(runCtx) }()
 
@@ -236,6 +239,15 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 // observers fans job changes out to the job cards and the deploy notices.
 type observers []deploy.Observer
 
+// lateObserver forwards to an observer created after the engine.
+type lateObserver struct{ s deploy.Observer }
+
+func (l *lateObserver) JobChanged(j deploy.Job) {
+	if l.s != nil {
+		l.s.JobChanged(j)
+	}
+}
+
 func (o observers) JobChanged(j deploy.Job) {
 	for _, x := range o {
 		x.JobChanged(j)
@@ -314,7 +326,7 @@ func buildDrivers(c *config.Config, log *slog.Logger) (map[string]deploy.Driver,
 			default:
 				return nil, fmt.Errorf("%s/%s: driver %q is not available in this build", app, env, e.Driver)
 			}
-			out[app+"/"+env] = withCrashPoint(d)
+			out[app+"/"+env] = withBackups(withCrashPoint(d), releaseRunner(d), e.Backup)
 		}
 	}
 	return out, nil

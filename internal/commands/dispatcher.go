@@ -142,6 +142,15 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.submit(ctx, c, deploy.ActionDeploy)
 	case "rollback":
 		return d.submit(ctx, c, deploy.ActionRollback)
+	case "backup":
+		if cmd.Verify {
+			return d.submit(ctx, c, deploy.ActionVerify)
+		}
+		return d.submit(ctx, c, deploy.ActionBackup)
+	case "restore":
+		return d.submit(ctx, c, deploy.ActionRestore)
+	case "backups":
+		return d.backups(ctx, c)
 	case "releases":
 		return d.releases(ctx, c)
 	case "status":
@@ -170,7 +179,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 
 func mutating(name string) bool {
 	switch name {
-	case "deploy", "rollback", "cancel", "lock", "unlock", "approve", "deny":
+	case "deploy", "rollback", "cancel", "lock", "unlock", "approve", "deny", "backup", "restore":
 		return true
 	}
 	return false
@@ -303,8 +312,18 @@ func (d *Dispatcher) need(ctx context.Context, c *call, verb string) (Reply, boo
 }
 
 func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) Reply {
-	if r, ok := d.need(ctx, c, string(action)); !ok {
+	verb := string(action)
+	if action == deploy.ActionVerify {
+		verb = "backup"
+	}
+	if r, ok := d.need(ctx, c, verb); !ok {
 		return r
+	}
+	if c.cmd.WithDB {
+		// Putting a database back is a restore, whatever command asks for it.
+		if r, ok := d.need(ctx, c, "restore"); !ok {
+			return r
+		}
 	}
 	env := d.catalog[c.cmd.App][c.cmd.Env]
 	if c.cmd.Plan {
@@ -315,7 +334,7 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 		ref = env.DefaultRef
 	}
 	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
-		Ref: ref, Release: c.cmd.Release, Approval: env.Approval, Args: c.cmd.Args})
+		Ref: ref, Release: firstNonEmpty(c.cmd.Release, c.cmd.Backup), WithDB: c.cmd.WithDB, Approval: env.Approval, Args: c.cmd.Args})
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
@@ -416,6 +435,47 @@ func (d *Dispatcher) releases(ctx context.Context, c *call) Reply {
 		m.Text = "no releases yet"
 	}
 	return d.read(ctx, c, m)
+}
+
+func (d *Dispatcher) backups(ctx context.Context, c *call) Reply {
+	if r, ok := d.need(ctx, c, "backup"); !ok {
+		return r
+	}
+	bs, err := d.engine.Backups(ctx, c.cmd.App, c.cmd.Env)
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	m := notify.Message{Title: fmt.Sprintf("Backups of %s/%s", c.cmd.App, c.cmd.Env)}
+	shown := 0
+	for _, b := range bs {
+		if b.State == deploy.BackupPruned {
+			continue
+		}
+		if shown++; shown > 30 {
+			m.Text = "(older backups not shown)"
+			break
+		}
+		line := fmt.Sprintf("%s  %s  %s  %s by %s  %s", b.ID, b.Created.UTC().Format("2006-01-02 15:04"),
+			deploy.FormatSize(b.Size()), b.Reason, b.By, b.State)
+		if !b.Verified.IsZero() {
+			line += "  drill " + b.Verified.UTC().Format("2006-01-02")
+		}
+		if b.State == deploy.BackupFailed && b.Error != "" {
+			line += ": " + clipLine(b.Error, 80)
+		}
+		m.Code = append(m.Code, line)
+	}
+	if shown == 0 {
+		m.Text = "no backups yet; take one with /backup " + c.cmd.App + " " + c.cmd.Env
+	}
+	return d.read(ctx, c, m)
+}
+
+func clipLine(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 func (d *Dispatcher) status(ctx context.Context, c *call) Reply {

@@ -23,6 +23,9 @@ type Command struct {
 	ID      string // approve, deny
 	Reason  string // lock
 	Plan    bool   // deploy --plan
+	WithDB  bool   // rollback --with-db
+	Verify  bool   // backup verify
+	Backup  string // backup verify, restore: the backup id
 	Limit   int    // audit
 	User    string // audit filter
 	Args    []string
@@ -45,7 +48,10 @@ var specs = map[string]spec{
 	"whoami":   {"/whoami", "who shipbot thinks you are, your roles and permissions"},
 	"apps":     {"/apps", "apps and envs with their current release and lock"},
 	"deploy":   {"/deploy APP ENV [REF] [--plan]", "deploy REF (or the default) to ENV; --plan shows what would run"},
-	"rollback": {"/rollback APP ENV [RELEASE]", "switch back to the previous good release (or the named one)"},
+	"rollback": {"/rollback APP ENV [RELEASE] [--with-db]", "switch back to the previous good release (or the named one); --with-db also restores the database backup taken before the current release (needs approval)"},
+	"backup":   {"/backup APP ENV | /backup verify APP ENV ID", "back up files and databases now; verify: checksums plus a restore drill into a scratch database"},
+	"backups":  {"/backups APP ENV", "backups with time, size, who and last drill"},
+	"restore":  {"/restore APP ENV ID", "restore a backup (always needs a second person; takes a safety backup first)"},
 	"releases": {"/releases APP ENV", "releases on the target with ref, who, when, state"},
 	"status":   {"/status APP ENV", "what is live and healthy"},
 	"logs":     {"/logs APP ENV [LINES]", "the last LINES lines of the app's log"},
@@ -61,7 +67,7 @@ var specs = map[string]spec{
 }
 
 var helpOrder = []string{"help", "whoami", "apps", "deploy", "rollback", "releases", "status", "logs",
-	"jobs", "job", "cancel", "lock", "unlock", "pending", "approve", "deny", "audit"}
+	"backup", "backups", "restore", "jobs", "job", "cancel", "lock", "unlock", "pending", "approve", "deny", "audit"}
 
 var approvalIDPattern = regexp.MustCompile(`^[a-z2-7]{24}$`)
 
@@ -94,6 +100,10 @@ func Parse(text string) (Command, error) {
 		if strings.HasPrefix(w, "-") {
 			if name == "deploy" && w == "--plan" {
 				c.Plan = true
+				continue
+			}
+			if name == "rollback" && w == "--with-db" {
+				c.WithDB = true
 				continue
 			}
 			if name != "lock" { // a lock reason may contain anything printable
@@ -139,6 +149,34 @@ func Parse(text string) (Command, error) {
 				}
 				c.Lines = n
 			}
+		}
+	case "backups":
+		if len(args) != 2 {
+			return Command{}, usage()
+		}
+		if err := c.appEnv(args); err != nil {
+			return Command{}, err
+		}
+	case "backup", "restore":
+		rest := args
+		if name == "backup" && len(args) > 0 && args[0] == "verify" {
+			c.Verify, rest = true, args[1:]
+		}
+		want := 2
+		if name == "restore" || c.Verify {
+			want = 3
+		}
+		if len(rest) != want {
+			return Command{}, usage()
+		}
+		if err := c.appEnv(rest); err != nil {
+			return Command{}, err
+		}
+		if want == 3 {
+			if !deploy.ValidName(rest[2]) {
+				return Command{}, perr("backup %q is not a backup id (see /backups %s %s)", clip(rest[2]), c.App, c.Env)
+			}
+			c.Backup = rest[2]
 		}
 	case "job", "cancel":
 		if len(args) != 1 {

@@ -166,6 +166,35 @@ type Env struct {
 	Logs         Logs
 	Approval     Approval
 	SSH          *SSH // required for the ssh driver, forbidden for local
+	// Backup is nil when the env has no backup: block.
+	Backup *Backup
+	// BackupBeforeDeploy makes every deploy take a backup first and stop if it fails.
+	BackupBeforeDeploy bool
+}
+
+// Backup is an env's backup configuration.
+type Backup struct {
+	Dir       string   // absolute directory on the (first) host holding one directory per backup
+	Paths     []string // absolute paths archived into files.tar.gz
+	Databases []Database
+	KeepDays  int // backups older than this are pruned; default 30, 0 keeps all
+	Keep      int // at most this many are kept; 0 = no count limit
+	Timeout   Duration
+	// Schedule and DrillSchedule are cron specs ("0 3 * * *", "@daily");
+	// empty means none.
+	Schedule      string
+	DrillSchedule string
+}
+
+// Database is one database a backup dumps.
+type Database struct {
+	Name     string // label, unique in the env
+	Engine   string // mysql, mariadb or postgres
+	Host     string
+	Port     int
+	User     string
+	Password audit.Secret // write ${VAR}
+	Database string
 }
 
 // Fetch says where a release's files come from: exactly one of Git, Copy or Artifact.
@@ -331,6 +360,40 @@ func (c *Config) Recipe(app, env string) deploy.Recipe {
 			MaxBytes: e.Logs.MaxBytes,
 		},
 	}
+}
+
+// BackupPolicy is the engine's view of an env's backup rules.
+func (c *Config) BackupPolicy(app, env string) deploy.BackupPolicy {
+	e, ok := c.Apps[app].Envs[env]
+	if !ok || e.Backup == nil {
+		return deploy.BackupPolicy{BeforeDeploy: ok && e.BackupBeforeDeploy}
+	}
+	return deploy.BackupPolicy{MaxAge: time.Duration(e.Backup.KeepDays) * 24 * time.Hour, Keep: e.Backup.Keep,
+		BeforeDeploy: e.BackupBeforeDeploy}
+}
+
+// Secrets are every credential in the configuration, for the redactor.
+func (c *Config) Secrets() []audit.Secret {
+	var out []audit.Secret
+	if t := c.Chat.Telegram; t != nil {
+		out = append(out, t.Token, t.WebhookSecret)
+	}
+	if s := c.Chat.Slack; s != nil {
+		out = append(out, s.BotToken, s.AppToken, s.SigningSecret)
+	}
+	p := c.Pipelines
+	out = append(out, p.GitLabToken, p.GitHubSecret, p.DokploySecret, p.GenericSecret)
+	for _, a := range sortedKeys(c.Apps) {
+		for _, e := range sortedKeys(c.Apps[a].Envs) {
+			env := c.Apps[a].Envs[e]
+			if env.Backup != nil {
+				for _, db := range env.Backup.Databases {
+					out = append(out, db.Password)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // UserByIdentity returns the config user that owns identity ("shell:alice").

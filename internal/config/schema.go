@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -187,6 +188,13 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 				"ttl":            func(v *yaml.Node, k string) { d.duration(v, k, &a.TTL) },
 			})
 		},
+		"backup_before_deploy": func(v *yaml.Node, k string) { d.bool(v, k, &e.BackupBeforeDeploy) },
+		"backup": func(v *yaml.Node, k string) {
+			if isNull(d.resolve(v)) {
+				return
+			}
+			e.Backup = d.backup(v, k)
+		},
 		"ssh": func(v *yaml.Node, k string) {
 			if isNull(d.resolve(v)) {
 				return
@@ -257,4 +265,36 @@ func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
 			}
 		},
 	})
+}
+
+func (d *decoder) backup(n *yaml.Node, path string) *Backup {
+	b := &Backup{KeepDays: 30, Timeout: Duration{time.Hour}}
+	d.object(n, path, fields{
+		"dir":            func(v *yaml.Node, k string) { d.str(v, k, &b.Dir) },
+		"paths":          func(v *yaml.Node, k string) { d.strs(v, k, &b.Paths) },
+		"keep_days":      func(v *yaml.Node, k string) { d.int(v, k, &b.KeepDays) },
+		"keep":           func(v *yaml.Node, k string) { d.int(v, k, &b.Keep) },
+		"timeout":        func(v *yaml.Node, k string) { d.duration(v, k, &b.Timeout) },
+		"schedule":       func(v *yaml.Node, k string) { d.str(v, k, &b.Schedule) },
+		"drill_schedule": func(v *yaml.Node, k string) { d.str(v, k, &b.DrillSchedule) },
+		"databases": func(v *yaml.Node, k string) {
+			for i, v := range d.list(v, k) {
+				k := index(k, i)
+				var db Database
+				var pw string
+				d.object(v, k, fields{
+					"name":     func(v *yaml.Node, k string) { d.str(v, k, &db.Name) },
+					"engine":   func(v *yaml.Node, k string) { d.str(v, k, &db.Engine) },
+					"host":     func(v *yaml.Node, k string) { d.str(v, k, &db.Host) },
+					"port":     func(v *yaml.Node, k string) { d.int(v, k, &db.Port) },
+					"user":     func(v *yaml.Node, k string) { d.str(v, k, &db.User) },
+					"password": func(v *yaml.Node, k string) { d.str(v, k, &pw) },
+					"database": func(v *yaml.Node, k string) { d.str(v, k, &db.Database) },
+				})
+				db.Password = audit.NewSecret(pw)
+				b.Databases = append(b.Databases, db)
+			}
+		},
+	})
+	return b
 }

@@ -29,12 +29,26 @@ func JobCard(j deploy.Job) Message {
 	if j.Ref != "" {
 		m.Fields = append(m.Fields, Field{"ref", j.Ref})
 	}
-	if j.Release != "" {
+	switch {
+	case j.Release == "":
+	case j.Action == deploy.ActionBackup || j.Action == deploy.ActionVerify || j.Action == deploy.ActionRestore:
+		m.Fields = append(m.Fields, Field{"backup", j.Release})
+	default:
 		to := j.Release
 		if j.FromRelease != "" {
 			to = j.FromRelease + " → " + j.Release
 		}
 		m.Fields = append(m.Fields, Field{"release", to})
+	}
+	if j.BackupID != "" {
+		label := "pre-deploy backup"
+		switch j.Action {
+		case deploy.ActionRestore:
+			label = "safety backup"
+		case deploy.ActionRollback:
+			label = "restores database from"
+		}
+		m.Fields = append(m.Fields, Field{label, j.BackupID})
 	}
 	m.Fields = append(m.Fields, Field{"requested by", j.RequestedBy.User})
 	if j.ApprovedBy != "" {
@@ -60,6 +74,9 @@ func JobCard(j deploy.Job) Message {
 	switch j.State {
 	case deploy.AwaitingApproval:
 		m.Text = fmt.Sprintf("Needs approval by another person (%s). Approval id: %s", approverText(j), j.ApprovalID)
+		if j.Action == deploy.ActionRestore || j.BackupID != "" {
+			m.Text = "⚠ Restoring a backup discards everything written since it was taken (a safety backup is taken first). " + m.Text
+		}
 		m.Buttons = []Button{
 			{Label: "Approve", Data: ButtonApprove + ":" + j.ApprovalID, Style: StyleSuccess},
 			{Label: "Deny", Data: ButtonDeny + ":" + j.ApprovalID, Style: StyleDanger},
@@ -80,9 +97,9 @@ func approverText(j deploy.Job) string {
 }
 
 func jobTitle(j deploy.Job) string {
-	verb := "Deploy"
-	if j.Action == deploy.ActionRollback {
-		verb = "Rollback"
+	verb := j.Action.Noun()
+	if j.Action == deploy.ActionRollback && j.BackupID != "" {
+		verb = "Rollback with database"
 	}
 	return fmt.Sprintf("%s %s → %s (job #%d)", verb, j.App, j.Env, j.ID)
 }

@@ -74,6 +74,12 @@ func (c *Cards) JobChanged(j deploy.Job) {
 	c.mu.Lock()
 	cd, ok := c.cards[j.ID]
 	if !ok {
+		if j.RequestedBy.Chat == "" {
+			// Scheduled jobs come from no chat; their results go out
+			// through the notification routes instead.
+			c.mu.Unlock()
+			return
+		}
 		ch, err := ParseChannel(j.RequestedBy.Chat)
 		if err != nil {
 			c.mu.Unlock()

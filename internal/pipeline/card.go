@@ -94,10 +94,7 @@ func jobStatus(s deploy.State) (string, bool) {
 // rollback jobs through the pipeline routes: started, succeeded, failed,
 // rolled back, edited in place as the job goes.
 func DeployNotice(j deploy.Job) notify.Message {
-	verb := "Deploy"
-	if j.Action == deploy.ActionRollback {
-		verb = "Rollback"
-	}
+	verb := j.Action.Noun()
 	state := string(j.State)
 	style := notify.StyleInfo
 	switch j.State {

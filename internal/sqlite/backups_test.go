@@ -36,7 +36,7 @@ func TestBackupRecordsRoundTrip(t *testing.T) {
 		t.Errorf("got %+v", got)
 	}
 	all, err := db.Backups(ctx, "helpdesk", "prod")
-	if err != nil || len(all) != 2 || all[0].ID != b.ID || all[1].State != deploy.BackupFailed || all[1].Files != nil && len(all[1].Files) != 0 {
+	if err != nil || len(all) != 2 || all[0].ID != b.ID || all[1].State != deploy.BackupFailed || len(all[1].Files) != 0 {
 		t.Errorf("list = %+v, %v", all, err)
 	}
 	if _, err := db.Backup(ctx, "helpdesk", "staging", b.ID); !errors.Is(err, deploy.ErrNotFound) {

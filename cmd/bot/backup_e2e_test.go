@@ -1,0 +1,170 @@
+package main
+
+// Issue 7 end to end: the real binary backs up, verifies and restores an
+// env deployed over SSH (real sshd on loopback) whose database is the
+// machine's real MariaDB, dumped with the real mysqldump on the "host".
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func e2eRand() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func mariaExec(t *testing.T, sql string) string {
+	t.Helper()
+	cmd := exec.Command("mysql", "-h", "127.0.0.1", "-P", "3306", "-u", "root", "--batch", "--skip-column-names")
+	cmd.Stdin = strings.NewReader(sql)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mysql: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// newBackupApp is an SSH env with backup_before_deploy and a backup of
+// shared/uploads plus a seeded MariaDB database reached with a password.
+func newBackupApp(t *testing.T) (a *sshApp, db, password, uploads, backups string) {
+	a = newSSHApp(t)
+	db = "shipbot_e2e_" + e2eRand()
+	user := "sbe_" + e2eRand()
+	password = "Pw-" + e2eRand() + e2eRand()
+	mariaExec(t, fmt.Sprintf(`CREATE DATABASE %[1]s; CREATE USER '%[2]s'@'%%' IDENTIFIED BY '%[3]s';
+GRANT ALL ON *.* TO '%[2]s'@'%%';
+CREATE TABLE %[1]s.tickets (id INT PRIMARY KEY, title VARCHAR(50));
+INSERT INTO %[1]s.tickets VALUES (1, 'printer'), (2, 'vpn'), (3, 'erp login');`, db, user, password))
+	t.Cleanup(func() {
+		mariaExec(t, fmt.Sprintf("DROP DATABASE IF EXISTS %s; DROP USER IF EXISTS '%s'@'%%';", db, user))
+	})
+	uploads = filepath.Join(a.base, "shared", "uploads")
+	if err := os.MkdirAll(uploads, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(uploads, "invoice.pdf"), []byte("original"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	backups = filepath.Join(a.dir, "host", "backups")
+	a.extra = fmt.Sprintf(`        backup_before_deploy: true
+        backup:
+          dir: %s
+          paths: [%s]
+          keep: 10
+          databases:
+            - name: main
+              engine: mariadb
+              host: 127.0.0.1
+              port: 3306
+              user: %s
+              password: ${E2E_DB_PASSWORD}
+              database: %s
+`, backups, uploads, user, db)
+	a.writeConfig()
+	return a, db, password, uploads, backups
+}
+
+func TestE2EBackupVerifyRestoreOverSSH(t *testing.T) {
+	t.Parallel()
+	a, db, password, uploads, backups := newBackupApp(t)
+	pwEnv := "E2E_DB_PASSWORD=" + password
+	// Without the variable the config is refused, naming it.
+	if code, out, errOut := a.cli("check", "--config", a.config); code == 0 || !strings.Contains(out+errOut, "E2E_DB_PASSWORD") {
+		t.Fatalf("bot check without the password variable: exit %d\n%s%s", code, out, errOut)
+	}
+	a.env = []string{pwEnv}
+	if code, out, errOut := a.cli("check", "--config", a.config); code != 0 || !strings.Contains(out, "config OK") {
+		t.Fatalf("bot check: exit %d\n%s%s", code, out, errOut)
+	}
+
+	p := a.startBot(nil, pwEnv)
+	p.send("/deploy web prod")
+	p.waitFor(cardState(1, "succeeded"))
+	pre := p.mustContain(`  pre-deploy backup: (\S+)`)[1]
+	if _, err := os.Stat(filepath.Join(backups, pre, "db-main.sql.gz")); err != nil {
+		t.Fatalf("pre-deploy backup on the host: %v", err)
+	}
+
+	p.send("/backup web prod")
+	id := p.waitFor(cardLine(2, `  backup: (\S+)`))[1]
+	p.waitFor(cardState(2, "succeeded"))
+
+	// Data written after the backup, and a file changed and one added.
+	mariaExec(t, "DELETE FROM "+db+".tickets WHERE id = 1; INSERT INTO "+db+".tickets VALUES (4, 'late');")
+	_ = os.WriteFile(filepath.Join(uploads, "invoice.pdf"), []byte("overwritten"), 0o644)
+	_ = os.WriteFile(filepath.Join(uploads, "new.txt"), []byte("new"), 0o644)
+
+	p.send("/backup verify web prod " + id)
+	p.waitFor(cardState(3, "succeeded"))
+	p.mustContain(`main\.tickets: 3 rows`)
+
+	// A restore needs a second person even though this env needs no approval.
+	p.send("/restore web prod " + id)
+	approval := p.waitFor(cardLine(4, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/approve " + approval)
+	p.waitFor(`you requested this; someone else must approve it`)
+	if got := mariaExec(t, "SELECT COUNT(*) FROM "+db+".tickets WHERE id = 4"); strings.TrimSpace(got) != "1" {
+		t.Fatal("the database changed before the restore was approved")
+	}
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(4, "succeeded"))
+	safety := p.mustContain(`  safety backup: (\S+)`)[1]
+
+	if got := mariaExec(t, "SELECT id, title FROM "+db+".tickets ORDER BY id"); got != "1\tprinter\n2\tvpn\n3\terp login\n" {
+		t.Fatalf("rows after restore:\n%s", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(uploads, "invoice.pdf")); string(b) != "original" {
+		t.Fatalf("invoice.pdf after restore = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(uploads, "new.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a file written since the backup survived the restore: %v", err)
+	}
+	// The safety backup holds what was there before the restore.
+	if _, err := os.Stat(filepath.Join(backups, safety, "files.tar.gz")); err != nil {
+		t.Fatalf("safety backup: %v", err)
+	}
+
+	p.send("/backups web prod")
+	p.closeInput()
+	p.mustExit0()
+	list := strings.Join(codeLines(messageBody(t, p.out.String(), "Backups of web/prod")), "\n")
+	for _, want := range []string{pre + " ", id + " ", safety + " ", "pre-deploy by alice", "manual by alice", "safety by alice", "drill "} {
+		if !strings.Contains(list, want) {
+			t.Errorf("/backups lacks %q:\n%s", want, list)
+		}
+	}
+
+	// The password reached no output, log or audit row.
+	all := p.out.String() + p.errOut.String()
+	for _, e := range a.auditExport() {
+		all += fmt.Sprintf("%+v", e)
+	}
+	if strings.Contains(all, password) {
+		t.Fatal("the database password appears in the bot's output, log or audit")
+	}
+	a.mustVerify()
+}
+
+func TestE2EFailingBackupBlocksGatedDeploy(t *testing.T) {
+	t.Parallel()
+	a, _, _, _, backups := newBackupApp(t)
+	p := a.startBot(nil, "E2E_DB_PASSWORD=wrong-password")
+	p.send("/deploy web prod")
+	p.waitFor(cardState(1, "failed"))
+	p.mustContain(`pre-deploy backup failed, so the deploy did not start`)
+	p.closeInput()
+	p.mustExit0()
+	a.noReleasesDir()
+	if entries, _ := os.ReadDir(backups); len(entries) != 0 {
+		t.Fatalf("the failed backup left %d entries in %s", len(entries), backups)
+	}
+}
