@@ -21,6 +21,17 @@ func e2eRand() string {
 	return hex.EncodeToString(b)
 }
 
+func pgExec(t *testing.T, db, sql string) string {
+	t.Helper()
+	cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db)
+	cmd.Stdin = strings.NewReader(sql)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
 func mariaExec(t *testing.T, sql string) string {
 	t.Helper()
 	cmd := exec.Command("mysql", "-h", "127.0.0.1", "-P", "3306", "-u", "root", "--batch", "--skip-column-names")
@@ -46,6 +57,13 @@ INSERT INTO %[1]s.tickets VALUES (1, 'printer'), (2, 'vpn'), (3, 'erp login');`,
 	t.Cleanup(func() {
 		mariaExec(t, fmt.Sprintf("DROP DATABASE IF EXISTS %s; DROP USER IF EXISTS '%s'@'%%';", db, user))
 	})
+	// The same name in PostgreSQL, owned by a role with the same password.
+	pgExec(t, "test", fmt.Sprintf("CREATE ROLE %s LOGIN SUPERUSER PASSWORD '%s'", user, password))
+	pgExec(t, "test", "CREATE DATABASE "+db+" OWNER "+user)
+	pgExec(t, db, "CREATE TABLE interviews (id int PRIMARY KEY, candidate text); INSERT INTO interviews VALUES (1, 'ann'), (2, 'bo');")
+	t.Cleanup(func() {
+		pgExec(t, "test", fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE); DROP ROLE IF EXISTS %s;", db, user))
+	})
 	uploads = filepath.Join(a.base, "shared", "uploads")
 	if err := os.MkdirAll(uploads, 0o755); err != nil {
 		t.Fatal(err)
@@ -66,7 +84,14 @@ INSERT INTO %[1]s.tickets VALUES (1, 'printer'), (2, 'vpn'), (3, 'erp login');`,
               port: 3306
               user: %s
               password: ${E2E_DB_PASSWORD}
-              database: %s
+              database: %[4]s
+            - name: pg
+              engine: postgres
+              host: 127.0.0.1
+              port: 5432
+              user: %[3]s
+              password: ${E2E_DB_PASSWORD}
+              database: %[4]s
 `, backups, uploads, user, db)
 	a.writeConfig()
 	return a, db, password, uploads, backups
@@ -99,12 +124,14 @@ func TestE2EBackupVerifyRestoreOverSSH(t *testing.T) {
 
 	// Data written after the backup, and a file changed and one added.
 	mariaExec(t, "DELETE FROM "+db+".tickets WHERE id = 1; INSERT INTO "+db+".tickets VALUES (4, 'late');")
+	pgExec(t, db, "UPDATE interviews SET candidate = 'zed'; INSERT INTO interviews VALUES (3, 'late');")
 	_ = os.WriteFile(filepath.Join(uploads, "invoice.pdf"), []byte("overwritten"), 0o644)
 	_ = os.WriteFile(filepath.Join(uploads, "new.txt"), []byte("new"), 0o644)
 
 	p.send("/backup verify web prod " + id)
 	p.waitFor(cardState(3, "succeeded"))
 	p.mustContain(`main\.tickets: 3 rows`)
+	p.mustContain(`pg\.public\.interviews: 2 rows`)
 
 	// A restore needs a second person even though this env needs no approval.
 	p.send("/restore web prod " + id)
@@ -121,6 +148,9 @@ func TestE2EBackupVerifyRestoreOverSSH(t *testing.T) {
 
 	if got := mariaExec(t, "SELECT id, title FROM "+db+".tickets ORDER BY id"); got != "1\tprinter\n2\tvpn\n3\terp login\n" {
 		t.Fatalf("rows after restore:\n%s", got)
+	}
+	if got := pgExec(t, db, "SELECT id, candidate FROM interviews ORDER BY id"); got != "1|ann\n2|bo\n" {
+		t.Fatalf("postgres rows after restore:\n%s", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(uploads, "invoice.pdf")); string(b) != "original" {
 		t.Fatalf("invoice.pdf after restore = %q", b)
