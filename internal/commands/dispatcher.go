@@ -149,6 +149,10 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.submit(ctx, c, deploy.ActionBackup)
 	case "restore":
 		return d.submit(ctx, c, deploy.ActionRestore)
+	case "stop":
+		return d.submit(ctx, c, deploy.ActionStop)
+	case "start":
+		return d.submit(ctx, c, deploy.ActionStart)
 	case "backups":
 		return d.backups(ctx, c)
 	case "releases":
@@ -179,7 +183,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 
 func mutating(name string) bool {
 	switch name {
-	case "deploy", "rollback", "cancel", "lock", "unlock", "approve", "deny", "backup", "restore":
+	case "deploy", "rollback", "cancel", "lock", "unlock", "approve", "deny", "backup", "restore", "stop", "start":
 		return true
 	}
 	return false

@@ -50,6 +50,8 @@ var specs = map[string]spec{
 	"deploy":   {"/deploy APP ENV [REF] [--plan]", "deploy REF (or the default) to ENV; --plan shows what would run"},
 	"rollback": {"/rollback APP ENV [RELEASE] [--with-db]", "switch back to the previous good release (or the named one); --with-db also restores the database backup taken before the current release (needs approval)"},
 	"backup":   {"/backup APP ENV | /backup verify APP ENV ID", "back up files and databases now; verify: checksums plus a restore drill into a scratch database"},
+	"stop":     {"/stop APP ENV", "stop the app (drivers that support it, e.g. Dokploy)"},
+	"start":    {"/start APP ENV", "start a stopped app"},
 	"backups":  {"/backups APP ENV", "backups with time, size, who and last drill"},
 	"restore":  {"/restore APP ENV ID", "restore a backup (always needs a second person; takes a safety backup first)"},
 	"releases": {"/releases APP ENV", "releases on the target with ref, who, when, state"},
@@ -67,7 +69,7 @@ var specs = map[string]spec{
 }
 
 var helpOrder = []string{"help", "whoami", "apps", "deploy", "rollback", "releases", "status", "logs",
-	"backup", "backups", "restore", "jobs", "job", "cancel", "lock", "unlock", "pending", "approve", "deny", "audit"}
+	"stop", "start", "backup", "backups", "restore", "jobs", "job", "cancel", "lock", "unlock", "pending", "approve", "deny", "audit"}
 
 var approvalIDPattern = regexp.MustCompile(`^[a-z2-7]{24}$`)
 
@@ -150,7 +152,7 @@ func Parse(text string) (Command, error) {
 				c.Lines = n
 			}
 		}
-	case "backups":
+	case "backups", "stop", "start":
 		if len(args) != 2 {
 			return Command{}, usage()
 		}

@@ -28,6 +28,10 @@ func (a Action) Noun() string {
 		return "Restore drill"
 	case ActionRestore:
 		return "Restore"
+	case ActionStop:
+		return "Stop"
+	case ActionStart:
+		return "Start"
 	}
 	return "Deploy"
 }

@@ -30,6 +30,22 @@ type Driver interface {
 	Logs(ctx context.Context, lines int) (Logs, error)
 }
 
+// Resumer is implemented by a driver whose deploys run on the target after
+// the request returns (Dokploy queues them). After a restart the engine
+// calls Resume for a deploy job that was running instead of marking it
+// interrupted: Resume finds the work req started and follows it to its end
+// without starting it again.
+type Resumer interface {
+	Resume(ctx context.Context, req DeployRequest, p Progress) (Result, error)
+}
+
+// StartStopper is implemented by a driver that can stop and start the app
+// without deploying (/stop, /start).
+type StartStopper interface {
+	Stop(ctx context.Context, p Progress) (Result, error)
+	Start(ctx context.Context, p Progress) (Result, error)
+}
+
 // Progress receives a job's progress as it happens. Implementations must be
 // safe for concurrent use (several hosts report at once) and must not block.
 type Progress interface {

@@ -189,6 +189,10 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 			j.BackupID, version = id, to+"+db:"+id
 			r.Approval.Required = true
 		}
+	case ActionStop, ActionStart:
+		if _, ok := d.(StartStopper); !ok {
+			return nil, refuse("%s/%s cannot be stopped or started by its driver", r.App, r.Env)
+		}
 	case ActionBackup:
 		if _, _, err := e.backuper(r.App, r.Env); err != nil {
 			return nil, err

@@ -13,7 +13,11 @@ import (
 
 // start launches a queued job in its own goroutine. The goroutine works on
 // its own copy, so the caller may go on reading j.
-func (e *Engine) start(j *Job) error {
+func (e *Engine) start(j *Job) error { return e.launch(j, false) }
+
+// launch runs j in its own goroutine; resume follows a deploy the target
+// is still doing (see Resumer) instead of starting it.
+func (e *Engine) launch(j *Job, resume bool) error {
 	own := *j
 	j = &own
 	e.mu.Lock()
@@ -29,7 +33,7 @@ func (e *Engine) start(j *Job) error {
 	go func() {
 		defer e.wg.Done()
 		defer cancel(nil)
-		e.execute(ctx, j)
+		e.execute(ctx, j, resume)
 		e.mu.Lock()
 		delete(e.running, j.ID)
 		if len(e.running) == 0 {
@@ -48,20 +52,22 @@ func (c cancelRequest) Error() string { return "cancelled by " + c.by }
 
 // execute runs one job from queued to its end. The job's intent was written
 // when it was created; whatever happens, exactly one outcome row closes it.
-func (e *Engine) execute(ctx context.Context, j *Job) {
+func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 	d, err := e.driver(j.App, j.Env)
 	if err == nil {
 		err = e.recheckApproval(ctx, j)
 	}
 	if err != nil {
-		e.finish(j, Failed, err.Error(), []State{Queued})
+		e.finish(j, Failed, err.Error(), []State{j.State})
 		return
 	}
-	j.State, j.Started = Running, e.now()
-	if err := e.store.UpdateJob(ctx, j, []State{Queued}); err != nil {
-		e.log.Error("job start not recorded", "job", j.ID, "err", err)
-		e.finish(j, Failed, "could not record job start", []State{Queued})
-		return
+	if !resume {
+		j.State, j.Started = Running, e.now()
+		if err := e.store.UpdateJob(ctx, j, []State{Queued}); err != nil {
+			e.log.Error("job start not recorded", "job", j.ID, "err", err)
+			e.finish(j, Failed, "could not record job start", []State{Queued})
+			return
+		}
 	}
 	tr := newTracker(e, j)
 	e.observer.JobChanged(tr.snapshot())
@@ -72,15 +78,23 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	switch j.Action {
 	case ActionDeploy:
 		rel := Release{App: j.App, Env: j.Env, ID: j.Release, Ref: j.Ref, JobID: j.ID, By: j.RequestedBy.User, Created: e.now(), State: ReleaseBuilding}
-		if e.policy(j.App, j.Env).BeforeDeploy {
+		if e.policy(j.App, j.Env).BeforeDeploy && !resume {
 			rel.BackupID, err = e.preDeployBackup(runCtx, j, tr)
+		} else if resume {
+			rel.BackupID = j.BackupID
 		}
 		if err == nil {
 			err = e.store.PutRelease(ctx, rel)
 		}
 		if err == nil {
-			res, err = d.Deploy(runCtx, DeployRequest{JobID: j.ID, App: j.App, Env: j.Env, Ref: j.Ref,
-				Release: j.Release, Previous: j.FromRelease, By: j.RequestedBy.User}, tr)
+			req := DeployRequest{JobID: j.ID, App: j.App, Env: j.Env, Ref: j.Ref,
+				Release: j.Release, Previous: j.FromRelease, By: j.RequestedBy.User}
+			if r, ok := d.(Resumer); ok && resume {
+				tr.Output("shipbot restarted: following the deploy the target is still running")
+				res, err = r.Resume(runCtx, req, tr)
+			} else {
+				res, err = d.Deploy(runCtx, req, tr)
+			}
 			rel.State = ReleaseActive
 			if err != nil || res.RolledBack {
 				rel.State = ReleaseFailed
@@ -102,6 +116,10 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 				res.Message = strings.TrimSpace(res.Message + "; " + db.Message)
 			}
 		}
+	case ActionStop:
+		res, err = d.(StartStopper).Stop(runCtx, tr)
+	case ActionStart:
+		res, err = d.(StartStopper).Start(runCtx, tr)
 	case ActionBackup:
 		res, err = e.runBackupJob(runCtx, j, tr)
 	case ActionVerify:
@@ -245,7 +263,9 @@ func (e *Engine) Cancel(ctx context.Context, id int64, who Who) (*Job, error) {
 
 // Recover runs at start-up, before commands are accepted: jobs left queued or
 // running by a crash become interrupted, keep their lock, and their intent is
-// closed. It returns them so the chat can be told.
+// closed. It returns them so the chat can be told. A running deploy whose
+// driver is a Resumer is followed to its end instead (it keeps running on
+// the target whether shipbot watches or not).
 func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 	js, err := e.store.Jobs(ctx, JobFilter{States: []State{Queued, Running}})
 	if err != nil {
@@ -253,6 +273,19 @@ func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 	}
 	var out []*Job
 	for _, j := range js {
+		if j.State == Running && j.Action == ActionDeploy {
+			if d, err := e.driver(j.App, j.Env); err == nil {
+				if _, ok := d.(Resumer); ok {
+					// The target is still deploying: follow it rather than
+					// leave a live deploy unobserved and its lock stuck.
+					e.log.Info("resuming a deploy the target is still running", "job", j.ID)
+					if err := e.launch(j, true); err != nil {
+						return out, err
+					}
+					continue
+				}
+			}
+		}
 		from := j.State
 		j.State, j.Reason, j.Ended = Interrupted, "shipbot stopped while the job was "+string(from), e.now()
 		ev := outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "interrupted: "+j.Reason)

@@ -49,6 +49,8 @@ type Action string
 const (
 	ActionDeploy   Action = "deploy"
 	ActionRollback Action = "rollback"
+	ActionStop     Action = "stop"
+	ActionStart    Action = "start"
 )
 
 // Who is the verified person behind a request.

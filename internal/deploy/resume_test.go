@@ -1,0 +1,73 @@
+package deploy_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
+)
+
+// resumable is a driver whose deploys go on on the target after a crash.
+type resumable struct {
+	*deploytest.Driver
+	resumed atomic.Int32
+	req     atomic.Value
+}
+
+func (r *resumable) Resume(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
+	r.resumed.Add(1)
+	r.req.Store(req)
+	p.Step("wait", deploy.StepDone, "done on the target")
+	return deploy.Result{Release: req.Release, Message: "finished while shipbot was away"}, nil
+}
+
+func TestRecoverResumesADeployTheTargetIsStillRunning(t *testing.T) {
+	store := deploytest.NewStore()
+	ctx := context.Background()
+	j := &deploy.Job{App: "demo", Env: "prod", Action: deploy.ActionDeploy, Ref: "v9", Release: "20261123-010000-1",
+		RequestedBy: alice, State: deploy.Queued}
+	in := &audit.Event{Kind: audit.KindIntent, Actor: "alice", Command: "deploy", App: "demo", Env: "prod", Decision: "allowed"}
+	if err := store.CreateJob(ctx, j, nil, in); err != nil {
+		t.Fatal(err)
+	}
+	j.IntentSeq, j.State = in.Seq, deploy.Running
+	if err := store.UpdateJob(ctx, j, []deploy.State{deploy.Queued}); err != nil {
+		t.Fatal(err)
+	}
+	// A new process starts.
+	d := &resumable{Driver: deploytest.NewDriver()}
+	e := deploy.NewEngine(deploy.Options{Store: store, Drivers: func(app, env string) (deploy.Driver, bool) { return d, true }})
+	interrupted, err := e.Recover(ctx)
+	if err != nil || len(interrupted) != 0 {
+		t.Fatalf("recover: %v, interrupted %d", err, len(interrupted))
+	}
+	done := waitState(t, store, j.ID, deploy.Succeeded)
+	if d.resumed.Load() != 1 || d.Deploys.Load() != 0 {
+		t.Fatalf("resumed %d, deployed %d: the deploy must be followed, not started again", d.resumed.Load(), d.Deploys.Load())
+	}
+	if req := d.req.Load().(deploy.DeployRequest); req.JobID != j.ID || req.Release != j.Release || req.Ref != "v9" {
+		t.Errorf("resume request = %+v", req)
+	}
+	if done.Reason != "finished while shipbot was away" {
+		t.Errorf("reason = %q", done.Reason)
+	}
+	if _, err := store.Lock(ctx, "demo", "prod"); err == nil {
+		t.Error("lock still held after the resumed deploy ended")
+	}
+	outs := 0
+	for _, ev := range store.Events() {
+		if ev.Kind == audit.KindOutcome && ev.IntentSeq == j.IntentSeq {
+			outs++
+		}
+	}
+	if outs != 1 {
+		t.Errorf("%d outcomes close the deploy's intent, want 1", outs)
+	}
+	ctx2, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	e.Drain(ctx2)
+}
