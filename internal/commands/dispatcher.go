@@ -295,6 +295,9 @@ func (d *Dispatcher) fail(ctx context.Context, c *call, err error) Reply {
 		return d.deny(ctx, c, "not found", err.Error())
 	case errors.Is(err, deploy.ErrConflict):
 		return d.deny(ctx, c, "conflict", "that changed while you asked; look again and retry")
+	case errors.As(err, new(*deploy.TargetError)):
+		d.log.Warn("target error", "command", c.cmd.Name, "app", c.cmd.App, "env", c.cmd.Env, "err", err)
+		return d.say(ctx, c, notify.Message{Title: "Error", Style: notify.StyleDanger, Text: err.Error() + "; nothing was done"}, true)
 	}
 	ref := newRef()
 	d.log.Error("command failed", "ref", ref, "command", c.cmd.Name, "identity", c.who.Identity, "err", err)

@@ -166,10 +166,27 @@ type Env struct {
 	Logs         Logs
 	Approval     Approval
 	SSH          *SSH // required for the ssh driver, forbidden for local
+	// Dokploy is required for the dokploy driver, forbidden otherwise.
+	Dokploy *Dokploy
 	// Backup is nil when the env has no backup: block.
 	Backup *Backup
 	// BackupBeforeDeploy makes every deploy take a backup first and stop if it fails.
 	BackupBeforeDeploy bool
+}
+
+// Dokploy is how the dokploy driver reaches the env's service.
+type Dokploy struct {
+	BaseURL       string       // https://HOST/api
+	APIKey        audit.Secret // write ${VAR}
+	ComposeID     string       // exactly one of ComposeID and ApplicationID
+	ApplicationID string
+	// SetBranch lets a compose rollback set the compose's branch to the
+	// release's recorded ref and redeploy.
+	SetBranch     bool
+	BackupID      string // the Dokploy backup /backup runs
+	PollInterval  Duration
+	PollDeadline  Duration
+	BackupTimeout Duration
 }
 
 // Backup is an env's backup configuration.
@@ -386,6 +403,9 @@ func (c *Config) Secrets() []audit.Secret {
 	for _, a := range sortedKeys(c.Apps) {
 		for _, e := range sortedKeys(c.Apps[a].Envs) {
 			env := c.Apps[a].Envs[e]
+			if env.Dokploy != nil {
+				out = append(out, env.Dokploy.APIKey)
+			}
 			if env.Backup != nil {
 				for _, db := range env.Backup.Databases {
 					out = append(out, db.Password)

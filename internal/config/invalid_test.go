@@ -117,7 +117,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"missing driver", replace("        driver: local\n", "        keep_releases: 3\n"),
 			[]string{`t.yaml:11: ` + envKey + `.driver: is required (local or ssh)`}},
 		{"unknown driver", replace("driver: local", "driver: docker"),
-			[]string{`t.yaml:12: ` + envKey + `.driver: unknown driver "docker" (known: local, ssh)`}},
+			[]string{`t.yaml:12: ` + envKey + `.driver: unknown driver "docker" (known: local, ssh, dokploy)`}},
 		{"ssh driver without ssh block", replace("driver: local", "driver: ssh"),
 			[]string{
 				`t.yaml:11: ` + envKey + `.ssh: the ssh driver needs an ssh block with hosts, user, key_file and known_hosts`,
@@ -272,7 +272,7 @@ func TestPermissions(t *testing.T) {
 		{"lock", ""},
 		{"lock:force", ""},
 		{"audit:read", ""},
-		{"dance:staging", `permission "dance:staging" has unknown verb "dance" (known: deploy, rollback, logs, status, lock, approve, cancel, audit)`},
+		{"dance:staging", `permission "dance:staging" has unknown verb "dance" (known: deploy, rollback, logs, status, lock, approve, cancel, audit, backup, restore, stop, start)`},
 		{"Deploy", `has unknown verb "Deploy"`},
 		{"", `has unknown verb ""`},
 		{"deploy:", `permission "deploy:" has an empty scope`},

@@ -189,6 +189,27 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 			})
 		},
 		"backup_before_deploy": func(v *yaml.Node, k string) { d.bool(v, k, &e.BackupBeforeDeploy) },
+		"dokploy": func(v *yaml.Node, k string) {
+			if isNull(d.resolve(v)) {
+				return
+			}
+			dk := &Dokploy{PollInterval: Duration{2 * time.Second}, PollDeadline: Duration{30 * time.Minute},
+				BackupTimeout: Duration{30 * time.Minute}}
+			var key string
+			d.object(v, k, fields{
+				"base_url":       func(v *yaml.Node, k string) { d.str(v, k, &dk.BaseURL) },
+				"api_key":        func(v *yaml.Node, k string) { d.str(v, k, &key) },
+				"compose_id":     func(v *yaml.Node, k string) { d.str(v, k, &dk.ComposeID) },
+				"application_id": func(v *yaml.Node, k string) { d.str(v, k, &dk.ApplicationID) },
+				"set_branch":     func(v *yaml.Node, k string) { d.bool(v, k, &dk.SetBranch) },
+				"backup_id":      func(v *yaml.Node, k string) { d.str(v, k, &dk.BackupID) },
+				"poll_interval":  func(v *yaml.Node, k string) { d.duration(v, k, &dk.PollInterval) },
+				"poll_deadline":  func(v *yaml.Node, k string) { d.duration(v, k, &dk.PollDeadline) },
+				"backup_timeout": func(v *yaml.Node, k string) { d.duration(v, k, &dk.BackupTimeout) },
+			})
+			dk.APIKey = audit.NewSecret(key)
+			e.Dokploy = dk
+		},
 		"backup": func(v *yaml.Node, k string) {
 			if isNull(d.resolve(v)) {
 				return

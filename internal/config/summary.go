@@ -67,6 +67,21 @@ func (c *Config) Summary() string {
 			e := app.Envs[env]
 			k := "apps." + name + ".envs." + env
 			p("    %s:", env)
+			if e.Driver == "dokploy" && e.Dokploy != nil {
+				what := "compose " + e.Dokploy.ComposeID
+				if e.Dokploy.ApplicationID != "" {
+					what = "application " + e.Dokploy.ApplicationID
+				}
+				p("      driver:   dokploy %s at %s", what, redactURL(c.val(k+".dokploy.base_url", e.Dokploy.BaseURL)))
+				if e.Health.URL != "" {
+					p("      health:   GET %s expects %d", redactURL(e.Health.URL), e.Health.ExpectStatus)
+				}
+				if e.Dokploy.BackupID != "" {
+					p("      backup:   dokploy backup %s", e.Dokploy.BackupID)
+				}
+				p("      approval: %s", approvalText(e.Approval))
+				continue
+			}
 			if e.Driver == "ssh" && e.SSH != nil {
 				p("      driver:   ssh to %s as %s (parallel %d)", list(c.vals(k+".ssh.hosts", e.SSH.Hosts)),
 					c.val(k+".ssh.user", e.SSH.User), e.SSH.Parallel)
@@ -89,14 +104,11 @@ func (c *Config) Summary() string {
 			} else {
 				p("      health:   command %s", strings.Join(c.vals(k+".health.command", e.Health.Command), " "))
 			}
-			switch a := e.Approval; {
-			case !a.Required:
-				p("      approval: not required")
-			case len(a.ApproverRoles) == 0:
-				p("      approval: required (anyone allowed to approve), expires after %s", short(a.TTL))
-			default:
-				p("      approval: required by %s, expires after %s", list(a.ApproverRoles), short(a.TTL))
+			if b := e.Backup; b != nil {
+				p("      backup:   %d paths, %d databases to %s, keep %d days/%d; schedule %q, drill %q",
+					len(b.Paths), len(b.Databases), b.Dir, b.KeepDays, b.Keep, b.Schedule, b.DrillSchedule)
 			}
+			p("      approval: %s", approvalText(e.Approval))
 		}
 	}
 	return b.String()
@@ -163,4 +175,14 @@ func redactURL(s string) string {
 		out = strings.Replace(out, "://", "://[redacted]@", 1)
 	}
 	return out
+}
+
+func approvalText(a Approval) string {
+	switch {
+	case !a.Required:
+		return "not required"
+	case len(a.ApproverRoles) == 0:
+		return fmt.Sprintf("required (anyone allowed to approve), expires after %s", short(a.TTL))
+	}
+	return fmt.Sprintf("required by %s, expires after %s", list(a.ApproverRoles), short(a.TTL))
 }

@@ -21,7 +21,7 @@ import (
 var platforms = []string{"shell", "telegram", "slack"}
 
 // Verbs are the actions a permission may grant.
-var verbs = []string{"deploy", "rollback", "logs", "status", "lock", "approve", "cancel", "audit"}
+var verbs = []string{"deploy", "rollback", "logs", "status", "lock", "approve", "cancel", "audit", "backup", "restore", "stop", "start"}
 
 // specialPermissions are grants that are not VERB:SCOPE even though they
 // look like it.
@@ -372,8 +372,14 @@ func (d *decoder) validateEnv(c *Config, key, name string, e Env) {
 		} else {
 			d.validateSSH(key+".ssh", *e.SSH)
 		}
+	case "dokploy":
+		d.validateDokploy(c, key, e)
+		return
 	default:
-		d.fail(d.lineOf(key+".driver"), key+".driver", "unknown driver %q (known: local, ssh)", e.Driver)
+		d.fail(d.lineOf(key+".driver"), key+".driver", "unknown driver %q (known: local, ssh, dokploy)", e.Driver)
+	}
+	if e.Dokploy != nil {
+		d.fail(d.lineOf(key+".dokploy"), key+".dokploy", "only the dokploy driver takes a dokploy block")
 	}
 
 	pk := key + ".path"
@@ -402,6 +408,15 @@ func (d *decoder) validateEnv(c *Config, key, name string, e Env) {
 	d.validateHealth(key+".health", e.Health)
 	d.validateLogs(key+".logs", e.Logs)
 
+	d.validateApproval(c, key, e)
+	if e.Backup != nil {
+		d.validateBackup(key+".backup", *e.Backup)
+	} else if e.BackupBeforeDeploy {
+		d.fail(d.lineOf(key+".backup_before_deploy"), key+".backup_before_deploy", "needs a backup: block on the env")
+	}
+}
+
+func (d *decoder) validateApproval(c *Config, key string, e Env) {
 	ak := key + ".approval"
 	for i, r := range e.Approval.ApproverRoles {
 		k := index(ak+".approver_roles", i)
@@ -410,11 +425,65 @@ func (d *decoder) validateEnv(c *Config, key, name string, e Env) {
 		}
 	}
 	d.positive(ak+".ttl", e.Approval.TTL)
-	if e.Backup != nil {
-		d.validateBackup(key+".backup", *e.Backup)
-	} else if e.BackupBeforeDeploy {
-		d.fail(d.lineOf(key+".backup_before_deploy"), key+".backup_before_deploy", "needs a backup: block on the env")
+}
+
+// dokployID is what Dokploy's ids look like (nanoid: letters, digits, _ -).
+var dokployID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// validateDokploy checks a dokploy env: Dokploy builds and runs the app, so
+// path, fetch and commands do not apply.
+func (d *decoder) validateDokploy(c *Config, key string, e Env) {
+	dk := e.Dokploy
+	if dk == nil {
+		d.fail(d.lineOf(key+".dokploy"), key+".dokploy", "the dokploy driver needs a dokploy block with base_url, api_key and compose_id or application_id")
+		return
 	}
+	k := key + ".dokploy"
+	if d.brokenUnder(k) {
+		return
+	}
+	if u, err := url.Parse(dk.BaseURL); dk.BaseURL == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		d.fail(d.lineOf(k+".base_url"), k+".base_url", "must be Dokploy's API URL, like https://dokploy.example.com/api")
+	} else if u.Scheme == "http" && !slices.Contains([]string{"127.0.0.1", "localhost", "::1"}, u.Hostname()) {
+		d.fail(d.lineOf(k+".base_url"), k+".base_url", "must use https: the API key would travel in clear")
+	}
+	if dk.APIKey.IsZero() {
+		d.fail(d.lineOf(k), k+".api_key", "is required (write ${DOKPLOY_API_KEY})")
+	}
+	switch {
+	case dk.ComposeID == "" && dk.ApplicationID == "":
+		d.fail(d.lineOf(k), k, "needs compose_id or application_id")
+	case dk.ComposeID != "" && dk.ApplicationID != "":
+		d.fail(d.lineOf(k), k, "takes compose_id or application_id, not both")
+	}
+	for name, id := range map[string]string{"compose_id": dk.ComposeID, "application_id": dk.ApplicationID, "backup_id": dk.BackupID} {
+		if id != "" && !dokployID.MatchString(id) {
+			d.fail(d.lineOf(k+"."+name), k+"."+name, "%q is not a Dokploy id", id)
+		}
+	}
+	if dk.SetBranch && dk.ComposeID == "" {
+		d.fail(d.lineOf(k+".set_branch"), k+".set_branch", "applies to compose services only (applications roll back with Dokploy's rollback images)")
+	}
+	d.positive(k+".poll_interval", dk.PollInterval)
+	d.positive(k+".poll_deadline", dk.PollDeadline)
+	d.positive(k+".backup_timeout", dk.BackupTimeout)
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"ssh", e.SSH != nil}, {"path", e.Path != ""}, {"fetch", e.Fetch != (Fetch{})}, {"build", len(e.Build) > 0},
+		{"migrate", len(e.Migrate) > 0}, {"restart", len(e.Restart) > 0}, {"shared", len(e.Shared) > 0},
+		{"backup", e.Backup != nil}, {"health.command", len(e.Health.Command) > 0}} {
+		if f.set {
+			d.fail(d.lineOf(key+"."+f.name), key+"."+f.name, "does not apply to the dokploy driver (Dokploy builds and runs the app; backups use dokploy.backup_id)")
+		}
+	}
+	if e.BackupBeforeDeploy && dk.BackupID == "" {
+		d.fail(d.lineOf(key+".backup_before_deploy"), key+".backup_before_deploy", "needs dokploy.backup_id")
+	}
+	if e.Health.URL != "" {
+		d.validateHealth(key+".health", e.Health)
+	}
+	d.validateApproval(c, key, e)
 }
 
 // dbNamePattern is what a database name may be: it is quoted in SQL, but

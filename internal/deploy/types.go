@@ -185,6 +185,15 @@ type DeniedError struct{ Err error }
 func (e *DeniedError) Error() string { return e.Err.Error() }
 func (e *DeniedError) Unwrap() error { return e.Err }
 
+// TargetError is a failure of the target (Dokploy refused the API key, a
+// service does not exist, the API is unreachable) whose message is written
+// for the person who asked and holds no secret, so the chat shows it
+// instead of "internal error".
+type TargetError struct{ Err error }
+
+func (e *TargetError) Error() string { return e.Err.Error() }
+func (e *TargetError) Unwrap() error { return e.Err }
+
 // LockedError says who holds a lock, why and since when.
 type LockedError struct{ Lock Lock }
 

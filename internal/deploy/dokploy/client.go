@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/deploy"
 )
 
 // ClientConfig configures a Client.
@@ -175,7 +176,7 @@ func (c *Client) do(ctx context.Context, method, proc string, params url.Values,
 		if ctx.Err() != nil {
 			return fmt.Errorf("dokploy %s: %w", proc, ctx.Err())
 		}
-		return fmt.Errorf("dokploy %s: %v", proc, err)
+		return &deploy.TargetError{Err: fmt.Errorf("dokploy %s: %v", proc, err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
@@ -200,7 +201,7 @@ func (c *Client) do(ctx context.Context, method, proc string, params url.Values,
 				e.Issues = append(e.Issues, is.Message)
 			}
 		}
-		return e
+		return &deploy.TargetError{Err: e}
 	}
 	// Deploys answer with an empty body (or true); nothing to decode.
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {

@@ -180,7 +180,9 @@ func TestApplicationRollbackUsesRollbackID(t *testing.T) {
 		t.Fatalf("rollback calls %+v", calls)
 	}
 	// shipbot's record of the rollback makes the older release current.
-	d.LastLive = func(context.Context) (string, time.Time, error) { return req(1).Release, time.Now().Add(time.Minute), nil }
+	d.LastLive = func(context.Context) (string, time.Time, error) {
+		return req(1).Release, time.Now().Add(time.Minute), nil
+	}
 	rels, _ := d.Releases(ctx)
 	if len(rels) != 2 || !rels[1].Current || rels[0].Current {
 		t.Errorf("releases after rollback %+v", rels)

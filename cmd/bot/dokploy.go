@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/dokploy"
+	"github.com/shipbot/shipbot/internal/deploy/httpcheck"
+	"github.com/shipbot/shipbot/internal/sqlite"
+)
+
+// dokployDriver builds the driver of a dokploy env. It reads shipbot's own
+// records for what Dokploy does not tell: the git ref a release was built
+// from (compose rollback) and the release shipbot last made live (an
+// application rollback makes no new Dokploy deployment).
+func dokployDriver(app, env string, e config.Env, r deploy.Recipe, health *httpcheck.Checker, db *sqlite.DB, log *slog.Logger) (deploy.Driver, error) {
+	dk := e.Dokploy
+	client, err := dokploy.NewClient(dokploy.ClientConfig{BaseURL: dk.BaseURL, APIKey: dk.APIKey})
+	if err != nil {
+		return nil, err
+	}
+	d, err := dokploy.New(client, dokploy.Target{ComposeID: dk.ComposeID, ApplicationID: dk.ApplicationID,
+		SetBranch: dk.SetBranch, BackupID: dk.BackupID})
+	if err != nil {
+		return nil, err
+	}
+	d.Health, d.Checker = r.Health, health
+	d.PollInterval, d.PollDeadline, d.BackupTimeout = dk.PollInterval.Duration, dk.PollDeadline.Duration, dk.BackupTimeout.Duration
+	d.Log = log.With("app", app, "env", env)
+	d.RecordedRef = func(ctx context.Context, release string) (string, error) {
+		recs, err := db.Releases(ctx, app, env)
+		if err != nil {
+			return "", err
+		}
+		for _, rec := range recs {
+			if rec.ID == release {
+				return rec.Ref, nil
+			}
+		}
+		return "", errors.New("no record of release " + release)
+	}
+	d.LastLive = func(ctx context.Context) (string, time.Time, error) {
+		js, err := db.Jobs(ctx, deploy.JobFilter{App: app, Env: env, States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 20})
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		for _, j := range js {
+			if j.Action == deploy.ActionDeploy || j.Action == deploy.ActionRollback {
+				return liveAfter(j), j.Ended, nil
+			}
+		}
+		return "", time.Time{}, nil
+	}
+	return d, nil
+}
+
+// liveAfter is the release a finished deploy or rollback left live.
+func liveAfter(j *deploy.Job) string {
+	if j.Action == deploy.ActionDeploy && j.State == deploy.RolledBack {
+		return j.FromRelease
+	}
+	return j.Release
+}
