@@ -139,12 +139,15 @@ func TestE2EDokployDeployErrorRollbackStopStart(t *testing.T) {
 	p.waitFor(cardState(9, "succeeded"))
 	p.send("/logs backend staging 20")
 	p.waitFor(`not exposed by Dokploy's HTTP API`)
-	p.send("/backup backend staging")
+	p.send("/deploy backend staging --redeploy")
+	p.waitFor(`Redeploy backend → staging \(job #10\)`)
 	p.waitFor(cardState(10, "succeeded"))
+	p.send("/backup backend staging")
+	p.waitFor(cardState(11, "succeeded"))
 	p.closeInput()
 	p.mustExit0()
 	if len(a.fake.CallsTo("application.stop")) != 1 || len(a.fake.CallsTo("application.start")) != 1 ||
-		len(a.fake.CallsTo("backup.manualBackupPostgres")) != 1 {
+		len(a.fake.CallsTo("backup.manualBackupPostgres")) != 1 || len(a.fake.CallsTo("application.redeploy")) != 1 {
 		t.Fatalf("calls %+v", a.fake.Calls())
 	}
 	if third == first {

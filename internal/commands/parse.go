@@ -13,22 +13,23 @@ import (
 // Command is a parsed, validated command line. Every argument has been checked
 // against the pattern of what it names, so nothing else reaches the engine.
 type Command struct {
-	Name    string
-	App     string
-	Env     string
-	Ref     string // deploy
-	Release string // rollback
-	Lines   int    // logs
-	JobID   int64  // job, cancel
-	ID      string // approve, deny
-	Reason  string // lock
-	Plan    bool   // deploy --plan
-	WithDB  bool   // rollback --with-db
-	Verify  bool   // backup verify
-	Backup  string // backup verify, restore: the backup id
-	Limit   int    // audit
-	User    string // audit filter
-	Args    []string
+	Name     string
+	App      string
+	Env      string
+	Ref      string // deploy
+	Release  string // rollback
+	Lines    int    // logs
+	JobID    int64  // job, cancel
+	ID       string // approve, deny
+	Reason   string // lock
+	Plan     bool   // deploy --plan
+	WithDB   bool   // rollback --with-db
+	Redeploy bool   // deploy --redeploy
+	Verify   bool   // backup verify
+	Backup   string // backup verify, restore: the backup id
+	Limit    int    // audit
+	User     string // audit filter
+	Args     []string
 }
 
 // ParseError is bad input: the message says what is wrong and how to fix it.
@@ -47,7 +48,7 @@ var specs = map[string]spec{
 	"help":     {"/help", "this list"},
 	"whoami":   {"/whoami", "who shipbot thinks you are, your roles and permissions"},
 	"apps":     {"/apps", "apps and envs with their current release and lock"},
-	"deploy":   {"/deploy APP ENV [REF] [--plan]", "deploy REF (or the default) to ENV; --plan shows what would run"},
+	"deploy":   {"/deploy APP ENV [REF] [--plan] [--redeploy]", "deploy REF (or the default) to ENV; --plan shows what would run; --redeploy rebuilds without new code (Dokploy)"},
 	"rollback": {"/rollback APP ENV [RELEASE] [--with-db]", "switch back to the previous good release (or the named one); --with-db also restores the database backup taken before the current release (needs approval)"},
 	"backup":   {"/backup APP ENV | /backup verify APP ENV ID", "back up files and databases now; verify: checksums plus a restore drill into a scratch database"},
 	"stop":     {"/stop APP ENV", "stop the app (drivers that support it, e.g. Dokploy)"},
@@ -102,6 +103,10 @@ func Parse(text string) (Command, error) {
 		if strings.HasPrefix(w, "-") {
 			if name == "deploy" && w == "--plan" {
 				c.Plan = true
+				continue
+			}
+			if name == "deploy" && w == "--redeploy" {
+				c.Redeploy = true
 				continue
 			}
 			if name == "rollback" && w == "--with-db" {

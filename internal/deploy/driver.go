@@ -63,6 +63,7 @@ type DeployRequest struct {
 	Release  string // new release id, chosen by the engine, matches NamePattern
 	Previous string // the release current points at, "" on a first deploy
 	By       string // user name, for logs
+	Redeploy bool   // rebuild without fetching new code, where the driver can
 }
 
 // RollbackRequest asks to switch current to To.

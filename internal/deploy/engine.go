@@ -111,7 +111,9 @@ type JobRequest struct {
 	Release  string // rollback: named release, "" = previous good one; verify/restore: the backup
 	// WithDB asks a rollback to also restore the database backup taken
 	// before the release being left was deployed. It always needs approval.
-	WithDB   bool
+	WithDB bool
+	// Redeploy: see Job.Redeploy.
+	Redeploy bool
 	Approval ApprovalPolicy
 	Args     []string // as typed, for the audit row
 }
@@ -166,7 +168,8 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	j := &Job{App: r.App, Env: r.Env, Action: r.Action, Ref: r.Ref, RequestedBy: r.Who, State: Queued}
+	j := &Job{App: r.App, Env: r.Env, Action: r.Action, Ref: r.Ref, RequestedBy: r.Who, State: Queued,
+		Redeploy: r.Redeploy && r.Action == ActionDeploy}
 	current, err := e.currentRelease(ctx, d)
 	if err != nil {
 		return nil, fmt.Errorf("reading releases on %s/%s: %w", r.App, r.Env, err)

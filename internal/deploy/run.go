@@ -88,7 +88,7 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 		}
 		if err == nil {
 			req := DeployRequest{JobID: j.ID, App: j.App, Env: j.Env, Ref: j.Ref,
-				Release: j.Release, Previous: j.FromRelease, By: j.RequestedBy.User}
+				Release: j.Release, Previous: j.FromRelease, By: j.RequestedBy.User, Redeploy: j.Redeploy}
 			if r, ok := d.(Resumer); ok && resume {
 				tr.Output("shipbot restarted: following the deploy the target is still running")
 				res, err = r.Resume(runCtx, req, tr)

@@ -75,7 +75,10 @@ type Job struct {
 	ApprovedBy  string
 	// BackupID is the backup a job took or restores: a deploy's pre-deploy
 	// backup, a restore's safety backup, a --with-db rollback's backup.
-	BackupID  string
+	BackupID string
+	// Redeploy asks the driver to rebuild without fetching new code
+	// (Dokploy's *.redeploy); drivers without the notion deploy as usual.
+	Redeploy  bool
 	CardRef   string // the chat message that shows this job (opaque, adapter-specific)
 	IntentSeq int64  // the audit intent this job's outcome closes
 	Steps     []Step

@@ -101,6 +101,9 @@ func jobTitle(j deploy.Job) string {
 	if j.Action == deploy.ActionRollback && j.BackupID != "" {
 		verb = "Rollback with database"
 	}
+	if j.Redeploy {
+		verb = "Redeploy"
+	}
 	return fmt.Sprintf("%s %s → %s (job #%d)", verb, j.App, j.Env, j.ID)
 }
 

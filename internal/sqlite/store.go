@@ -30,14 +30,14 @@ func jsonArray[T any](s []T) (string, error) {
 // ---- jobs
 
 const jobCols = `id, app, env, action, ref, release, from_release, state, reason, req_user, req_identity, req_chat,
-	approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, created, started, ended`
+	approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, created, started, ended`
 
 func scanJob(s rowScanner) (*deploy.Job, error) {
 	var j deploy.Job
 	var action, state, steps, output, created, started, ended string
 	if err := s.Scan(&j.ID, &j.App, &j.Env, &action, &j.Ref, &j.Release, &j.FromRelease, &state, &j.Reason,
 		&j.RequestedBy.User, &j.RequestedBy.Identity, &j.RequestedBy.Chat, &j.ApprovalID, &j.ApprovedBy, &j.CardRef,
-		&j.IntentSeq, &steps, &output, &j.BackupID, &created, &started, &ended); err != nil {
+		&j.IntentSeq, &steps, &output, &j.BackupID, &j.Redeploy, &created, &started, &ended); err != nil {
 		return nil, err
 	}
 	j.Action, j.State = deploy.Action(action), deploy.State(state)
@@ -72,17 +72,17 @@ func jobValues(j *deploy.Job) ([]any, error) {
 	}
 	return []any{j.App, j.Env, string(j.Action), j.Ref, j.Release, j.FromRelease, string(j.State), j.Reason,
 		j.RequestedBy.User, j.RequestedBy.Identity, j.RequestedBy.Chat, j.ApprovalID, j.ApprovedBy, j.CardRef,
-		j.IntentSeq, steps, output, j.BackupID}, nil
+		j.IntentSeq, steps, output, j.BackupID, j.Redeploy}, nil
 }
 
 const insertJob = `INSERT INTO jobs (app, env, action, ref, release, from_release, state, reason, req_user, req_identity,
-	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, created, started, ended)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, created, started, ended)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // The store sets created; an update never changes it.
 const updateJob = `UPDATE jobs SET app = ?, env = ?, action = ?, ref = ?, release = ?, from_release = ?, state = ?,
 	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = ?,
-	intent_seq = ?, steps = ?, output = ?, backup_id = ?, started = ?, ended = ? WHERE id = ?`
+	intent_seq = ?, steps = ?, output = ?, backup_id = ?, redeploy = ?, started = ?, ended = ? WHERE id = ?`
 
 // CreateJob implements deploy.Store.
 func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, events ...*audit.Event) error {

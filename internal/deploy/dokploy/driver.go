@@ -151,6 +151,9 @@ func (d *Driver) Plan(_ context.Context, req deploy.DeployRequest) (deploy.Plan,
 
 // Deploy implements deploy.Driver: compose.deploy / application.deploy.
 func (d *Driver) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
+	if req.Redeploy {
+		return d.start(ctx, req, p, "redeploy")
+	}
 	return d.start(ctx, req, p, "deploy")
 }
 

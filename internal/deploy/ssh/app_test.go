@@ -85,7 +85,13 @@ func appMain(args []string) int {
 }
 
 func appServe(addr string) int {
+	// On a loaded machine the killed server's port can take a moment to be
+	// free; a real restart script would retry too.
 	ln, err := net.Listen("tcp", addr)
+	for deadline := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // retry pacing
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
