@@ -57,6 +57,10 @@ type Event struct {
 	Environment string        `json:"environment,omitempty"`
 	Error       string        `json:"error,omitempty"` // Dokploy's errorMessage and the like
 	Time        time.Time     `json:"time"`            // when the source says this state began
+	// Untrusted marks code that is not the project's own branch: a fork's
+	// run, or a merge request pipeline. A fork can name its branch "main",
+	// so such a pipeline never offers a Deploy button.
+	Untrusted bool `json:"untrusted,omitempty"`
 }
 
 // Key names the pipeline an event belongs to: every event with the same key

@@ -122,7 +122,12 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 				FinishedAt string   `json:"finished_at"`
 				Duration   *float64 `json:"duration"`
 				URL        string   `json:"url"`
+				Source     string   `json:"source"`
 			} `json:"object_attributes"`
+			MergeRequest *struct {
+				SourceProjectID int64 `json:"source_project_id"`
+				TargetProjectID int64 `json:"target_project_id"`
+			} `json:"merge_request"`
 			User    struct{ Name, Username string } `json:"user"`
 			Project glProject                       `json:"project"`
 			Commit  struct {
@@ -147,6 +152,9 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 		if e.Author == "" {
 			e.Author = p.User.Name
 		}
+		// A merge request pipeline runs the MR's code (maybe a fork's),
+		// whatever its ref says.
+		e.Untrusted = p.Attrs.Source == "merge_request_event" || p.MergeRequest != nil
 		if e.URL == "" && p.Project.WebURL != "" {
 			e.URL = p.Project.WebURL + "/-/pipelines/" + e.ID
 		}
@@ -282,7 +290,8 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 					Message string
 					Author  struct{ Name string }
 				} `json:"head_commit"`
-				Actor struct{ Login string } `json:"actor"`
+				Actor          struct{ Login string } `json:"actor"`
+				HeadRepository ghRepo                 `json:"head_repository"`
 			} `json:"workflow_run"`
 			Repo ghRepo `json:"repository"`
 		}
@@ -296,6 +305,8 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 		if e.CommitTitle == "" {
 			e.CommitTitle = r.DisplayTitle
 		}
+		// A fork's run: its head_branch may well be called main.
+		e.Untrusted = r.HeadRepository.FullName != "" && r.HeadRepository.FullName != p.Repo.FullName
 		if e.Author == "" {
 			e.Author = r.Actor.Login
 		}

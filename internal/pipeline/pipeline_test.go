@@ -44,7 +44,7 @@ func TestParseRealSamples(t *testing.T) {
 		{GitLab, "gitlab_pipeline.json", hdr("X-Gitlab-Event", "Pipeline Hook"), Event{Source: GitLab, Kind: KindPipeline,
 			Project: "gitlab-org/gitlab-test", ID: "31", Ref: "master", SHA: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
 			CommitTitle: "test", Author: "User", Status: StatusSuccess, URL: "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/pipelines/31",
-			Duration: 63 * time.Second, Time: time.Date(2016, 8, 12, 15, 26, 29, 0, time.UTC)}},
+			Duration: 63 * time.Second, Time: time.Date(2016, 8, 12, 15, 26, 29, 0, time.UTC), Untrusted: true}},
 		{GitLab, "gitlab_job.json", hdr("X-Gitlab-Event", "Job Hook"), Event{Source: GitLab, Kind: KindJob,
 			Project: "gitlab-org/gitlab-test", ID: "2366", Ref: "gitlab-script-trigger", SHA: "2293ada6b400935a1378653304eaf6221e0fdb8f",
 			CommitTitle: "test", Author: "User", Status: StatusFailed, FailedJobs: []string{"test"},

@@ -95,7 +95,9 @@ type DeployOffer struct {
 
 // offerFor returns the offer that applies to e, if any.
 func offerFor(offers []DeployOffer, e Event) *DeployOffer {
-	if e.Status != StatusSuccess || e.Kind == KindDeployment {
+	// Only a whole pipeline of the project's own branch: a job's success
+	// is not its pipeline's, and a fork's "main" is not main.
+	if e.Status != StatusSuccess || e.Kind != KindPipeline || e.Untrusted {
 		return nil
 	}
 	for i, o := range offers {
