@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -110,6 +111,35 @@ func TestE2EBackupVerifyRestoreOverSSH(t *testing.T) {
 		t.Fatalf("bot check: exit %d\n%s%s", code, out, errOut)
 	}
 
+	// Watch every process's argument list while the dumps and restores run
+	// on the "host" (sshd's children on this machine).
+	stopScan := make(chan struct{})
+	scanDone := make(chan string)
+	var dumpsSeen atomic.Int32
+	go func() {
+		leak := ""
+		for {
+			select {
+			case <-stopScan:
+				scanDone <- leak
+				return
+			default:
+			}
+			procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+			for _, f := range procs {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					continue
+				}
+				if strings.Contains(string(b), "mysqldump") || strings.Contains(string(b), "pg_dump") {
+					dumpsSeen.Add(1)
+				}
+				if strings.Contains(string(b), password) {
+					leak = strings.ReplaceAll(string(b), "\x00", " ")
+				}
+			}
+		}
+	}()
 	p := a.startBot(nil, pwEnv)
 	p.send("/deploy web prod")
 	p.waitFor(cardState(1, "succeeded"))
@@ -166,6 +196,13 @@ func TestE2EBackupVerifyRestoreOverSSH(t *testing.T) {
 	p.send("/backups web prod")
 	p.closeInput()
 	p.mustExit0()
+	close(stopScan)
+	if leak := <-scanDone; leak != "" {
+		t.Fatalf("the database password was in a process argument list: %s", leak)
+	}
+	if dumpsSeen.Load() == 0 {
+		t.Fatal("the /proc scan never saw mysqldump or pg_dump run: the argument-list check proved nothing")
+	}
 	list := strings.Join(codeLines(messageBody(t, p.out.String(), "Backups of web/prod")), "\n")
 	for _, want := range []string{pre + " ", id + " ", safety + " ", "pre-deploy by alice", "manual by alice", "safety by alice", "drill "} {
 		if !strings.Contains(list, want) {
