@@ -39,7 +39,7 @@ func randHex(n int) string {
 }
 
 // sqlRun runs a client with SQL on stdin (test setup only, not the code under test).
-func sqlRun(t *testing.T, stdin string, argv ...string) string {
+func sqlRun(t testing.TB, stdin string, argv ...string) string {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -50,17 +50,17 @@ func sqlRun(t *testing.T, stdin string, argv ...string) string {
 	return string(out)
 }
 
-func maria(t *testing.T, sql string) string {
+func maria(t testing.TB, sql string) string {
 	return sqlRun(t, sql, "mysql", "-h", mariaAddr, "-P", fmt.Sprint(mariaPort), "-u", "root", "--batch", "--skip-column-names")
 }
 
-func pg(t *testing.T, db, sql string) string {
+func pg(t testing.TB, db, sql string) string {
 	return sqlRun(t, sql, "psql", "-h", pgAddr, "-p", fmt.Sprint(pgPort), "-U", "postgres", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db)
 }
 
 // seedMaria makes a database and a user with a password that may only
 // reach it through the option file.
-func seedMaria(t *testing.T) backup.Database {
+func seedMaria(t testing.TB) backup.Database {
 	name := "shipbot_t_" + randHex(4)
 	user := "sb_" + randHex(3)
 	pass := "pw#" + randHex(8) + " x"
@@ -80,7 +80,7 @@ INSERT INTO tickets (title, body) SELECT CONCAT('ticket ', seq), REPEAT('x', 200
 		Password: audit.NewSecret(pass), Database: name}
 }
 
-func seedPG(t *testing.T) backup.Database {
+func seedPG(t testing.TB) backup.Database {
 	name := "shipbot_t_" + randHex(4)
 	user := "sb_" + randHex(3)
 	pass := "pw:" + randHex(8)
