@@ -62,6 +62,7 @@ func TestInvalidBackupConfigs(t *testing.T) {
 		{"bad cron", strings.Replace(backupBlock, `"0 3 * * *"`, `"every night"`, 1), envKey + ".backup.schedule: is not a cron spec"},
 		{"bad database name", strings.Replace(backupBlock, "database: demo", "database: \"demo; drop\"", 1), envKey + ".backup.databases[0].database: is required"},
 		{"unknown key", strings.Replace(backupBlock, "keep: 7", "keep_count: 7", 1), envKey + ".backup.keep_count: unknown key"},
+		{"dir with a space", strings.Replace(backupBlock, "/var/backups/demo", "/var/my backups", 1), envKey + `.backup.dir: "/var/my backups" must not contain spaces`},
 		{"nothing to back up", "        backup: {dir: /var/backups/demo}\n", envKey + ".backup: needs paths or databases"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

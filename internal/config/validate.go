@@ -509,8 +509,9 @@ func (d *decoder) validateBackup(key string, b Backup) {
 	}
 	if b.Dir == "" {
 		d.fail(d.lineOf(key), key+".dir", "is required (where backups are kept on the host)")
-	} else {
-		absolute(key+".dir", b.Dir)
+	} else if absolute(key+".dir", b.Dir) && strings.ContainsAny(b.Dir, " \t\n;'\"\\") {
+		// The MySQL client's source command takes the dump's path unquoted.
+		d.fail(d.lineOf(key+".dir"), key+".dir", "%q must not contain spaces, quotes, ';' or '\\'", b.Dir)
 	}
 	if len(b.Paths) == 0 && len(b.Databases) == 0 {
 		d.fail(d.lineOf(key), key, "needs paths or databases to back up")
