@@ -144,3 +144,26 @@ func TestE2ECheckAndVersion(t *testing.T) {
 		t.Fatalf("unknown subcommand exited %d, want 2", code)
 	}
 }
+
+// The shipped real-world configs pass `bot check` once their secrets are
+// in the environment, and the check prints none of them.
+func TestE2ECheckShippedConfigs(t *testing.T) {
+	t.Parallel()
+	e := &testEnv{t: t, dir: t.TempDir(), env: []string{"HELPDESK_DB_PASSWORD=hd-secret-1", "DOKPLOY_API_KEY=dkp-secret-2",
+		"TELEGRAM_TOKEN=1:tg-secret-3", "GITLAB_WEBHOOK_TOKEN=gl-secret-4", "DOKPLOY_WEBHOOK_SECRET=dw-secret-5"}}
+	for _, name := range []string{"helpdesk.yaml", "supermock.yaml"} {
+		path, err := filepath.Abs("../../configs/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := e.cli("check", "--config", path)
+		if code != 0 || !strings.Contains(out, "config OK") {
+			t.Fatalf("bot check %s: exit %d\n%s%s", name, code, out, errOut)
+		}
+		for _, s := range []string{"hd-secret-1", "dkp-secret-2", "tg-secret-3", "gl-secret-4", "dw-secret-5"} {
+			if strings.Contains(out+errOut, s) {
+				t.Fatalf("bot check %s printed a secret:\n%s", name, out)
+			}
+		}
+	}
+}
