@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,4 +71,36 @@ func TestRecoverResumesADeployTheTargetIsStillRunning(t *testing.T) {
 	ctx2, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	e.Drain(ctx2)
+}
+
+func TestRecoverMarksAnInterruptedBackupFailed(t *testing.T) {
+	store := deploytest.NewStore()
+	ctx := context.Background()
+	j := &deploy.Job{App: "demo", Env: "prod", Action: deploy.ActionBackup, Release: "20261123-010000-1",
+		RequestedBy: alice, State: deploy.Queued}
+	in := &audit.Event{Kind: audit.KindIntent, Actor: "alice", Command: "backup", App: "demo", Env: "prod", Decision: "allowed"}
+	if err := store.CreateJob(ctx, j, nil, in); err != nil {
+		t.Fatal(err)
+	}
+	j.IntentSeq, j.State = in.Seq, deploy.Running
+	if err := store.UpdateJob(ctx, j, []deploy.State{deploy.Queued}); err != nil {
+		t.Fatal(err)
+	}
+	d := deploytest.NewBackupDriver()
+	e := deploy.NewEngine(deploy.Options{Store: store, Drivers: func(app, env string) (deploy.Driver, bool) { return d, true }})
+	got, err := e.Recover(ctx)
+	if err != nil || len(got) != 1 || got[0].State != deploy.Interrupted {
+		t.Fatalf("recover: %v %+v", err, got)
+	}
+	b, err := store.Backup(ctx, "demo", "prod", j.Release)
+	if err != nil || b.State != deploy.BackupFailed {
+		t.Fatalf("interrupted backup record: %+v %v", b, err)
+	}
+	if _, err := e.Unlock(ctx, "demo", "prod", alice, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Submit(ctx, deploy.JobRequest{Who: alice, App: "demo", Env: "prod", Action: deploy.ActionVerify, Release: j.Release})
+	if err == nil || !strings.Contains(err.Error(), "is failed") {
+		t.Fatalf("drill of an interrupted backup: %v", err)
+	}
 }

@@ -295,6 +295,14 @@ func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 		if j.Action == ActionDeploy && j.Release != "" {
 			e.failBuilding(ctx, j)
 		}
+		if j.Action == ActionBackup && j.Release != "" {
+			// Its files may be partial: never offer it for a restore.
+			if bs, ok := e.store.(BackupStore); ok {
+				_ = bs.PutBackup(ctx, Backup{App: j.App, Env: j.Env, ID: j.Release, JobID: j.ID, By: j.RequestedBy.User,
+					Reason: "interrupted", Created: j.Started, State: BackupFailed,
+					Error: "shipbot stopped during the backup; partial files may remain on the host"})
+			}
+		}
 		out = append(out, j)
 		e.observer.JobChanged(*j)
 	}
