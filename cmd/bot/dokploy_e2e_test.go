@@ -199,4 +199,12 @@ func TestE2EDokployBadKey(t *testing.T) {
 	if strings.Contains(p.out.String()+p.errOut.String(), "not-the-key") {
 		t.Fatal("the (wrong) key was printed")
 	}
+	// An auditor needs no API key to verify the log.
+	a.env = nil
+	if code, out, errOut := a.cli("audit", "verify", "--config", a.config); code != 0 || !strings.Contains(out, "chain intact") {
+		t.Fatalf("audit verify without DOKPLOY_API_KEY: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := a.cli("check", "--config", a.config); code == 0 || !strings.Contains(errOut, "DOKPLOY_API_KEY") {
+		t.Fatalf("check without DOKPLOY_API_KEY passed or did not name it: %d %s", code, errOut)
+	}
 }

@@ -110,7 +110,13 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil || fs.NArg() != 0 {
 		return 2
 	}
-	c, err := loadConfig(*name)
+	// The audit needs only the database: no secret has to be set for it.
+	var c *config.Config
+	if *name == "" {
+		c, err = config.Parse(configs.Example, configs.ExampleName, config.WithoutSecrets)
+	} else {
+		c, err = config.LoadWith(*name, config.WithoutSecrets)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
