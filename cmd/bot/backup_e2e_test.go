@@ -211,7 +211,11 @@ func TestE2EBackupVerifyRestoreOverSSH(t *testing.T) {
 	}
 
 	// The password reached no output, log or audit row.
-	all := p.out.String() + p.errOut.String()
+	logFile, err := os.ReadFile(filepath.Join(a.dir, "var", "shipbot.log"))
+	if err != nil || len(logFile) == 0 {
+		t.Fatalf("the bot's log file: %v", err)
+	}
+	all := p.out.String() + p.errOut.String() + string(logFile)
 	for _, e := range a.auditExport() {
 		all += fmt.Sprintf("%+v", e)
 	}

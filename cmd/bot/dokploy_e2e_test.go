@@ -84,7 +84,11 @@ apps:
 
 func (a *dokployApp) noKeyLeak(p *botProc) {
 	a.t.Helper()
-	all := p.out.String() + p.errOut.String()
+	logFile, err := os.ReadFile(filepath.Join(a.dir, "var", "shipbot.log"))
+	if err != nil || len(logFile) == 0 {
+		a.t.Fatalf("the bot's log file: %v", err)
+	}
+	all := p.out.String() + p.errOut.String() + string(logFile)
 	for _, e := range a.auditExport() {
 		all += fmt.Sprintf("%+v", e)
 	}
