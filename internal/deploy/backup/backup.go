@@ -175,7 +175,8 @@ func (r *Runner) Backup(ctx context.Context, req deploy.BackupRequest, p deploy.
 	if err != nil {
 		return deploy.BackupResult{}, err
 	}
-	if err := s.run(ctx, "mkdir", "-p", "--", r.Spec.Dir); err != nil {
+	// The backups hold every row of the databases: only the owner reads them.
+	if err := s.run(ctx, "mkdir", "-p", "-m", "0700", "--", r.Spec.Dir); err != nil {
 		return deploy.BackupResult{}, err
 	}
 	// Plain mkdir: a backup never lands in a directory another one left.

@@ -250,6 +250,12 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 			t.Errorf("%s on disk: %v size %v, recorded %d", f.Name, err, st, f.Size)
 		}
 	}
+	// Only the owner can read the backups.
+	for _, d := range []string{r.Spec.Dir, res.Location} {
+		if st, err := os.Stat(d); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v mode %v, want 0700", d, err, st.Mode().Perm())
+		}
+	}
 	// No credentials file is left behind.
 	left, _ := filepath.Glob(filepath.Join(r.Spec.Dir, ".cred-*"))
 	if len(left) != 0 {
@@ -311,6 +317,10 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 		t.Errorf("postgres scratch databases left: %s", out)
 	}
 
+	// The plain SQL unpacked for the drill and the restore is gone.
+	if left, _ := filepath.Glob(filepath.Join(res.Location, ".restore-*")); len(left) != 0 {
+		t.Errorf("unpacked dumps left: %v", left)
+	}
 	// The password was in no argument list, no output, no step detail.
 	if l, _ := host.leaked.Load().(string); l != "" {
 		t.Fatalf("password visible in a process argument list: %s", l)

@@ -137,7 +137,8 @@ func (s *session) unpacked(ctx context.Context, dir string, f deploy.BackupFile,
 	gz := path.Join(dir, f.Name)
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	sql := path.Join(s.r.Spec.Dir, ".restore-"+hex.EncodeToString(rnd[:])+".sql")
+	// Inside the backup's own 0700 directory: the plain dump holds every row.
+	sql := path.Join(dir, ".restore-"+hex.EncodeToString(rnd[:])+".sql")
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
