@@ -45,6 +45,9 @@ func TestE2ECrashRecovery(t *testing.T) {
 			// goroutines, so their order is not fixed.
 			p.mustContain(cardState(2, "interrupted — lock still held") + `(?:[^─\n][^\n]*\n)*?\[\d+\] Unlock  \[\d+\] Rollback\n`)
 			p.mustContain(`(?m)^  │ #2 +deploy +demo/staging +interrupted `)
+			// The card the crashed run posted is edited, not posted again:
+			// its ref survived in the database.
+			p.mustContain(`── #\d+ \(updated\) ──\n\S+ Deploy demo → staging \(job #2\)\n`)
 			p.mustContain(`✖ Refused\ndemo/staging is locked by alice since [^\n]* \(job #2\)`)
 			second := p.out.String()
 			if strings.Contains(second, "(job #3)") {

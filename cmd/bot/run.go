@@ -74,6 +74,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 
 	router := notify.Router{}
 	cards := notify.NewCards(router, time.Second, log)
+	cards.PersistRefs(db)
 	stats := metrics.New(db, log)
 	var alert notify.Channel
 	if pc.AdminChat != "" {

@@ -3,7 +3,9 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +43,7 @@ type Cards struct {
 	interval time.Duration
 	log      *slog.Logger
 	attempts int
+	refs     CardRefs
 
 	mu     sync.Mutex
 	cards  map[int64]*card
@@ -57,6 +60,63 @@ type card struct {
 }
 
 var _ deploy.Observer = (*Cards)(nil)
+
+// CardRefs keeps which message shows which job, so that after a restart a
+// job's card is edited (interrupted, resumed, finished) instead of posted
+// again. The sqlite store implements it on jobs.card_ref.
+type CardRefs interface {
+	SaveCardRef(ctx context.Context, jobID int64, ref string) error
+	CardRef(ctx context.Context, jobID int64) (string, error) // "" when none
+}
+
+// PersistRefs makes c remember card refs in s. Call it before the first job.
+func (c *Cards) PersistRefs(s CardRefs) { c.refs = s }
+
+// EncodeRef and DecodeRef turn a Ref into the text CardRefs stores.
+func EncodeRef(r Ref) string { return r.Channel.String() + " " + r.ID }
+
+// DecodeRef is the inverse of EncodeRef.
+func DecodeRef(s string) (Ref, error) {
+	i := strings.LastIndexByte(s, ' ')
+	if i < 0 || i == len(s)-1 {
+		return Ref{}, fmt.Errorf("card ref %q: want CHANNEL ID", s)
+	}
+	ch, err := ParseChannel(s[:i])
+	if err != nil {
+		return Ref{}, err
+	}
+	return Ref{Channel: ch, ID: s[i+1:]}, nil
+}
+
+func (c *Cards) savedRef(id int64) *Ref {
+	if c.refs == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := c.refs.CardRef(ctx, id)
+	if err != nil || s == "" {
+		return nil
+	}
+	r, err := DecodeRef(s)
+	if err != nil {
+		c.log.Warn("stored card ref unreadable", "job", id, "err", err)
+		return nil
+	}
+	return &r
+}
+
+func (c *Cards) saveRef(id int64, r Ref) {
+	if c.refs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.refs.SaveCardRef(ctx, id, EncodeRef(r)); err != nil {
+		// The card still works in this process; only a restart would post anew.
+		c.log.Warn("card ref not stored", "job", id, "err", err)
+	}
+}
 
 // NewCards edits at most once per interval per card (0 means one second).
 func NewCards(s Sender, interval time.Duration, log *slog.Logger) *Cards {
@@ -90,6 +150,14 @@ func (c *Cards) JobChanged(j deploy.Job) {
 		c.cards[j.ID] = cd
 		c.active.Add(1)
 		c.mu.Unlock()
+		if ref := c.savedRef(j.ID); ref != nil {
+			// Posted before a restart: edit that message.
+			c.mu.Lock()
+			cd.ref, cd.latest, cd.dirty = ref, j, true
+			c.mu.Unlock()
+			go c.work(j.ID, cd)
+			return
+		}
 		c.firstPost(j.ID, cd, j)
 		return
 	}
@@ -118,6 +186,9 @@ func (c *Cards) firstPost(id int64, cd *card, j deploy.Job) {
 		cd.ref, cd.last = &ref, time.Now()
 	}
 	c.mu.Unlock()
+	if err == nil {
+		c.saveRef(id, ref)
+	}
 	go c.work(id, cd)
 }
 
@@ -152,6 +223,7 @@ func (c *Cards) work(id int64, cd *card) {
 			r, err = c.sender.Send(ctx, cd.ch, JobCard(j))
 			if err == nil {
 				ref = &r
+				c.saveRef(id, r)
 			}
 		} else {
 			err = c.sender.Edit(ctx, *ref, JobCard(j))

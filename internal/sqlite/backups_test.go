@@ -50,3 +50,25 @@ func TestBackupRecordsRoundTrip(t *testing.T) {
 		t.Errorf("release backup id lost: %+v", rels)
 	}
 }
+
+func TestCardRefKeptAcrossJobUpdates(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	j := &deploy.Job{App: "a", Env: "e", Action: deploy.ActionDeploy, State: deploy.AwaitingApproval}
+	if err := db.CreateJob(ctx, j, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveCardRef(ctx, j.ID, "telegram:-100 42"); err != nil {
+		t.Fatal(err)
+	}
+	j.Reason = "changed"
+	if err := db.UpdateJob(ctx, j, []deploy.State{deploy.AwaitingApproval}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.CardRef(ctx, j.ID); err != nil || got != "telegram:-100 42" {
+		t.Fatalf("card ref after an engine update = %q, %v", got, err)
+	}
+	if err := db.SaveCardRef(ctx, 999, "x y"); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("ref for a missing job: %v", err)
+	}
+}

@@ -81,7 +81,7 @@ const insertJob = `INSERT INTO jobs (app, env, action, ref, release, from_releas
 
 // The store sets created; an update never changes it.
 const updateJob = `UPDATE jobs SET app = ?, env = ?, action = ?, ref = ?, release = ?, from_release = ?, state = ?,
-	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = ?,
+	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = COALESCE(NULLIF(?, ''), card_ref),
 	intent_seq = ?, steps = ?, output = ?, backup_id = ?, redeploy = ?, started = ?, ended = ? WHERE id = ?`
 
 // CreateJob implements deploy.Store.

@@ -1,0 +1,81 @@
+package notify_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/notify"
+)
+
+type memRefs struct {
+	mu   sync.Mutex
+	refs map[int64]string
+}
+
+func (m *memRefs) SaveCardRef(_ context.Context, id int64, ref string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refs[id] = ref
+	return nil
+}
+
+func (m *memRefs) CardRef(_ context.Context, id int64) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refs[id], nil
+}
+
+func (m *memRefs) get(id int64) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refs[id]
+}
+
+func TestCardRefsSurviveARestart(t *testing.T) {
+	refs := &memRefs{refs: map[int64]string{}}
+	first := &flakySender{}
+	c := notify.NewCards(first, time.Millisecond, quiet())
+	c.PersistRefs(refs)
+	c.JobChanged(job(deploy.Running, 1))
+	if err := c.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := refs.get(7); got != "shell:terminal 1" {
+		t.Fatalf("stored ref %q", got)
+	}
+	// A new process: the job's next change edits that message.
+	second := &flakySender{}
+	c2 := notify.NewCards(second, time.Millisecond, quiet())
+	c2.PersistRefs(refs)
+	c2.JobChanged(job(deploy.Interrupted, 2))
+	if err := c2.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	if second.sends != 0 || len(second.edits) != 1 || second.edits[0] != "interrupted — lock still held" {
+		t.Fatalf("after a restart: %d sends, edits %q; want one edit of the old card", second.sends, second.edits)
+	}
+}
+
+func TestUnreadableCardRefPostsAnew(t *testing.T) {
+	refs := &memRefs{refs: map[int64]string{7: "garbage"}}
+	s := &flakySender{}
+	c := notify.NewCards(s, time.Millisecond, quiet())
+	c.PersistRefs(refs)
+	c.JobChanged(job(deploy.Running, 1))
+	_ = c.Flush(context.Background())
+	s.mu.Lock()
+	sends := s.sends
+	s.mu.Unlock()
+	if sends != 1 {
+		t.Fatalf("%d sends; an unreadable ref must not lose the card", sends)
+	}
+	if r, err := notify.DecodeRef(notify.EncodeRef(notify.Ref{Channel: notify.Channel{Platform: "slack", ID: "C1", Thread: "17.5"}, ID: "1700000000.000100"})); err != nil ||
+		r.Channel.Thread != "17.5" || r.ID != "1700000000.000100" {
+		t.Fatalf("round trip: %+v %v", r, err)
+	}
+}
