@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -33,7 +34,18 @@ func withBackups(d deploy.Driver, runner *release.Runner, b *config.Backup) depl
 	if b == nil || runner == nil || len(runner.Hosts) == 0 {
 		return d
 	}
-	spec := backup.Spec{Dir: b.Dir, Paths: b.Paths, Timeout: b.Timeout.Duration}
+	// The local driver's relative paths are the bot's working directory's,
+	// as for its releases (config validation allows them only there).
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil && !filepath.IsAbs(p) {
+			return a
+		}
+		return p
+	}
+	spec := backup.Spec{Dir: abs(b.Dir), Timeout: b.Timeout.Duration}
+	for _, p := range b.Paths {
+		spec.Paths = append(spec.Paths, abs(p))
+	}
 	for _, db := range b.Databases {
 		spec.Databases = append(spec.Databases, backup.Database{Name: db.Name, Engine: db.Engine, Host: db.Host,
 			Port: db.Port, User: db.User, Password: db.Password, Database: db.Database})

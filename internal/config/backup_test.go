@@ -56,7 +56,7 @@ func TestInvalidBackupConfigs(t *testing.T) {
 		name, edit, want string
 	}{
 		{"before deploy without backup", "        backup_before_deploy: true\n", envKey + ".backup_before_deploy: needs a backup: block"},
-		{"relative dir", strings.Replace(backupBlock, "/var/backups/demo", "backups", 1), envKey + ".backup.dir: must be an absolute path"},
+		{"dir escaping the working dir", strings.Replace(backupBlock, "/var/backups/demo", "../backups", 1), envKey + ".backup.dir: must be an absolute path"},
 		{"path overlaps dir", strings.Replace(backupBlock, "/srv/demo/shared/uploads", "/var/backups", 1), "overlaps the backup dir"},
 		{"bad engine", strings.Replace(backupBlock, "engine: mariadb", "engine: oracle", 1), `unknown engine "oracle"`},
 		{"bad cron", strings.Replace(backupBlock, `"0 3 * * *"`, `"every night"`, 1), envKey + ".backup.schedule: is not a cron spec"},
@@ -71,5 +71,12 @@ func TestInvalidBackupConfigs(t *testing.T) {
 				t.Errorf("errors:\n%v\nwant %q", es, tc.want)
 			}
 		})
+	}
+}
+
+func TestLocalBackupMayUseRelativePaths(t *testing.T) {
+	rel := strings.Replace(strings.Replace(backupBlock, "/var/backups/demo", "./var/backups/demo", 1), "/srv/demo/shared/uploads", "./var/demo/shared", 1)
+	if _, err := Parse([]byte(base+rel), "t.yaml", envOf(map[string]string{"DB_PASSWORD": "x"})); err != nil {
+		t.Fatalf("relative backup paths on the local driver: %v", err)
 	}
 }

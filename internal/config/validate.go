@@ -410,7 +410,7 @@ func (d *decoder) validateEnv(c *Config, key, name string, e Env) {
 
 	d.validateApproval(c, key, e)
 	if e.Backup != nil {
-		d.validateBackup(key+".backup", *e.Backup)
+		d.validateBackup(key+".backup", *e.Backup, e.Driver == "local")
 	} else if e.BackupBeforeDeploy {
 		d.fail(d.lineOf(key+".backup_before_deploy"), key+".backup_before_deploy", "needs a backup: block on the env")
 	}
@@ -490,12 +490,17 @@ func (d *decoder) validateDokploy(c *Config, key string, e Env) {
 // an odd name is far more likely a typo than a real database.
 var dbNamePattern = regexp.MustCompile(`^[A-Za-z0-9_$-]{1,63}$`)
 
-func (d *decoder) validateBackup(key string, b Backup) {
+// validateBackup checks a backup block. The local driver may use paths
+// relative to the bot's working directory, like its other paths.
+func (d *decoder) validateBackup(key string, b Backup, local bool) {
 	if d.brokenUnder(key) {
 		return
 	}
 	absolute := func(k, p string) bool {
+		rel := strings.TrimPrefix(p, "./")
 		switch {
+		case local && !strings.HasPrefix(p, "/") && rel != "" && path.Clean(rel) == rel && rel != "." && !strings.HasPrefix(rel, "../"):
+			return true
 		case !strings.HasPrefix(p, "/"):
 			d.fail(d.lineOf(k), k, "must be an absolute path, not %q", p)
 		case path.Clean(p) != p || p == "/":
@@ -518,7 +523,8 @@ func (d *decoder) validateBackup(key string, b Backup) {
 	}
 	for i, p := range b.Paths {
 		k := index(key+".paths", i)
-		if absolute(k, p) && b.Dir != "" && (p == b.Dir || strings.HasPrefix(b.Dir+"/", p+"/") || strings.HasPrefix(p+"/", b.Dir+"/")) {
+		dir, p := strings.TrimPrefix(b.Dir, "./"), strings.TrimPrefix(p, "./")
+		if absolute(k, p) && dir != "" && (p == dir || strings.HasPrefix(dir+"/", p+"/") || strings.HasPrefix(p+"/", dir+"/")) {
 			d.fail(d.lineOf(k), k, "%q overlaps the backup dir %q; a backup would archive its own backups", p, b.Dir)
 		}
 		if strings.ContainsAny(p, " \t\n") {
