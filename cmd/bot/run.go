@@ -83,13 +83,17 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: router, MaxAttempts: pc.MaxAttempts, Alert: alert,
 		Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
 	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
+	// Notices of shipbot's own jobs commit with the job change they report.
+	if err := db.ReportJobs(ctx, hooks.JobNotices, relay.Wake); err != nil {
+		return err
+	}
 	// The scheduler needs the engine and the engine its observers: the
 	// observer is filled in once both exist, before any job can run.
 	schedObserver := &lateObserver{}
 	engine := deploy.NewEngine(deploy.Options{
 		Store:        db,
 		Drivers:      func(app, env string) (deploy.Driver, bool) { d, ok := drivers[app+"/"+env]; return d, ok },
-		Observer:     observers{cards, hooks, schedObserver},
+		Observer:     observers{cards, schedObserver},
 		JobTimeout:   c.Bot.JobTimeout.Duration,
 		OutputLines:  c.Bot.OutputLines,
 		Redactor:     redact,

@@ -335,10 +335,15 @@ func TestServiceFlow(t *testing.T) {
 	// shipbot's own deploy of that sha threads under the pipeline message, once per status.
 	j := deploy.Job{ID: 9, App: "web", Env: "staging", Action: deploy.ActionDeploy, Ref: "acb5820ced9479c074f688cc328bf03f341a511d",
 		State: deploy.Running, RequestedBy: deploy.Who{User: "bob"}}
-	svc.JobChanged(j)
-	svc.JobChanged(j) // a step change: no new notice
+	notice := func(prev deploy.State) {
+		if err := store.Enqueue(context.Background(), svc.JobNotices(context.Background(), prev, j)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notice(deploy.Queued)
+	notice(deploy.Running) // a step change: no new notice
 	j.State = deploy.Succeeded
-	svc.JobChanged(j)
+	notice(deploy.Running)
 	store.mu.Lock()
 	notices := store.posts[3:]
 	store.mu.Unlock()

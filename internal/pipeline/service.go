@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -55,9 +53,7 @@ type Options struct {
 // Service is the webhook side of pipeline notifications and the notifier
 // of shipbot's own jobs.
 type Service struct {
-	o       Options
-	mu      sync.Mutex
-	noticed map[int64]string // job id -> the status last posted
+	o Options
 }
 
 // New returns a Service.
@@ -71,7 +67,7 @@ func New(o Options) *Service {
 	if o.Count == nil {
 		o.Count = func(string, string) {}
 	}
-	return &Service{o: o, noticed: map[int64]string{}}
+	return &Service{o: o}
 }
 
 // Route is one webhook endpoint: POST Path is served by Handler.
@@ -195,25 +191,20 @@ func (s *Service) ingest(ctx context.Context, key string, e Event) (string, erro
 	return result, err
 }
 
-// JobChanged implements deploy.Observer: shipbot's own deploys are posted
-// through the same routes (source "shipbot"), one message per job edited as
-// it goes, in the thread of the pipeline message whose SHA it deploys
-// where the platform has threads.
-func (s *Service) JobChanged(j deploy.Job) {
+// JobNotices returns the outbox rows that report a job's change from state
+// prev: shipbot's own jobs are posted through the same routes as pipelines
+// (source "shipbot"), one message per job edited as it goes, in the thread
+// of the pipeline message whose SHA it deploys where the platform has
+// threads. The store calls it inside the transaction that changes the job,
+// so a notice is written exactly when the change is; it returns nothing
+// when the routing status did not change (a step, new output).
+func (s *Service) JobNotices(ctx context.Context, prev deploy.State, j deploy.Job) []notify.Post {
 	status, ok := jobStatus(j.State)
 	if !ok {
-		return
+		return nil
 	}
-	// The engine reports every step; a notice changes only with the status.
-	s.mu.Lock()
-	same := s.noticed[j.ID] == status
-	s.noticed[j.ID] = status
-	if j.State.Terminal() {
-		delete(s.noticed, j.ID)
-	}
-	s.mu.Unlock()
-	if same {
-		return
+	if before, _ := jobStatus(prev); before == status {
+		return nil
 	}
 	project := j.App
 	if p, found := s.o.Projects[j.App]; found {
@@ -221,10 +212,8 @@ func (s *Service) JobChanged(j deploy.Job) {
 	}
 	chats := s.o.Routes.match(Shipbot, project, j.Ref, status)
 	if len(chats) == 0 {
-		return
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var pipelineTopics []string
 	if j.Ref != "" {
 		pipelineTopics, _ = s.o.Store.PipelineTopics(ctx, project, j.Ref)
@@ -240,9 +229,5 @@ func (s *Service) JobChanged(j deploy.Job) {
 		}
 		posts = append(posts, notify.Post{Topic: fmt.Sprintf("job:%d", j.ID), Channel: ch, Message: msg})
 	}
-	if err := s.o.Store.Enqueue(ctx, posts...); err != nil {
-		s.o.Log.Error("deploy notice not queued", "job", j.ID, "err", err)
-		return
-	}
-	s.o.Wake()
+	return posts
 }

@@ -3,10 +3,13 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/notify"
 )
 
 func TestBackupRecordsRoundTrip(t *testing.T) {
@@ -70,5 +73,51 @@ func TestCardRefKeptAcrossJobUpdates(t *testing.T) {
 	}
 	if err := db.SaveCardRef(ctx, 999, "x y"); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("ref for a missing job: %v", err)
+	}
+}
+
+// Job notices commit with the job change they report, and only when the
+// state changes.
+func TestJobNoticesCommitWithTheJobChange(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	woken := make(chan struct{}, 10)
+	var reported []string
+	err := db.ReportJobs(ctx, func(_ context.Context, prev deploy.State, j deploy.Job) []notify.Post {
+		reported = append(reported, string(prev)+">"+string(j.State))
+		return []notify.Post{{Topic: fmt.Sprintf("job:%d", j.ID), Channel: notify.Channel{Platform: "slack", ID: "C1"},
+			Message: notify.Message{Title: string(j.State)}}}
+	}, func() { woken <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &deploy.Job{App: "a", Env: "e", Action: deploy.ActionDeploy, State: deploy.Queued}
+	if err := db.CreateJob(ctx, j, nil); err != nil {
+		t.Fatal(err)
+	}
+	j.State = deploy.Running
+	if err := db.UpdateJob(ctx, j, []deploy.State{deploy.Queued}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.UpdateJob(ctx, j, []deploy.State{deploy.Running}); err != nil { // a step: same state
+		t.Fatal(err)
+	}
+	// A refused change (wrong from state) writes no notice either.
+	j.State = deploy.Succeeded
+	if err := db.UpdateJob(ctx, j, []deploy.State{deploy.Queued}); !errors.Is(err, deploy.ErrConflict) {
+		t.Fatalf("conflict: %v", err)
+	}
+	if err := db.UpdateJob(ctx, j, []deploy.State{deploy.Running}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(reported, ","); got != ">queued,queued>running,running>succeeded" {
+		t.Fatalf("reported %s", got)
+	}
+	pending, _, err := db.OutboxDepth(ctx)
+	if err != nil || pending != 1 {
+		t.Fatalf("outbox pending = %d, %v; want one row (job:%d) at its newest version", pending, err, j.ID)
+	}
+	if len(woken) != 3 {
+		t.Errorf("relay woken %d times, want 3", len(woken))
 	}
 }

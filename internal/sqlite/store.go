@@ -113,6 +113,11 @@ func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, 
 		if err := w.append(id, events); err != nil {
 			return err
 		}
+		snap := *j
+		snap.ID = id
+		if err := w.reportJob("", snap); err != nil {
+			return err
+		}
 		w.after = append(w.after, func() {
 			j.ID, j.Created = id, created
 			if a != nil {
@@ -156,7 +161,7 @@ func (w *writer) updateJob(j *deploy.Job, from []deploy.State) error {
 			return err
 		}
 	}
-	return nil
+	return w.reportJob(deploy.State(cur), *j)
 }
 
 // UpdateJob implements deploy.Store.

@@ -5,6 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/notify"
 )
 
 // maxBatch bounds one group commit, so one transaction (and the wait of the
@@ -36,6 +40,11 @@ type writer struct {
 	// callers' values (ids, seqs, hashes); it runs only once the batch has
 	// committed, so a caller never sees values of a write that was undone.
 	after []func()
+
+	// jobs turns a job's change into outbox rows written in the same
+	// transaction (see ReportJobs); wake runs after they commit.
+	jobs func(ctx context.Context, prev deploy.State, j deploy.Job) []notify.Post
+	wake func()
 }
 
 // write runs op in the writer goroutine inside the next group transaction and
@@ -236,4 +245,36 @@ func readHead(ctx context.Context, q queryRower) (head, error) {
 		return h, errors.New("audit_head has no row")
 	}
 	return h, err
+}
+
+// ReportJobs makes every job change also write the outbox rows that report
+// it, in the same transaction: a notice exists exactly when its change
+// does (DESIGN.md seam 4). report may read through the DB's read methods;
+// wake runs after the rows commit.
+func (db *DB) ReportJobs(ctx context.Context, report func(ctx context.Context, prev deploy.State, j deploy.Job) []notify.Post, wake func()) error {
+	// Set in the writer goroutine, which alone reads these fields.
+	return db.write(ctx, func(w *writer) error {
+		w.jobs, w.wake = report, wake
+		return nil
+	})
+}
+
+// reportJob writes the outbox rows for j's change from prev.
+func (w *writer) reportJob(prev deploy.State, j deploy.Job) error {
+	if w.jobs == nil || prev == j.State {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	posts := w.jobs(ctx, prev, j)
+	if len(posts) == 0 {
+		return nil
+	}
+	if err := w.enqueue(time.Now(), posts); err != nil {
+		return fmt.Errorf("job #%d notice: %w", j.ID, err)
+	}
+	if w.wake != nil {
+		w.after = append(w.after, w.wake)
+	}
+	return nil
 }
