@@ -18,6 +18,10 @@ type Message struct {
 	// Attachment is a long text (full job log) sent as a file where the
 	// platform allows; renderers that cannot attach ignore it.
 	Attachment *Attachment
+	// ReplyTo is the id of a message in the same chat this one answers
+	// (a deploy notice under its pipeline's message). Platforms without
+	// replies ignore it; Slack threads through Channel.Thread instead.
+	ReplyTo string `json:",omitempty"`
 }
 
 // Style colours a message.

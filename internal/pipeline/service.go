@@ -221,13 +221,20 @@ func (s *Service) JobNotices(ctx context.Context, prev deploy.State, j deploy.Jo
 	msg := DeployNotice(j)
 	var posts []notify.Post
 	for _, ch := range chats {
+		m := msg
 		for _, t := range pipelineTopics {
-			if ref, err := s.o.Store.SentRef(ctx, t, ch); err == nil && ref != nil && ch.Platform == "slack" && ch.Thread == "" {
-				ch.Thread = ref.ID // a Slack reply thread under the pipeline's message
-				break
+			ref, err := s.o.Store.SentRef(ctx, t, ch)
+			if err != nil || ref == nil {
+				continue
 			}
+			if ch.Platform == "slack" && ch.Thread == "" {
+				ch.Thread = ref.ID // a Slack reply thread under the pipeline's message
+			} else {
+				m.ReplyTo = ref.ID // a reply to it where the platform has replies (Telegram)
+			}
+			break
 		}
-		posts = append(posts, notify.Post{Topic: fmt.Sprintf("job:%d", j.ID), Channel: ch, Message: msg})
+		posts = append(posts, notify.Post{Topic: fmt.Sprintf("job:%d", j.ID), Channel: ch, Message: m})
 	}
 	return posts
 }

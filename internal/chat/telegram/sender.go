@@ -76,6 +76,10 @@ func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message)
 	if kb != nil {
 		p.ReplyMarkup = wire(kb)
 	}
+	if id, err := strconv.Atoi(m.ReplyTo); err == nil && id > 0 {
+		// The message replied to may be gone: send without the reply then.
+		p.ReplyParameters = &models.ReplyParameters{MessageID: id, AllowSendingWithoutReply: true}
+	}
 	msg, err := a.b.SendMessage(ctx, p)
 	if err != nil {
 		return notify.Ref{}, a.apiErr("sendMessage", err)

@@ -163,3 +163,23 @@ func TestCardsDeliverFinalStateThrough429(t *testing.T) {
 		t.Fatalf("%d edits: %+v", len(edits), edits)
 	}
 }
+
+func TestSendRepliesWhenAsked(t *testing.T) {
+	b := newBot(t, nil)
+	ctx := context.Background()
+	first, err := b.a.Send(ctx, topicChannel, notify.Message{Title: "Pipeline passed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.a.Send(ctx, topicChannel, notify.Message{Title: "Deploy started", ReplyTo: first.ID}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := b.fake.Messages(-1001234567890)
+	if len(msgs) != 2 || msgs[1].ReplyTo != 1 || msgs[0].ReplyTo != 0 {
+		t.Fatalf("messages %+v: the notice must reply to message 1", msgs)
+	}
+	// A reply to a message that is gone is sent as a plain message.
+	if _, err := b.a.Send(ctx, topicChannel, notify.Message{Title: "late", ReplyTo: "999"}); err != nil {
+		t.Fatalf("reply to a deleted message: %v", err)
+	}
+}

@@ -50,6 +50,7 @@ type Message struct {
 	Markup   string // canonical JSON of the inline keyboard; "" when none
 	Document *Document
 	Edits    int
+	ReplyTo  int // reply_parameters.message_id
 }
 
 // Document is a sent file.
@@ -609,7 +610,19 @@ func (s *Server) handle(c Call) (any, *apiError) {
 		if err != nil {
 			return nil, err
 		}
-		m := &Message{Chat: chat, ID: len(s.messages[chat]) + 1, Thread: thread, Text: f["text"], Markup: markup}
+		var rp struct {
+			MessageID int  `json:"message_id"`
+			Allow     bool `json:"allow_sending_without_reply"`
+		}
+		if raw := f["reply_parameters"]; raw != "" {
+			if err := json.Unmarshal([]byte(raw), &rp); err != nil {
+				return nil, badRequest("can't parse reply parameters JSON object")
+			}
+			if s.message(chat, rp.MessageID) == nil && !rp.Allow {
+				return nil, badRequest("message to be replied not found")
+			}
+		}
+		m := &Message{Chat: chat, ID: len(s.messages[chat]) + 1, Thread: thread, Text: f["text"], Markup: markup, ReplyTo: rp.MessageID}
 		s.messages[chat] = append(s.messages[chat], m)
 		return s.wireMessage(m), nil
 	case "editMessageText":
