@@ -403,3 +403,11 @@ func (e *Engine) preDeployBackup(ctx context.Context, j *Job, p Progress) (strin
 	p.Step("backup", StepDone, fmt.Sprintf("%s (%s)", rec.ID, FormatSize(rec.Size())))
 	return rec.ID, nil
 }
+
+// BackupStat sums up an env's backup records, for monitoring: the time of
+// the newest good backup, and how many backups are in each state.
+type BackupStat struct {
+	App, Env string
+	LastOK   time.Time // zero when there is none
+	States   map[BackupState]int
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -85,7 +86,17 @@ var (
 	outboxDesc = prometheus.NewDesc("shipbot_outbox_depth", "Outbox rows waiting for delivery (state=pending) or given up (state=dead).",
 		[]string{"state"}, nil)
 	jobsDesc = prometheus.NewDesc("shipbot_jobs", "Jobs in the database, by state.", []string{"state"}, nil)
+
+	backupLastDesc = prometheus.NewDesc("shipbot_backup_last_success_timestamp_seconds",
+		"When the newest good backup of an env was taken (alert when it is too old).", []string{"app", "env"}, nil)
+	backupsDesc = prometheus.NewDesc("shipbot_backups", "Backup records, by env and state (ok, failed, pruned).",
+		[]string{"app", "env", "state"}, nil)
 )
+
+// BackupSource is a Source that also sums up backups.
+type BackupSource interface {
+	BackupStats(ctx context.Context) ([]deploy.BackupStat, error)
+}
 
 // dbCollector reads gauges from the database when scraped, so they are
 // right after a restart and never drift from the truth.
@@ -94,7 +105,14 @@ type dbCollector struct {
 	log *slog.Logger
 }
 
-func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) { ch <- outboxDesc; ch <- jobsDesc }
+func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outboxDesc
+	ch <- jobsDesc
+	if _, ok := c.src.(BackupSource); ok {
+		ch <- backupLastDesc
+		ch <- backupsDesc
+	}
+}
 
 func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -111,5 +129,24 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	} else if c.log != nil {
 		c.log.Warn("metrics: job counts", "err", err)
+	}
+	bs, ok := c.src.(BackupSource)
+	if !ok {
+		return
+	}
+	stats, err := bs.BackupStats(ctx)
+	if err != nil {
+		if c.log != nil {
+			c.log.Warn("metrics: backups", "err", err)
+		}
+		return
+	}
+	for _, st := range stats {
+		if !st.LastOK.IsZero() {
+			ch <- prometheus.MustNewConstMetric(backupLastDesc, prometheus.GaugeValue, float64(st.LastOK.Unix()), st.App, st.Env)
+		}
+		for state, n := range st.States {
+			ch <- prometheus.MustNewConstMetric(backupsDesc, prometheus.GaugeValue, float64(n), st.App, st.Env, string(state))
+		}
 	}
 }

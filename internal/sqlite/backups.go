@@ -81,3 +81,34 @@ func (db *DB) Backup(ctx context.Context, app, env, id string) (*deploy.Backup, 
 	}
 	return b, err
 }
+
+// BackupStats sums up the backup records of every env, for /metrics.
+func (db *DB) BackupStats(ctx context.Context) ([]deploy.BackupStat, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT app, env, state, count(*), max(CASE WHEN state = 'ok' THEN created ELSE '' END)
+		FROM backups GROUP BY app, env, state ORDER BY app, env`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []deploy.BackupStat
+	for rows.Next() {
+		var app, env, state, last string
+		var n int
+		if err := rows.Scan(&app, &env, &state, &n, &last); err != nil {
+			return nil, err
+		}
+		if len(out) == 0 || out[len(out)-1].App != app || out[len(out)-1].Env != env {
+			out = append(out, deploy.BackupStat{App: app, Env: env, States: map[deploy.BackupState]int{}})
+		}
+		st := &out[len(out)-1]
+		st.States[deploy.BackupState(state)] = n
+		if last != "" {
+			t, err := parseTime(last)
+			if err != nil {
+				return nil, err
+			}
+			st.LastOK = t
+		}
+	}
+	return out, rows.Err()
+}

@@ -121,3 +121,30 @@ func TestJobNoticesCommitWithTheJobChange(t *testing.T) {
 		t.Errorf("relay woken %d times, want 3", len(woken))
 	}
 }
+
+func TestBackupStats(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 23, 2, 30, 0, 0, time.UTC)
+	for i, st := range []deploy.BackupState{deploy.BackupOK, deploy.BackupOK, deploy.BackupFailed, deploy.BackupPruned} {
+		b := deploy.Backup{App: "hd", Env: "prod", ID: fmt.Sprintf("b%d", i), State: st, Created: t0.Add(time.Duration(i) * time.Hour)}
+		if err := db.PutBackup(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.PutBackup(ctx, deploy.Backup{App: "hd", Env: "staging", ID: "x", State: deploy.BackupFailed, Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := db.BackupStats(ctx)
+	if err != nil || len(stats) != 2 {
+		t.Fatalf("stats %+v %v", stats, err)
+	}
+	prod := stats[0]
+	if prod.Env != "prod" || !prod.LastOK.Equal(t0.Add(time.Hour)) || prod.States[deploy.BackupOK] != 2 || prod.States[deploy.BackupFailed] != 1 ||
+		prod.States[deploy.BackupPruned] != 1 {
+		t.Errorf("prod %+v", prod)
+	}
+	if st := stats[1]; st.Env != "staging" || !st.LastOK.IsZero() || st.States[deploy.BackupFailed] != 1 {
+		t.Errorf("staging %+v", st)
+	}
+}
