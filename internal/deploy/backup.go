@@ -378,8 +378,18 @@ func (e *Engine) withDBBackup(ctx context.Context, app, env, current string) (st
 		if r.BackupID == "" {
 			return "", refuse("release %s was deployed without a backup (set backup_before_deploy on %s/%s); roll back without --with-db or /restore a backup", current, app, env)
 		}
-		if _, err := restorable(ctx, bs, app, env, r.BackupID); err != nil {
+		b, err := restorable(ctx, bs, app, env, r.BackupID)
+		if err != nil {
 			return "", err
+		}
+		dumps := 0
+		for _, f := range b.Files {
+			if f.Kind == "mysql" || f.Kind == "postgres" {
+				dumps++
+			}
+		}
+		if dumps == 0 {
+			return "", refuse("backup %s holds no database dump shipbot can restore; roll back without --with-db", b.ID)
 		}
 		return r.BackupID, nil
 	}

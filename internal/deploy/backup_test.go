@@ -69,7 +69,7 @@ func TestBackupJobRecordsAndPrunesByAgeAndCount(t *testing.T) {
 	r := newBackupRig(t, deploy.BackupPolicy{MaxAge: 30 * 24 * time.Hour, Keep: 3})
 	ctx := context.Background()
 	first := r.backupOK(t)
-	if first.State != deploy.BackupOK || first.By != "alice" || first.Reason != "manual" || len(first.Files) != 1 || first.Files[0].SHA256 == "" {
+	if first.State != deploy.BackupOK || first.By != "alice" || first.Reason != "manual" || len(first.Files) != 2 || first.Files[0].SHA256 == "" {
 		t.Fatalf("record = %+v", first)
 	}
 	// A failed backup is recorded failed and never counts or gets pruned.
@@ -254,5 +254,19 @@ func TestVerifyRecordsDrill(t *testing.T) {
 	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
 	if f := waitState(t, r.store, j2.ID, deploy.Failed); !strings.Contains(f.Reason, "checksum mismatch") {
 		t.Errorf("reason = %q", f.Reason)
+	}
+}
+
+func TestWithDBNeedsADatabaseDump(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{BeforeDeploy: true})
+	r.bd.FilesOnly = true
+	for _, ref := range []string{"v1", "v2"} {
+		j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionDeploy, Ref: ref})
+		waitState(t, r.store, j.ID, deploy.Succeeded)
+	}
+	_, err := r.engine.Submit(context.Background(), deploy.JobRequest{Who: alice, App: "demo", Env: "prod", Action: deploy.ActionRollback, WithDB: true})
+	var ref *deploy.Refusal
+	if !errors.As(err, &ref) || !strings.Contains(err.Error(), "holds no database dump") {
+		t.Fatalf("with-db rollback over a files-only backup: %v", err)
 	}
 }

@@ -19,6 +19,8 @@ type BackupDriver struct {
 
 	// BackupErr fails Backup; VerifyErr fails VerifyBackup; RestoreErr fails Restore.
 	BackupErr, VerifyErr, RestoreErr error
+	// FilesOnly makes backups hold no database dump.
+	FilesOnly bool
 }
 
 var _ deploy.Backuper = (*BackupDriver)(nil)
@@ -38,8 +40,11 @@ func (d *BackupDriver) Backup(ctx context.Context, req deploy.BackupRequest, p d
 	d.backups[req.ID] = true
 	d.mu.Unlock()
 	p.Step("archive", deploy.StepDone, "")
-	return deploy.BackupResult{Location: "/backups/" + req.ID, Files: []deploy.BackupFile{
-		{Name: "files.tar.gz", Kind: "files", Size: 1024, SHA256: "00"}}}, nil
+	files := []deploy.BackupFile{{Name: "files.tar.gz", Kind: "files", Size: 1024, SHA256: "00"}}
+	if !d.FilesOnly {
+		files = append(files, deploy.BackupFile{Name: "db-main.sql.gz", Kind: "mysql", Source: "main", Size: 2048, SHA256: "11"})
+	}
+	return deploy.BackupResult{Location: "/backups/" + req.ID, Files: files}, nil
 }
 
 func (d *BackupDriver) VerifyBackup(ctx context.Context, b deploy.Backup, p deploy.Progress) (deploy.VerifyResult, error) {
