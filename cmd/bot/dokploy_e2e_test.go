@@ -148,6 +148,9 @@ func TestE2EDokployDeployErrorRollbackStopStart(t *testing.T) {
 	p.waitFor(cardState(10, "succeeded"))
 	p.send("/backup backend staging")
 	p.waitFor(cardState(11, "succeeded"))
+	bid := p.mustContain(`backup (\S+): 1 files`)[1]
+	p.send("/restore backend staging " + bid)
+	p.waitFor(`kept by Dokploy in its own destination; check and restore it from Dokploy's UI`)
 	p.closeInput()
 	p.mustExit0()
 	if len(a.fake.CallsTo("application.stop")) != 1 || len(a.fake.CallsTo("application.start")) != 1 ||

@@ -206,8 +206,12 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := restorable(ctx, bs, r.App, r.Env, r.Release); err != nil {
+		b, err := restorable(ctx, bs, r.App, r.Env, r.Release)
+		if err != nil {
 			return nil, err
+		}
+		if len(b.Files) > 0 && b.Files[0].Kind == "dokploy" {
+			return nil, refuse("backup %s is kept by Dokploy in its own destination; check and restore it from Dokploy's UI", b.ID)
 		}
 		j.Release, version = r.Release, r.Release
 		if r.Action == ActionVerify {
