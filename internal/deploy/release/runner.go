@@ -326,12 +326,18 @@ func (j *job) prepare(ctx context.Context, t *target) error {
 		return err
 	}
 	// Plain mkdir fails if the release dir exists: a build never lands in a
-	// directory some other job left, and cleanup never removes it.
-	if err := t.host.Run(ctx, "", []string{"mkdir", "--", t.releaseDir(j.release)}, j.output(t)); err != nil {
+	// directory some other job left, and cleanup never removes it. It runs
+	// to its end even when the job is being cancelled (another host
+	// failed): a mkdir stopped halfway would leave a directory this job
+	// made but does not know it made, which cleanup would then leave behind.
+	mctx, cancel := recoveryContext(ctx)
+	err = t.host.Run(mctx, "", []string{"mkdir", "--", t.releaseDir(j.release)}, j.output(t))
+	cancel()
+	if err != nil {
 		return fmt.Errorf("cannot create release %s (does it exist already?): %w", j.release, err)
 	}
 	t.created = true
-	return nil
+	return ctx.Err()
 }
 
 func (j *job) fetch(ctx context.Context, t *target) error {
