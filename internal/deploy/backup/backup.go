@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
@@ -342,13 +343,17 @@ func (r *Runner) VerifyBackup(ctx context.Context, b deploy.Backup, p deploy.Pro
 		switch f.Kind {
 		case "files":
 			err = s.step("list "+f.Name, func() (string, error) {
-				lines, err := s.capture(ctx, "tar", "-tzf", path.Join(b.Location, f.Name))
+				// Counted as they stream: an archive may hold millions of files.
+				var n atomic.Int64
+				tctx, cancel := context.WithTimeout(ctx, s.r.timeout())
+				err := s.host.Run(tctx, "", []string{"tar", "-tzf", path.Join(b.Location, f.Name)}, func(string) { n.Add(1) })
+				cancel()
 				if err != nil {
-					return "", err
+					return "", fmt.Errorf("the archive does not read back: %w", err)
 				}
-				res.Lines = append(res.Lines, fmt.Sprintf("%s: %d entries", f.Name, len(lines)))
-				summary = append(summary, fmt.Sprintf("%d archived entries", len(lines)))
-				return fmt.Sprintf("%d entries", len(lines)), nil
+				res.Lines = append(res.Lines, fmt.Sprintf("%s: %d entries", f.Name, n.Load()))
+				summary = append(summary, fmt.Sprintf("%d archived entries", n.Load()))
+				return fmt.Sprintf("%d entries", n.Load()), nil
 			})
 		case MySQL, Postgres:
 			db, ok := r.database(f.Source)
