@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/config"
@@ -67,8 +68,8 @@ func releaseRunner(d deploy.Driver) *release.Runner {
 // and housekeeping of the dedupe table.
 func scheduler(c *config.Config, engine *deploy.Engine, db *sqlite.DB, relay *notify.Relay, log *slog.Logger) (*schedule.Scheduler, error) {
 	var entries []schedule.Entry
-	for _, app := range sortedApps(c) {
-		for _, env := range sortedEnvs(c, app) {
+	for _, app := range slices.Sorted(maps.Keys(c.Apps)) {
+		for _, env := range slices.Sorted(maps.Keys(c.Apps[app].Envs)) {
 			b := c.Apps[app].Envs[env].Backup
 			if b == nil {
 				continue
@@ -107,22 +108,4 @@ func scheduler(c *config.Config, engine *deploy.Engine, db *sqlite.DB, relay *no
 			_, err := db.ForgetSeenBefore(ctx, time.Now().Add(-7*24*time.Hour))
 			return err
 		}}}})
-}
-
-func sortedApps(c *config.Config) []string {
-	var out []string
-	for a := range c.Apps {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedEnvs(c *config.Config, app string) []string {
-	var out []string
-	for e := range c.Apps[app].Envs {
-		out = append(out, e)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/config"
@@ -17,7 +16,7 @@ import (
 // records for what Dokploy does not tell: the git ref a release was built
 // from (compose rollback) and the release shipbot last made live (an
 // application rollback makes no new Dokploy deployment).
-func dokployDriver(app, env string, e config.Env, r deploy.Recipe, health *httpcheck.Checker, db *sqlite.DB, log *slog.Logger) (deploy.Driver, error) {
+func dokployDriver(app, env string, e config.Env, r deploy.Recipe, health *httpcheck.Checker, db *sqlite.DB) (deploy.Driver, error) {
 	dk := e.Dokploy
 	client, err := dokploy.NewClient(dokploy.ClientConfig{BaseURL: dk.BaseURL, APIKey: dk.APIKey})
 	if err != nil {
@@ -30,7 +29,6 @@ func dokployDriver(app, env string, e config.Env, r deploy.Recipe, health *httpc
 	}
 	d.Health, d.Checker = r.Health, health
 	d.PollInterval, d.PollDeadline, d.BackupTimeout = dk.PollInterval.Duration, dk.PollDeadline.Duration, dk.BackupTimeout.Duration
-	d.Log = log.With("app", app, "env", env)
 	d.RecordedRef = func(ctx context.Context, release string) (string, error) {
 		recs, err := db.Releases(ctx, app, env)
 		if err != nil {

@@ -67,7 +67,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 
 	pc := c.Pipelines
 	redact := audit.NewRedactor(c.Secrets()...)
-	drivers, err := buildDrivers(c, db, log)
+	drivers, err := buildDrivers(c, db)
 	if err != nil {
 		return err
 	}
@@ -311,7 +311,7 @@ func expireLoop(ctx context.Context, e *deploy.Engine, log *slog.Logger) {
 	}
 }
 
-func buildDrivers(c *config.Config, db *sqlite.DB, log *slog.Logger) (map[string]deploy.Driver, error) {
+func buildDrivers(c *config.Config, db *sqlite.DB) (map[string]deploy.Driver, error) {
 	out := map[string]deploy.Driver{}
 	health := httpcheck.New(&http.Client{Timeout: time.Minute})
 	keys := &sshKeys{signers: map[string]gossh.Signer{}, knownHosts: map[string]gossh.HostKeyCallback{}}
@@ -329,7 +329,7 @@ func buildDrivers(c *config.Config, db *sqlite.DB, log *slog.Logger) (map[string
 				}
 				d = sshdriver.New(r, hosts, e.SSH.Parallel, health)
 			case "dokploy":
-				dd, err := dokployDriver(app, env, e, r, health, db, log)
+				dd, err := dokployDriver(app, env, e, r, health, db)
 				if err != nil {
 					return nil, fmt.Errorf("%s/%s: %w", app, env, err)
 				}

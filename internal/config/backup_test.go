@@ -41,11 +41,7 @@ func TestBackupConfig(t *testing.T) {
 	if pol.MaxAge != 30*24*time.Hour || pol.Keep != 7 || !pol.BeforeDeploy {
 		t.Errorf("policy = %+v", pol)
 	}
-	found := false
-	for _, s := range c.Secrets() {
-		found = found || s.Reveal() == "s3cret-pw"
-	}
-	if !found {
+	if !hasSecret(c, "s3cret-pw") {
 		t.Error("the database password is not among the secrets the redactor hides")
 	}
 }
@@ -79,4 +75,14 @@ func TestLocalBackupMayUseRelativePaths(t *testing.T) {
 	if _, err := Parse([]byte(base+rel), "t.yaml", envOf(map[string]string{"DB_PASSWORD": "x"})); err != nil {
 		t.Fatalf("relative backup paths on the local driver: %v", err)
 	}
+}
+
+// hasSecret reports whether v is among the values the redactor hides.
+func hasSecret(c *Config, v string) bool {
+	for _, s := range c.Secrets() {
+		if s.Reveal() == v {
+			return true
+		}
+	}
+	return false
 }

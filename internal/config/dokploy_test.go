@@ -36,11 +36,7 @@ func TestDokployConfig(t *testing.T) {
 	if dk == nil || dk.APIKey.Reveal() != "dkp-key-1" || dk.ComposeID != "cmp_AbC-123" || !dk.SetBranch || dk.PollDeadline.Minutes() != 30 {
 		t.Fatalf("dokploy = %+v", dk)
 	}
-	found := false
-	for _, s := range c.Secrets() {
-		found = found || s.Reveal() == "dkp-key-1"
-	}
-	if !found {
+	if !hasSecret(c, "dkp-key-1") {
 		t.Error("the API key is not among the redacted secrets")
 	}
 	if sum := c.Summary(); !strings.Contains(sum, "driver:   dokploy compose cmp_AbC-123 at https://dokploy.example.com/api") || strings.Contains(sum, "dkp-key-1") {

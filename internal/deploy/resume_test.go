@@ -26,12 +26,13 @@ func (r *resumable) Resume(ctx context.Context, req deploy.DeployRequest, p depl
 	return deploy.Result{Release: req.Release, Message: "finished while shipbot was away"}, nil
 }
 
-func TestRecoverResumesADeployTheTargetIsStillRunning(t *testing.T) {
-	store := deploytest.NewStore()
+// runningJob stores j as a job of alice on demo/prod that a crashed process
+// left running, with its audit intent.
+func runningJob(t *testing.T, store *deploytest.Store, j *deploy.Job) *deploy.Job {
+	t.Helper()
 	ctx := context.Background()
-	j := &deploy.Job{App: "demo", Env: "prod", Action: deploy.ActionDeploy, Ref: "v9", Release: "20261123-010000-1",
-		RequestedBy: alice, State: deploy.Queued}
-	in := &audit.Event{Kind: audit.KindIntent, Actor: "alice", Command: "deploy", App: "demo", Env: "prod", Decision: "allowed"}
+	j.App, j.Env, j.RequestedBy, j.State = "demo", "prod", alice, deploy.Queued
+	in := &audit.Event{Kind: audit.KindIntent, Actor: "alice", Command: string(j.Action), App: "demo", Env: "prod", Decision: "allowed"}
 	if err := store.CreateJob(ctx, j, nil, in); err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +40,13 @@ func TestRecoverResumesADeployTheTargetIsStillRunning(t *testing.T) {
 	if err := store.UpdateJob(ctx, j, []deploy.State{deploy.Queued}); err != nil {
 		t.Fatal(err)
 	}
+	return j
+}
+
+func TestRecoverResumesADeployTheTargetIsStillRunning(t *testing.T) {
+	store := deploytest.NewStore()
+	ctx := context.Background()
+	j := runningJob(t, store, &deploy.Job{Action: deploy.ActionDeploy, Ref: "v9", Release: "20261123-010000-1"})
 	// A new process starts.
 	d := &resumable{Driver: deploytest.NewDriver()}
 	e := deploy.NewEngine(deploy.Options{Store: store, Drivers: func(app, env string) (deploy.Driver, bool) { return d, true }})
@@ -76,16 +84,7 @@ func TestRecoverResumesADeployTheTargetIsStillRunning(t *testing.T) {
 func TestRecoverMarksAnInterruptedBackupFailed(t *testing.T) {
 	store := deploytest.NewStore()
 	ctx := context.Background()
-	j := &deploy.Job{App: "demo", Env: "prod", Action: deploy.ActionBackup, Release: "20261123-010000-1",
-		RequestedBy: alice, State: deploy.Queued}
-	in := &audit.Event{Kind: audit.KindIntent, Actor: "alice", Command: "backup", App: "demo", Env: "prod", Decision: "allowed"}
-	if err := store.CreateJob(ctx, j, nil, in); err != nil {
-		t.Fatal(err)
-	}
-	j.IntentSeq, j.State = in.Seq, deploy.Running
-	if err := store.UpdateJob(ctx, j, []deploy.State{deploy.Queued}); err != nil {
-		t.Fatal(err)
-	}
+	j := runningJob(t, store, &deploy.Job{Action: deploy.ActionBackup, Release: "20261123-010000-1"})
 	d := deploytest.NewBackupDriver()
 	e := deploy.NewEngine(deploy.Options{Store: store, Drivers: func(app, env string) (deploy.Driver, bool) { return d, true }})
 	got, err := e.Recover(ctx)

@@ -22,12 +22,6 @@ func (m *memRefs) SaveCardRef(_ context.Context, id int64, ref string) error {
 	return nil
 }
 
-func (m *memRefs) CardRef(_ context.Context, id int64) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.refs[id], nil
-}
-
 func (m *memRefs) get(id int64) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -46,11 +40,14 @@ func TestCardRefsSurviveARestart(t *testing.T) {
 	if got := refs.get(7); got != "shell:terminal 1" {
 		t.Fatalf("stored ref %q", got)
 	}
-	// A new process: the job's next change edits that message.
+	// A new process: the job, loaded from the store with its card ref,
+	// edits that message.
 	second := &flakySender{}
 	c2 := notify.NewCards(second, time.Millisecond, quiet())
 	c2.PersistRefs(refs)
-	c2.JobChanged(job(deploy.Interrupted, 2))
+	loaded := job(deploy.Interrupted, 2)
+	loaded.CardRef = refs.get(7)
+	c2.JobChanged(loaded)
 	if err := c2.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -62,11 +59,13 @@ func TestCardRefsSurviveARestart(t *testing.T) {
 }
 
 func TestUnreadableCardRefPostsAnew(t *testing.T) {
-	refs := &memRefs{refs: map[int64]string{7: "garbage"}}
+	refs := &memRefs{refs: map[int64]string{}}
 	s := &flakySender{}
 	c := notify.NewCards(s, time.Millisecond, quiet())
 	c.PersistRefs(refs)
-	c.JobChanged(job(deploy.Running, 1))
+	garbled := job(deploy.Running, 1)
+	garbled.CardRef = "garbage"
+	c.JobChanged(garbled)
 	_ = c.Flush(context.Background())
 	s.mu.Lock()
 	sends := s.sends

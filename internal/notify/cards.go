@@ -63,10 +63,10 @@ var _ deploy.Observer = (*Cards)(nil)
 
 // CardRefs keeps which message shows which job, so that after a restart a
 // job's card is edited (interrupted, resumed, finished) instead of posted
-// again. The sqlite store implements it on jobs.card_ref.
+// again. The sqlite store implements it on jobs.card_ref, which comes back
+// as Job.CardRef on every job it loads.
 type CardRefs interface {
 	SaveCardRef(ctx context.Context, jobID int64, ref string) error
-	CardRef(ctx context.Context, jobID int64) (string, error) // "" when none
 }
 
 // PersistRefs makes c remember card refs in s. Call it before the first job.
@@ -88,19 +88,14 @@ func DecodeRef(s string) (Ref, error) {
 	return Ref{Channel: ch, ID: s[i+1:]}, nil
 }
 
-func (c *Cards) savedRef(id int64) *Ref {
-	if c.refs == nil {
+// storedRef is the card a job loaded from the store already has.
+func (c *Cards) storedRef(j deploy.Job) *Ref {
+	if j.CardRef == "" {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := c.refs.CardRef(ctx, id)
-	if err != nil || s == "" {
-		return nil
-	}
-	r, err := DecodeRef(s)
+	r, err := DecodeRef(j.CardRef)
 	if err != nil {
-		c.log.Warn("stored card ref unreadable", "job", id, "err", err)
+		c.log.Warn("stored card ref unreadable", "job", j.ID, "err", err)
 		return nil
 	}
 	return &r
@@ -150,7 +145,7 @@ func (c *Cards) JobChanged(j deploy.Job) {
 		c.cards[j.ID] = cd
 		c.active.Add(1)
 		c.mu.Unlock()
-		if ref := c.savedRef(j.ID); ref != nil {
+		if ref := c.storedRef(j); ref != nil {
 			// Posted before a restart: edit that message.
 			c.mu.Lock()
 			cd.ref, cd.latest, cd.dirty = ref, j, true

@@ -68,8 +68,8 @@ func TestCardRefKeptAcrossJobUpdates(t *testing.T) {
 	if err := db.UpdateJob(ctx, j, []deploy.State{deploy.AwaitingApproval}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := db.CardRef(ctx, j.ID); err != nil || got != "telegram:-100 42" {
-		t.Fatalf("card ref after an engine update = %q, %v", got, err)
+	if got, err := db.Job(ctx, j.ID); err != nil || got.CardRef != "telegram:-100 42" {
+		t.Fatalf("card ref after an engine update = %+v, %v", got, err)
 	}
 	if err := db.SaveCardRef(ctx, 999, "x y"); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("ref for a missing job: %v", err)

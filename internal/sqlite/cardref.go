@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -25,14 +23,4 @@ func (db *DB) SaveCardRef(ctx context.Context, jobID int64, ref string) error {
 		}
 		return nil
 	})
-}
-
-// CardRef implements notify.CardRefs.
-func (db *DB) CardRef(ctx context.Context, jobID int64) (string, error) {
-	var ref string
-	err := db.r.QueryRowContext(ctx, `SELECT card_ref FROM jobs WHERE id = ?`, jobID).Scan(&ref)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	return ref, err
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipbot/shipbot/internal/chat/chattest"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -76,6 +77,13 @@ func TestRenderGolden(t *testing.T) {
 			},
 			Attachment: &notify.Attachment{Name: "log\x1b[1m.txt", Content: []byte("\x1b[31m")},
 		}},
+	}
+	backup := chattest.BackupCards()
+	for _, name := range []string{"restore-approval", "rollback-with-db"} {
+		cases = append(cases, struct {
+			name string
+			msg  notify.Message
+		}{name, notify.JobCard(backup[name])})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

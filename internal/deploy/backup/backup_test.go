@@ -19,6 +19,7 @@ import (
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/backup"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/deploy/local"
 	"github.com/shipbot/shipbot/internal/deploy/release"
 )
@@ -96,25 +97,6 @@ INSERT INTO billing.invoices VALUES (1, 10.50), (2, 99.99);`)
 	})
 	return backup.Database{Name: "pg", Engine: backup.Postgres, Host: pgAddr, Port: pgPort, User: user,
 		Password: audit.NewSecret(pass), Database: name}
-}
-
-// progress records everything a job would show.
-type progress struct {
-	mu    sync.Mutex
-	lines []string
-	steps []string
-}
-
-func (p *progress) Step(name string, s deploy.StepState, detail string) {
-	p.mu.Lock()
-	p.steps = append(p.steps, fmt.Sprintf("%s %s %s", name, s, detail))
-	p.mu.Unlock()
-}
-func (p *progress) Output(l string) { p.mu.Lock(); p.lines = append(p.lines, l); p.mu.Unlock() }
-func (p *progress) all() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.steps, "\n") + "\n" + strings.Join(p.lines, "\n")
 }
 
 // spyHost wraps the local host: while each command runs it scans every
@@ -233,10 +215,10 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 	ctx := context.Background()
 
 	wantFiles, wantMy, wantPG := tree(t, files), mariaDump(t, my.Database), pgDump(t, pgdb.Database)
-	p := &progress{}
+	p := &deploytest.Progress{}
 	res, err := r.Backup(ctx, deploy.BackupRequest{JobID: 7, App: "helpdesk", Env: "prod", ID: "20261123-100000-7"}, p)
 	if err != nil {
-		t.Fatalf("backup: %v\n%s", err, p.all())
+		t.Fatalf("backup: %v\n%s", err, p.Text())
 	}
 	if len(res.Files) != 3 {
 		t.Fatalf("files = %+v", res.Files)
@@ -274,9 +256,9 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 	_ = os.RemoveAll(filepath.Join(files, "sub", "deep"))
 
 	rec := deploy.Backup{App: "helpdesk", Env: "prod", ID: "20261123-100000-7", Location: res.Location, Files: res.Files, State: deploy.BackupOK}
-	p2 := &progress{}
+	p2 := &deploytest.Progress{}
 	if _, err := r.Restore(ctx, rec, false, p2); err != nil {
-		t.Fatalf("restore: %v\n%s", err, p2.all())
+		t.Fatalf("restore: %v\n%s", err, p2.Text())
 	}
 	if restarted != 1 {
 		t.Errorf("restarted %d times, want 1", restarted)
@@ -294,10 +276,10 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 	}
 
 	// The drill: a real restore into scratch databases with table and row counts.
-	p3 := &progress{}
+	p3 := &deploytest.Progress{}
 	v, err := r.VerifyBackup(ctx, rec, p3)
 	if err != nil {
-		t.Fatalf("verify: %v\n%s", err, p3.all())
+		t.Fatalf("verify: %v\n%s", err, p3.Text())
 	}
 	joined := strings.Join(v.Lines, "\n")
 	for _, want := range []string{"main.tickets: 5000 rows", "main.users: 3 rows", "pg.public.interviews: 3000 rows",
@@ -328,7 +310,7 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 	if host.seen.Load() == 0 {
 		t.Fatal("the /proc scan never saw a dump or restore process; the argv check proved nothing")
 	}
-	for _, out := range []string{p.all(), p2.all(), p3.all()} {
+	for _, out := range []string{p.Text(), p2.Text(), p3.Text()} {
 		for _, s := range host.secrets {
 			if strings.Contains(out, s) {
 				t.Fatalf("password in job output:\n%s", out)
@@ -341,12 +323,12 @@ func TestVerifyDetectsCorruptedArchive(t *testing.T) {
 	files := seedFiles(t)
 	r := newRunner(t, local.NewHost(), []string{files})
 	ctx := context.Background()
-	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "20261123-100000-1"}, &progress{})
+	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "20261123-100000-1"}, &deploytest.Progress{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := deploy.Backup{ID: "20261123-100000-1", Location: res.Location, Files: res.Files, State: deploy.BackupOK}
-	if _, err := r.VerifyBackup(ctx, rec, &progress{}); err != nil {
+	if _, err := r.VerifyBackup(ctx, rec, &deploytest.Progress{}); err != nil {
 		t.Fatalf("intact backup failed verify: %v", err)
 	}
 	archive := filepath.Join(res.Location, "files.tar.gz")
@@ -355,13 +337,13 @@ func TestVerifyDetectsCorruptedArchive(t *testing.T) {
 	if err := os.WriteFile(archive, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.VerifyBackup(ctx, rec, &progress{})
+	_, err = r.VerifyBackup(ctx, rec, &deploytest.Progress{})
 	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") || !strings.Contains(err.Error(), "files.tar.gz") {
 		t.Fatalf("verify of a corrupted archive = %v", err)
 	}
 	// Restore refuses a damaged backup before touching anything.
 	_ = os.WriteFile(filepath.Join(files, "a.txt"), []byte("live"), 0o640)
-	if _, err := r.Restore(ctx, rec, false, &progress{}); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+	if _, err := r.Restore(ctx, rec, false, &deploytest.Progress{}); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Fatalf("restore of a damaged backup = %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(files, "a.txt")); string(b) != "live" {
@@ -374,7 +356,7 @@ func TestFailedDumpRemovesPartialBackup(t *testing.T) {
 	bad := backup.Database{Name: "main", Engine: backup.MariaDB, Host: mariaAddr, Port: mariaPort, User: "root",
 		Password: audit.NewSecret("wrong-" + randHex(4)), Database: "does_not_exist_" + randHex(3)}
 	r := newRunner(t, local.NewHost(), []string{files}, bad)
-	p := &progress{}
+	p := &deploytest.Progress{}
 	_, err := r.Backup(context.Background(), deploy.BackupRequest{ID: "20261123-100000-2"}, p)
 	if err == nil {
 		t.Fatal("backup of a missing database succeeded")
@@ -390,7 +372,7 @@ func TestFailedDumpRemovesPartialBackup(t *testing.T) {
 		}
 		t.Errorf("partial backup left: %v", names)
 	}
-	if strings.Contains(p.all(), bad.Password.Reveal()) || strings.Contains(err.Error(), bad.Password.Reveal()) {
+	if strings.Contains(p.Text(), bad.Password.Reveal()) || strings.Contains(err.Error(), bad.Password.Reveal()) {
 		t.Error("password in output or error")
 	}
 }
@@ -400,7 +382,7 @@ func TestDeleteBackupsRemovesOnlyNamed(t *testing.T) {
 	r := newRunner(t, local.NewHost(), []string{files})
 	ctx := context.Background()
 	for _, id := range []string{"a1", "a2", "a3"} {
-		if _, err := r.Backup(ctx, deploy.BackupRequest{ID: id}, &progress{}); err != nil {
+		if _, err := r.Backup(ctx, deploy.BackupRequest{ID: id}, &deploytest.Progress{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -419,7 +401,7 @@ func TestDeleteBackupsRemovesOnlyNamed(t *testing.T) {
 	if err := r.DeleteBackups(ctx, []string{"../x"}); err == nil {
 		t.Error("a path-like id was accepted")
 	}
-	if _, err := r.Backup(ctx, deploy.BackupRequest{ID: "a2"}, &progress{}); err == nil {
+	if _, err := r.Backup(ctx, deploy.BackupRequest{ID: "a2"}, &deploytest.Progress{}); err == nil {
 		t.Error("a backup over an existing one succeeded")
 	}
 	if _, err := os.Stat(filepath.Join(r.Spec.Dir, "a2", "files.tar.gz")); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/backup"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/deploy/local"
 )
 
@@ -27,17 +28,17 @@ func BenchmarkBackupDrillRestore(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("bench-%d", i)
 		t0 := time.Now()
-		res, err := r.Backup(ctx, deploy.BackupRequest{ID: id}, &progress{})
+		res, err := r.Backup(ctx, deploy.BackupRequest{ID: id}, &deploytest.Progress{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
 		rec := deploy.Backup{ID: id, Location: res.Location, Files: res.Files, State: deploy.BackupOK}
-		if _, err := r.VerifyBackup(ctx, rec, &progress{}); err != nil {
+		if _, err := r.VerifyBackup(ctx, rec, &deploytest.Progress{}); err != nil {
 			b.Fatal(err)
 		}
 		t2 := time.Now()
-		if _, err := r.Restore(ctx, rec, true, &progress{}); err != nil {
+		if _, err := r.Restore(ctx, rec, true, &deploytest.Progress{}); err != nil {
 			b.Fatal(err)
 		}
 		tBackup, tDrill, tRestore = tBackup+t1.Sub(t0), tDrill+t2.Sub(t1), tRestore+time.Since(t2)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"regexp"
 	"sort"
@@ -55,7 +54,6 @@ type Driver struct {
 	// LastLive gives the release shipbot last made live and when, so a
 	// rollback (which Dokploy does not list as a deployment) shows as current.
 	LastLive func(ctx context.Context) (release string, at time.Time, err error)
-	Log      *slog.Logger
 }
 
 var (
@@ -71,7 +69,7 @@ func New(c *Client, t Target) (*Driver, error) {
 		return nil, errors.New("dokploy: set exactly one of compose_id and application_id")
 	}
 	return &Driver{c: c, t: t, PollInterval: 2 * time.Second, PollDeadline: 30 * time.Minute, Grace: time.Minute,
-		BackupTimeout: 30 * time.Minute, Log: slog.Default()}, nil
+		BackupTimeout: 30 * time.Minute}, nil
 }
 
 func (d *Driver) kind() string {
@@ -149,17 +147,13 @@ func (d *Driver) Plan(_ context.Context, req deploy.DeployRequest) (deploy.Plan,
 	return deploy.Plan{Steps: steps, Hosts: []string{"dokploy " + d.kind()}, From: req.Previous, To: req.Release}, nil
 }
 
-// Deploy implements deploy.Driver: compose.deploy / application.deploy.
+// Deploy implements deploy.Driver: compose.deploy / application.deploy, or
+// *.redeploy (rebuild without pulling new code) when req.Redeploy.
 func (d *Driver) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
 	if req.Redeploy {
 		return d.start(ctx, req, p, "redeploy")
 	}
 	return d.start(ctx, req, p, "deploy")
-}
-
-// Redeploy is Deploy through *.redeploy (rebuild without pulling new code).
-func (d *Driver) Redeploy(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
-	return d.start(ctx, req, p, "redeploy")
 }
 
 func (d *Driver) start(ctx context.Context, req deploy.DeployRequest, p deploy.Progress, verb string) (deploy.Result, error) {

@@ -8,34 +8,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/deploy/dokploy"
 	"github.com/shipbot/shipbot/internal/deploy/dokploy/dokploytest"
 )
 
 const key = "dkp_SECRET_api_key_0123456789"
-
-type progress struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (p *progress) Step(name string, s deploy.StepState, detail string) {
-	p.mu.Lock()
-	p.lines = append(p.lines, fmt.Sprintf("step %s %s %s", name, s, detail))
-	p.mu.Unlock()
-}
-func (p *progress) Output(l string) { p.mu.Lock(); p.lines = append(p.lines, l); p.mu.Unlock() }
-func (p *progress) text() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
 
 func client(t *testing.T, s *dokploytest.Server, k string) *dokploy.Client {
 	t.Helper()
@@ -66,10 +49,10 @@ func TestDeployQueuedRunningDone(t *testing.T) {
 	s.AddCompose("cmp_1", "supermock", "github", "main")
 	s.NextDeploy(dokploytest.Outcome{HiddenPolls: 2, RunningPolls: 3})
 	d := driver(t, s, dokploy.Target{ComposeID: "cmp_1"})
-	p := &progress{}
+	p := &deploytest.Progress{}
 	res, err := d.Deploy(context.Background(), req(1), p)
 	if err != nil {
-		t.Fatalf("deploy: %v\n%s", err, p.text())
+		t.Fatalf("deploy: %v\n%s", err, p.Text())
 	}
 	if res.Release != req(1).Release || res.RolledBack {
 		t.Fatalf("result %+v", res)
@@ -82,8 +65,8 @@ func TestDeployQueuedRunningDone(t *testing.T) {
 	if n := len(s.CallsTo("deployment.allByCompose")); n < 6 {
 		t.Errorf("polled %d times; the deployment was hidden twice and running three times", n)
 	}
-	if !strings.Contains(p.text(), "deployment dpl_0001Xy running") || !strings.Contains(p.text(), "dpl_0001Xy done") {
-		t.Errorf("progress:\n%s", p.text())
+	if !strings.Contains(p.Text(), "deployment dpl_0001Xy running") || !strings.Contains(p.Text(), "dpl_0001Xy done") {
+		t.Errorf("progress:\n%s", p.Text())
 	}
 	rels, err := d.Releases(context.Background())
 	if err != nil || len(rels) != 1 || rels[0].ID != req(1).Release || !rels[0].Current {
@@ -96,7 +79,7 @@ func TestDeployErrorShowsDokploysMessage(t *testing.T) {
 	s.AddApplication("app_1", "backend")
 	s.NextDeploy(dokploytest.Outcome{RunningPolls: 1, Status: "error", ErrorMessage: "Error: prisma migrate failed: P3009"})
 	d := driver(t, s, dokploy.Target{ApplicationID: "app_1"})
-	_, err := d.Deploy(context.Background(), req(2), &progress{})
+	_, err := d.Deploy(context.Background(), req(2), &deploytest.Progress{})
 	if err == nil || !strings.Contains(err.Error(), "ended error") || !strings.Contains(err.Error(), "prisma migrate failed: P3009") {
 		t.Fatalf("err = %v", err)
 	}
@@ -111,7 +94,7 @@ func TestPollDeadline(t *testing.T) {
 	s.NextDeploy(dokploytest.Outcome{Never: true})
 	d := driver(t, s, dokploy.Target{ComposeID: "cmp_1"})
 	d.PollDeadline = 50 * time.Millisecond
-	_, err := d.Deploy(context.Background(), req(3), &progress{})
+	_, err := d.Deploy(context.Background(), req(3), &deploytest.Progress{})
 	if err == nil || !strings.Contains(err.Error(), "not finished after 50ms") || !strings.Contains(err.Error(), "may still be running in Dokploy") {
 		t.Fatalf("err = %v", err)
 	}
@@ -122,7 +105,7 @@ func TestDeployNeverListedFailsAfterGrace(t *testing.T) {
 	s.AddCompose("cmp_1", "supermock", "github", "main")
 	d := driver(t, s, dokploy.Target{ComposeID: "cmp_1"})
 	d.Grace = 20 * time.Millisecond
-	_, err := d.Resume(context.Background(), req(4), &progress{})
+	_, err := d.Resume(context.Background(), req(4), &deploytest.Progress{})
 	if err == nil || !strings.Contains(err.Error(), "never queued") {
 		t.Fatalf("err = %v", err)
 	}
@@ -137,11 +120,11 @@ func TestResumeAfterRestartFinishesWithoutSecondDeploy(t *testing.T) {
 	s.NextDeploy(dokploytest.Outcome{RunningPolls: 20})
 	first := driver(t, s, dokploy.Target{ComposeID: "cmp_1"})
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &progress{}
+	p := &deploytest.Progress{}
 	done := make(chan error, 1)
 	go func() { _, err := first.Deploy(ctx, req(5), p); done <- err }()
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(p.text(), "deployment dpl_0001Xy running") {
+	for !strings.Contains(p.Text(), "deployment dpl_0001Xy running") {
 		if time.Now().After(deadline) {
 			t.Fatal("the deploy never started running")
 		}
@@ -152,7 +135,7 @@ func TestResumeAfterRestartFinishesWithoutSecondDeploy(t *testing.T) {
 		t.Fatalf("cancelled follow = %v", err)
 	}
 	second := driver(t, s, dokploy.Target{ComposeID: "cmp_1"})
-	res, err := second.Resume(context.Background(), req(5), &progress{})
+	res, err := second.Resume(context.Background(), req(5), &deploytest.Progress{})
 	if err != nil || res.Release != req(5).Release {
 		t.Fatalf("resume: %+v %v", res, err)
 	}
@@ -167,11 +150,11 @@ func TestApplicationRollbackUsesRollbackID(t *testing.T) {
 	d := driver(t, s, dokploy.Target{ApplicationID: "app_1"})
 	ctx := context.Background()
 	for _, j := range []int64{1, 2} {
-		if _, err := d.Deploy(ctx, req(j), &progress{}); err != nil {
+		if _, err := d.Deploy(ctx, req(j), &deploytest.Progress{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err := d.Rollback(ctx, deploy.RollbackRequest{JobID: 3, To: req(1).Release, From: req(2).Release}, &progress{})
+	res, err := d.Rollback(ctx, deploy.RollbackRequest{JobID: 3, To: req(1).Release, From: req(2).Release}, &deploytest.Progress{})
 	if err != nil || res.Release != req(1).Release {
 		t.Fatalf("rollback %+v %v", res, err)
 	}
@@ -195,9 +178,9 @@ func TestRollbackWithoutImageIsExplained(t *testing.T) {
 	s.NextDeploy(dokploytest.Outcome{NoRollbackImage: true})
 	d := driver(t, s, dokploy.Target{ApplicationID: "app_1"})
 	ctx := context.Background()
-	_, _ = d.Deploy(ctx, req(1), &progress{})
-	_, _ = d.Deploy(ctx, req(2), &progress{})
-	_, err := d.Rollback(ctx, deploy.RollbackRequest{To: req(1).Release}, &progress{})
+	_, _ = d.Deploy(ctx, req(1), &deploytest.Progress{})
+	_, _ = d.Deploy(ctx, req(2), &deploytest.Progress{})
+	_, err := d.Rollback(ctx, deploy.RollbackRequest{To: req(1).Release}, &deploytest.Progress{})
 	if err == nil || !strings.Contains(err.Error(), "kept no rollback image") || !strings.Contains(err.Error(), "enable Rollbacks") {
 		t.Fatalf("err = %v", err)
 	}
@@ -211,15 +194,15 @@ func TestComposeRollbackRedeploysRecordedRef(t *testing.T) {
 	s.AddCompose("cmp_1", "supermock", "github", "main")
 	d := driver(t, s, dokploy.Target{ComposeID: "cmp_1", SetBranch: true})
 	ctx := context.Background()
-	_, _ = d.Deploy(ctx, req(1), &progress{})
-	_, _ = d.Deploy(ctx, req(2), &progress{})
+	_, _ = d.Deploy(ctx, req(1), &deploytest.Progress{})
+	_, _ = d.Deploy(ctx, req(2), &deploytest.Progress{})
 	d.RecordedRef = func(_ context.Context, rel string) (string, error) {
 		if rel == req(1).Release {
 			return "v1.4.2", nil
 		}
 		return "", errors.New("unknown")
 	}
-	res, err := d.Rollback(ctx, deploy.RollbackRequest{JobID: 3, To: req(1).Release}, &progress{})
+	res, err := d.Rollback(ctx, deploy.RollbackRequest{JobID: 3, To: req(1).Release}, &deploytest.Progress{})
 	if err != nil {
 		t.Fatalf("compose rollback: %v", err)
 	}
@@ -232,14 +215,14 @@ func TestComposeRollbackRedeploysRecordedRef(t *testing.T) {
 
 	// Without set_branch, or from a non-git source, it says why not.
 	d = driver(t, s, dokploy.Target{ComposeID: "cmp_1"})
-	if _, err := d.Rollback(ctx, deploy.RollbackRequest{To: req(1).Release}, &progress{}); err == nil || !strings.Contains(err.Error(), "set dokploy.set_branch") {
+	if _, err := d.Rollback(ctx, deploy.RollbackRequest{To: req(1).Release}, &deploytest.Progress{}); err == nil || !strings.Contains(err.Error(), "set dokploy.set_branch") {
 		t.Errorf("err = %v", err)
 	}
 	s2 := dokploytest.New(t, key)
 	s2.AddCompose("cmp_2", "raw", "raw", "")
 	d2 := driver(t, s2, dokploy.Target{ComposeID: "cmp_2", SetBranch: true})
-	_, _ = d2.Deploy(ctx, req(1), &progress{})
-	if _, err := d2.Rollback(ctx, deploy.RollbackRequest{To: req(1).Release}, &progress{}); err == nil || !strings.Contains(err.Error(), `source is "raw"`) {
+	_, _ = d2.Deploy(ctx, req(1), &deploytest.Progress{})
+	if _, err := d2.Rollback(ctx, deploy.RollbackRequest{To: req(1).Release}, &deploytest.Progress{}); err == nil || !strings.Contains(err.Error(), `source is "raw"`) {
 		t.Errorf("raw compose err = %v", err)
 	}
 }
@@ -255,7 +238,7 @@ func TestBadKeyAndErrorJSON(t *testing.T) {
 	}
 	good := driver(t, s, dokploy.Target{ComposeID: "cmp_1"})
 	s.FailNext("compose.deploy", 500, "INTERNAL_SERVER_ERROR", "Docker daemon not reachable")
-	_, err = good.Deploy(context.Background(), req(1), &progress{})
+	_, err = good.Deploy(context.Background(), req(1), &deploytest.Progress{})
 	if err == nil || err.Error() != "Dokploy compose.deploy failed: INTERNAL_SERVER_ERROR: Docker daemon not reachable" {
 		t.Fatalf("err = %v", err)
 	}
@@ -276,14 +259,14 @@ func TestKeyNeverLeaks(t *testing.T) {
 	s.AddApplication("app_1", "backend")
 	s.NextDeploy(dokploytest.Outcome{Status: "error", ErrorMessage: "boom"})
 	d := driver(t, s, dokploy.Target{ApplicationID: "app_1"})
-	p := &progress{}
+	p := &deploytest.Progress{}
 	var errs []string
 	_, err := d.Deploy(context.Background(), req(1), p)
 	errs = append(errs, fmt.Sprint(err))
 	s.Close() // network errors too
 	_, err = d.Status(context.Background())
 	errs = append(errs, fmt.Sprint(err))
-	all := p.text() + strings.Join(errs, "\n") + fmt.Sprintf("%+v %#v", d, d)
+	all := p.Text() + strings.Join(errs, "\n") + fmt.Sprintf("%+v %#v", d, d)
 	if strings.Contains(all, key) {
 		t.Fatalf("the API key leaked:\n%s", all)
 	}
@@ -331,14 +314,14 @@ func TestHealthFailureRollsApplicationBack(t *testing.T) {
 	s.AddApplication("app_1", "backend")
 	d := driver(t, s, dokploy.Target{ApplicationID: "app_1"})
 	ctx := context.Background()
-	if _, err := d.Deploy(ctx, req(1), &progress{}); err != nil {
+	if _, err := d.Deploy(ctx, req(1), &deploytest.Progress{}); err != nil {
 		t.Fatal(err)
 	}
 	d.Health = deploy.Health{URL: "https://api.example.com/api/health", Retries: 2, Interval: time.Millisecond}
 	d.Checker = checker{err: errors.New("GET https://api.example.com/api/health: status 502, want 200")}
 	r := req(2)
 	r.Previous = req(1).Release
-	res, err := d.Deploy(ctx, r, &progress{})
+	res, err := d.Deploy(ctx, r, &deploytest.Progress{})
 	if err == nil && !res.RolledBack {
 		t.Fatalf("unhealthy deploy reported live: %+v", res)
 	}
@@ -347,7 +330,7 @@ func TestHealthFailureRollsApplicationBack(t *testing.T) {
 		t.Fatalf("err %v, rollback calls %d", err, len(s.CallsTo("rollback.rollback")))
 	}
 	d.Checker = &flipChecker{}
-	res, err = d.Deploy(ctx, deploy.DeployRequest{JobID: 3, Release: "20261123-100000-3", Previous: req(1).Release}, &progress{})
+	res, err = d.Deploy(ctx, deploy.DeployRequest{JobID: 3, Release: "20261123-100000-3", Previous: req(1).Release}, &deploytest.Progress{})
 	if err != nil || !res.RolledBack || res.Release != req(1).Release {
 		t.Fatalf("health-gated rollback: %+v %v", res, err)
 	}
@@ -370,17 +353,17 @@ func TestStopStartStatusLogsBackup(t *testing.T) {
 	s.AddBackup("bkp_1", "postgres", "supermock")
 	d := driver(t, s, dokploy.Target{ComposeID: "cmp_1", BackupID: "bkp_1"})
 	ctx := context.Background()
-	if _, err := d.Deploy(ctx, req(1), &progress{}); err != nil {
+	if _, err := d.Deploy(ctx, req(1), &deploytest.Progress{}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := d.Status(ctx)
 	if err != nil || !st.Healthy || st.Current != req(1).Release || !strings.Contains(st.Detail[0], "compose supermock: done, branch main") {
 		t.Fatalf("status %+v %v", st, err)
 	}
-	if _, err := d.Stop(ctx, &progress{}); err != nil || s.Status("cmp_1") != "idle" {
+	if _, err := d.Stop(ctx, &deploytest.Progress{}); err != nil || s.Status("cmp_1") != "idle" {
 		t.Fatalf("stop: %v, status %s", err, s.Status("cmp_1"))
 	}
-	if _, err := d.Start(ctx, &progress{}); err != nil || s.Status("cmp_1") != "done" {
+	if _, err := d.Start(ctx, &deploytest.Progress{}); err != nil || s.Status("cmp_1") != "done" {
 		t.Fatalf("start: %v, status %s", err, s.Status("cmp_1"))
 	}
 	if c := s.CallsTo("compose.stop"); len(c) != 1 || c[0].Body["composeId"] != "cmp_1" {
@@ -391,15 +374,15 @@ func TestStopStartStatusLogsBackup(t *testing.T) {
 		t.Errorf("logs %+v %v", logs, err)
 	}
 	s.BackupDelay = 30 * time.Millisecond
-	res, err := d.Backup(ctx, deploy.BackupRequest{ID: "b1"}, &progress{})
+	res, err := d.Backup(ctx, deploy.BackupRequest{ID: "b1"}, &deploytest.Progress{})
 	if err != nil || len(s.CallsTo("backup.manualBackupPostgres")) != 1 || res.Files[0].Kind != "dokploy" {
 		t.Fatalf("backup %+v %v", res, err)
 	}
 	d.BackupTimeout = 5 * time.Millisecond
-	if _, err := d.Backup(ctx, deploy.BackupRequest{ID: "b2"}, &progress{}); err == nil || !strings.Contains(err.Error(), "deadline") {
+	if _, err := d.Backup(ctx, deploy.BackupRequest{ID: "b2"}, &deploytest.Progress{}); err == nil || !strings.Contains(err.Error(), "deadline") {
 		t.Errorf("backup timeout: %v", err)
 	}
-	if _, err := d.VerifyBackup(ctx, deploy.Backup{}, &progress{}); err == nil {
+	if _, err := d.VerifyBackup(ctx, deploy.Backup{}, &deploytest.Progress{}); err == nil {
 		t.Error("verify of a Dokploy backup claimed success")
 	}
 }
