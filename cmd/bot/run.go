@@ -265,7 +265,7 @@ func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats
 		Secrets: pipeline.Secrets{GitLab: pc.GitLabToken, GitHub: pc.GitHubSecret, Generic: pc.GenericSecret,
 			Dokploy: pc.DokploySecret, DokployHeader: pc.DokployHeader}}
 	for _, r := range pc.Routes {
-		rule := pipeline.Rule{Sources: r.Sources, Projects: r.Projects, Refs: r.Refs, Statuses: r.Statuses}
+		rule := pipeline.Rule{Sources: r.Sources, Projects: r.Projects, Refs: r.Refs, Statuses: r.Statuses, Workflows: r.Workflows}
 		for _, ch := range r.Chats {
 			if cp, err := notify.ParseChannel(ch); err == nil { // validated with the config
 				rule.Chats = append(rule.Chats, cp)
@@ -274,7 +274,7 @@ func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats
 		o.Routes = append(o.Routes, rule)
 	}
 	for _, b := range pc.DeployButtons {
-		o.Offers = append(o.Offers, pipeline.DeployOffer{Project: b.Project, Ref: b.Ref, App: b.App, Env: b.Env})
+		o.Offers = append(o.Offers, pipeline.DeployOffer{Project: b.Project, Ref: b.Ref, App: b.App, Env: b.Env, Workflows: b.Workflows})
 	}
 	for name, a := range c.Apps {
 		if a.Project != "" {

@@ -138,13 +138,18 @@ type Pipelines struct {
 }
 
 // PipelineRoute sends matching events to Chats ("telegram:-100123/7", "slack:C0123").
+// Workflows (globs) is the GitHub workflow name or GitLab pipeline source.
 type PipelineRoute struct {
-	Sources, Projects, Refs, Statuses []string
-	Chats                             []string
+	Sources, Projects, Refs, Statuses, Workflows []string
+	Chats                                        []string
 }
 
-// DeployButton offers "Deploy to ENV" on green pipelines of Project at Ref.
-type DeployButton struct{ Project, Ref, App, Env string }
+// DeployButton offers "Deploy to ENV" on green pipelines of Project at Ref;
+// with Workflows (globs: [CI, "Deploy*"]) only on those workflows' runs.
+type DeployButton struct {
+	Project, Ref, App, Env string
+	Workflows              []string
+}
 
 // Enabled reports whether any webhook source is configured.
 func (p Pipelines) Enabled() bool {

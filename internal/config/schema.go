@@ -263,11 +263,12 @@ func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
 				k := index(k, i)
 				var r PipelineRoute
 				d.object(v, k, fields{
-					"sources":  func(v *yaml.Node, k string) { d.strs(v, k, &r.Sources) },
-					"projects": func(v *yaml.Node, k string) { d.strs(v, k, &r.Projects) },
-					"refs":     func(v *yaml.Node, k string) { d.strs(v, k, &r.Refs) },
-					"statuses": func(v *yaml.Node, k string) { d.strs(v, k, &r.Statuses) },
-					"chats":    func(v *yaml.Node, k string) { d.strs(v, k, &r.Chats) },
+					"sources":   func(v *yaml.Node, k string) { d.strs(v, k, &r.Sources) },
+					"projects":  func(v *yaml.Node, k string) { d.strs(v, k, &r.Projects) },
+					"refs":      func(v *yaml.Node, k string) { d.strs(v, k, &r.Refs) },
+					"statuses":  func(v *yaml.Node, k string) { d.strs(v, k, &r.Statuses) },
+					"workflows": func(v *yaml.Node, k string) { d.strs(v, k, &r.Workflows) },
+					"chats":     func(v *yaml.Node, k string) { d.strs(v, k, &r.Chats) },
 				})
 				p.Routes = append(p.Routes, r)
 			}
@@ -277,10 +278,11 @@ func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
 				k := index(k, i)
 				var b DeployButton
 				d.object(v, k, fields{
-					"project": func(v *yaml.Node, k string) { d.str(v, k, &b.Project) },
-					"ref":     func(v *yaml.Node, k string) { d.str(v, k, &b.Ref) },
-					"app":     func(v *yaml.Node, k string) { d.str(v, k, &b.App) },
-					"env":     func(v *yaml.Node, k string) { d.str(v, k, &b.Env) },
+					"project":   func(v *yaml.Node, k string) { d.str(v, k, &b.Project) },
+					"ref":       func(v *yaml.Node, k string) { d.str(v, k, &b.Ref) },
+					"app":       func(v *yaml.Node, k string) { d.str(v, k, &b.App) },
+					"env":       func(v *yaml.Node, k string) { d.str(v, k, &b.Env) },
+					"workflows": func(v *yaml.Node, k string) { d.strs(v, k, &b.Workflows) },
 				})
 				p.DeployButtons = append(p.DeployButtons, b)
 			}
