@@ -185,7 +185,7 @@ func ghLifecycle(g *ghRun, testEnd, runEnd string) (inOrder, late, last []delive
 	}
 	late = []delivery{
 		g.jobEvent("test", "in_progress", "", 6, 0),        // a stale job event, delivered late
-		g.jobEvent("lint", "completed", "success", 3, 30),  // a job GitHub reported late, successful
+		g.jobEvent("lint", "completed", "success", 3, 70),  // reported late, successful, stamped after the run ended
 		g.runEvent("in_progress", "", 2),                   // a stale run event
 		inOrder[3],                                         // a redelivery: the same delivery id
 		g.jobEvent("build", "completed", "success", 5, 40), // the same news under a new delivery id
