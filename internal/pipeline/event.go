@@ -145,11 +145,17 @@ func Merge(rec, e Event) Event {
 	out.Jobs = append([]Job(nil), rec.Jobs...)
 	if out.Source == "" {
 		out.Source, out.Kind, out.Project, out.ID = e.Source, e.Kind, e.Project, e.ID
-		if out.Kind == KindJob {
-			out.Kind = KindPipeline
+	}
+	// The record is its pipeline's, whichever event started it. A record
+	// stored before pipelines had records of their own says "job" when a
+	// job event started it, and its status was that job's: forgotten.
+	if out.Kind == KindJob {
+		out.Kind = KindPipeline
+		if rec.Kind == KindJob {
+			out.Status, out.Time = "", time.Time{}
 		}
 	}
-	newer := e.Status != "" && Newer(rec, e)
+	newer := e.Status != "" && Newer(out, e)
 	if newer {
 		out.Status, out.Time, out.Error = e.Status, e.Time, e.Error
 		if len(e.FailedJobs) > 0 {

@@ -115,6 +115,17 @@ func TestMergeKeepsWhatEachEventCarried(t *testing.T) {
 	}
 }
 
+// A record stored by an older shipbot from a job event carries that job's
+// status as if it were the pipeline's: it is not trusted.
+func TestMergeForgetsAJobStatusStoredAsThePipelines(t *testing.T) {
+	old := Event{Source: GitHub, Kind: KindJob, Project: "o/r", ID: "7", Status: StatusSuccess, FailedJobs: []string{"lint"},
+		Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	rec := Merge(old, Event{Source: GitHub, Kind: KindJob, Project: "o/r", ID: "7", Jobs: []Job{{Name: "test", Status: StatusRunning}}})
+	if rec.Kind != KindPipeline || rec.Status != "" || rec.Shown() != StatusRunning || rec.FailedJobs[0] != "lint" {
+		t.Fatalf("%+v", rec)
+	}
+}
+
 func fieldOf(m notify.Message, name string) string {
 	for _, f := range m.Fields {
 		if f.Name == name {
