@@ -74,6 +74,11 @@ type Event struct {
 	// run, or a merge request pipeline. A fork can name its branch "main",
 	// so such a pipeline never offers a Deploy button.
 	Untrusted bool `json:"untrusted,omitempty"`
+	// Vetted: an event that can tell (a GitHub workflow_run, a GitLab
+	// Pipeline Hook, a generic post) has said whose code this is. A job
+	// event cannot (a GitLab Job Hook names no merge request, a
+	// workflow_job no head repository), so until then no Deploy button.
+	Vetted bool `json:"vetted,omitempty"`
 }
 
 // Job is one job's newest known state within its pipeline.
@@ -179,6 +184,7 @@ func Merge(rec, e Event) Event {
 	}
 	// Once any event says this is a fork's or a merge request's code, it is.
 	out.Untrusted = out.Untrusted || e.Untrusted
+	out.Vetted = out.Vetted || e.Vetted
 	for _, j := range e.Jobs {
 		i := slices.IndexFunc(out.Jobs, func(k Job) bool { return k.Name == j.Name })
 		switch {

@@ -191,6 +191,7 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 		// A merge request pipeline runs the MR's code (maybe a fork's),
 		// whatever its ref says.
 		e.Untrusted = p.Attrs.Source == "merge_request_event" || p.MergeRequest != nil
+		e.Vetted = true
 		if e.URL == "" {
 			e.URL = gitlabPipelineURL(p.Project.WebURL, e.ID)
 		}
@@ -404,6 +405,7 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 		}
 		// A fork's run: its head_branch may well be called main.
 		e.Untrusted = r.HeadRepository.FullName != "" && r.HeadRepository.FullName != p.Repo.FullName
+		e.Vetted = true
 		if e.Author == "" {
 			e.Author = r.Actor.Login
 		}
@@ -593,5 +595,5 @@ func parseGeneric(body []byte) (Event, error) {
 	}
 	return Event{Kind: kind, Project: g.Project, ID: g.ID, Ref: g.Ref, SHA: g.SHA, Status: g.Status, CommitTitle: g.Title,
 		Author: g.Author, URL: g.URL, Duration: time.Duration(g.DurationSec * float64(time.Second)), FailedJobs: g.FailedJobs,
-		Environment: g.Environment, Time: parseTime(g.Time)}, nil
+		Environment: g.Environment, Time: parseTime(g.Time), Vetted: true}, nil
 }

@@ -155,7 +155,7 @@ func TestCardBoundsJobLists(t *testing.T) {
 func TestWorkflowFilters(t *testing.T) {
 	offers := []DeployOffer{{Project: "o/r", Ref: "main", Workflows: []string{"CI", "Deploy*"}, App: "web", Env: "staging"}}
 	green := func(wf string) Event {
-		return Event{Source: GitHub, Kind: KindPipeline, Project: "o/r", ID: "1", Ref: "main", SHA: "abc", Status: StatusSuccess, Workflow: wf}
+		return Event{Source: GitHub, Kind: KindPipeline, Project: "o/r", ID: "1", Ref: "main", SHA: "abc", Status: StatusSuccess, Workflow: wf, Vetted: true}
 	}
 	for wf, want := range map[string]bool{"CI": true, "Deploy prod": true, "CodeQL": false, "": false} {
 		if got := offerFor(offers, green(wf)) != nil; got != want {
@@ -164,6 +164,13 @@ func TestWorkflowFilters(t *testing.T) {
 	}
 	if offerFor([]DeployOffer{{Project: "o/r", App: "web", Env: "staging"}}, green("")) == nil {
 		t.Error("without a filter any green run of the project is offered")
+	}
+	// A GitLab Job Hook's commit.status may say success before any
+	// Pipeline Hook said whether it is a merge request's code: no button yet.
+	unvetted := green("")
+	unvetted.Vetted = false
+	if offerFor([]DeployOffer{{Project: "o/r", App: "web", Env: "staging"}}, unvetted) != nil {
+		t.Error("a pipeline nobody vetted offers a deploy")
 	}
 	ch := notify.Channel{Platform: "slack", ID: "C1"}
 	routes := Routes{{Workflows: []string{"Deploy*"}, Chats: []notify.Channel{ch}}}

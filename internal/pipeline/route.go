@@ -110,7 +110,7 @@ type DeployOffer struct {
 func offerFor(offers []DeployOffer, e Event) *DeployOffer {
 	// Only a whole pipeline of the project's own branch: a job's success
 	// is not its pipeline's, and a fork's "main" is not main.
-	if e.Status != StatusSuccess || e.Kind != KindPipeline || e.Untrusted {
+	if e.Status != StatusSuccess || e.Kind != KindPipeline || e.Untrusted || !e.Vetted {
 		return nil
 	}
 	for i, o := range offers {
