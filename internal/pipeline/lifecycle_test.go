@@ -199,10 +199,10 @@ func ghLifecycle(g *ghRun, testEnd, runEnd string) (inOrder, late, last []delive
 
 // glPipeline is one GitLab pipeline's Pipeline and Job Hook deliveries.
 type glPipeline struct {
-	t             *testing.T
-	pipe, job     payload
-	n             int
-	webURL, jobNo string
+	t         *testing.T
+	pipe, job payload
+	n         int
+	webURL    string
 }
 
 func newGLPipeline(t *testing.T) *glPipeline {
