@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -196,4 +197,38 @@ func TestGitHubRunURL(t *testing.T) {
 			t.Errorf("%+v: %q", tc, got)
 		}
 	}
+}
+
+// BenchmarkMergeInto200Jobs: what ingest adds per event on a big matrix
+// run (a 200-job record read, merged with one job event, written back as
+// JSON), beside the floor every delivery pays anyway: decoding GitHub's
+// 8 KB example workflow_job body.
+func BenchmarkMergeInto200Jobs(b *testing.B) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := Event{Source: GitHub, Kind: KindPipeline, Project: "o/r", ID: "7", Status: StatusRunning, Workflow: "CI", Vetted: true}
+	for i := range 200 {
+		rec.Jobs = append(rec.Jobs, Job{Name: fmt.Sprintf("test (shard %03d)", i), Status: StatusRunning, Time: at})
+	}
+	stored, _ := json.Marshal(rec)
+	ev := Event{Source: GitHub, Kind: KindJob, Project: "o/r", ID: "7", Jobs: []Job{{Name: "test (shard 150)", Status: StatusSuccess, Time: at.Add(time.Minute)}}}
+	b.Run("merge", func(b *testing.B) {
+		for b.Loop() {
+			var r Event
+			if err := json.Unmarshal(stored, &r); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := json.Marshal(Merge(r, ev)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	body := sample(b, "lifecycle/github_workflow_job.json")
+	b.Run("floor-decode-body", func(b *testing.B) {
+		for b.Loop() {
+			var v map[string]any
+			if err := json.Unmarshal(body, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
