@@ -263,6 +263,12 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 			if j.Commit.Duration != nil {
 				e.Duration = time.Duration(*j.Commit.Duration * float64(time.Second))
 			}
+			if e.Time.IsZero() {
+				// A finished pipeline without its finish time could never
+				// be replaced by a retry's later result: not taken as the
+				// pipeline's status; its Pipeline Hook will say.
+				e.Status, e.Duration = "", 0
+			}
 		}
 		st := gitlabStatus(j.Status)
 		e.Jobs = []Job{{Name: j.Name, Status: st, AllowFailure: j.AllowFailure, Time: jobTime(st, j.CreatedAt, j.StartedAt, j.FinishedAt)}}

@@ -127,6 +127,21 @@ func TestMergeForgetsAJobStatusStoredAsThePipelines(t *testing.T) {
 	}
 }
 
+// A Job Hook whose commit.status is final but carries no finished_at says
+// nothing of the pipeline (a later retry could never replace it).
+func TestJobHookFinalPipelineStatusNeedsItsTime(t *testing.T) {
+	body := strings.Replace(string(sample(t, "lifecycle/gitlab_job_hook.json")), `"status": "created"`, `"status": "failed"`, 1)
+	evs, err := Parse(GitLab, hdr("X-Gitlab-Event", "Job Hook"), []byte(body))
+	if err != nil || evs[0].Status != "" || len(evs[0].Jobs) != 1 {
+		t.Fatalf("%+v %v", evs, err)
+	}
+	body = strings.Replace(body, `"finished_at": null`, `"finished_at": "2021-02-23 02:43:00 UTC"`, 1)
+	evs, err = Parse(GitLab, hdr("X-Gitlab-Event", "Job Hook"), []byte(body))
+	if err != nil || evs[0].Status != StatusFailed || evs[0].Time.IsZero() {
+		t.Fatalf("%+v %v", evs, err)
+	}
+}
+
 func fieldOf(m notify.Message, name string) string {
 	for _, f := range m.Fields {
 		if f.Name == name {
