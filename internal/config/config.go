@@ -187,6 +187,12 @@ type Dokploy struct {
 	PollInterval  Duration
 	PollDeadline  Duration
 	BackupTimeout Duration
+	// QueueGrace is how long a deploy may stay invisible while Dokploy's
+	// queueList does not show it waiting (always, before v0.28.3);
+	// default PollDeadline.
+	QueueGrace Duration
+	// LogsSince bounds /logs to lines newer than this; 0 = only the count.
+	LogsSince Duration
 }
 
 // Backup is an env's backup configuration.

@@ -467,6 +467,7 @@ func (d *decoder) validateDokploy(c *Config, key string, e Env) {
 	d.positive(k+".poll_interval", dk.PollInterval)
 	d.positive(k+".poll_deadline", dk.PollDeadline)
 	d.positive(k+".backup_timeout", dk.BackupTimeout)
+	d.positive(k+".queue_grace", dk.QueueGrace)
 	for _, f := range []struct {
 		name string
 		set  bool

@@ -28,6 +28,8 @@ func Card(e Event, offer *DeployOffer) notify.Message {
 		what = "deploy to " + e.Environment
 	case e.Kind == KindDeployment:
 		what = "deploy"
+	case e.Kind == KindBackup:
+		what = "backup of " + e.Environment
 	}
 	title := e.Project
 	if e.Ref != "" {
@@ -55,6 +57,9 @@ func Card(e Event, offer *DeployOffer) notify.Message {
 	m.Text = e.Error
 	if offer := offer; offer != nil && e.Status == StatusSuccess {
 		ref := e.SHA
+		if offer.ByName {
+			ref = e.Ref
+		}
 		data := fmt.Sprintf("%s:%s:%s:%s", notify.ButtonDeploy, offer.App, offer.Env, ref)
 		if len(data) > 64 || deploy.ValidateRef(ref) != nil {
 			// Too long for a button (Telegram allows 64 bytes): deploy the

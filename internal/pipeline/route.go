@@ -91,6 +91,9 @@ func (rs Routes) match(source, project, ref, status string) []notify.Channel {
 type DeployOffer struct {
 	Project, Ref string
 	App, Env     string
+	// ByName offers the branch or tag, never the commit: the env's driver
+	// cannot deploy a commit id (Dokploy clones with git clone --branch).
+	ByName bool
 }
 
 // offerFor returns the offer that applies to e, if any.
