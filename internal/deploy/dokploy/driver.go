@@ -495,7 +495,7 @@ func (d *Driver) await(ctx context.Context, pin *Pin, p deploy.Progress) (Deploy
 					lastVisible = time.Now()
 					if ahead != lastAhead {
 						lastAhead = ahead
-						detail := "waiting in Dokploy's queue"
+						detail := "starting in Dokploy"
 						if ahead > 0 {
 							detail = fmt.Sprintf("queued behind %d build%s", ahead, plural(ahead))
 						}
@@ -603,6 +603,9 @@ func (d *Driver) queued(ctx context.Context, title string) (bool, int) {
 	}
 	if mine == nil {
 		return false, 0
+	}
+	if mine.State == "active" {
+		return true, 0
 	}
 	ahead := 0
 	for _, j := range jobs {

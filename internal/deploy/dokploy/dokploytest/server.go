@@ -77,8 +77,8 @@ type job struct {
 
 type service struct {
 	kind, id, name, appName, sourceType, composeType, status, serverID string
-	branches                                                          map[string]string // field -> value
-	rollbackActive                                                    bool
+	branches                                                           map[string]string // field -> value
+	rollbackActive                                                     bool
 }
 
 type backup struct {
