@@ -310,7 +310,7 @@ func (d *Driver) start(ctx context.Context, req deploy.DeployRequest, p deploy.P
 	}
 	p.Step("queue", deploy.StepRunning, "")
 	p.Output(fmt.Sprintf("dokploy: %s.%s queued as %q", d.kind(), verb, titlePrefix+req.Release))
-	return d.follow(ctx, req, pin, p)
+	return d.follow(ctx, req, pin, svc.branchField() != "" && verb == "deploy", p)
 }
 
 // applyRef decides what Dokploy builds. Dokploy clones the branch field of
@@ -367,12 +367,17 @@ func (d *Driver) Resume(ctx context.Context, req deploy.DeployRequest, p deploy.
 		// No pin (a deploy started by an older shipbot): only the title can tell.
 		pin = Pin{Release: req.Release, Ref: req.Ref}
 	}
-	return d.follow(ctx, req, pin, p)
+	git := true
+	if svc, err := d.service(ctx); err == nil {
+		git = svc.branchField() != ""
+	}
+	return d.follow(ctx, req, pin, git && !req.Redeploy, p)
 }
 
-// follow waits for the deploy of pin to end and reports it.
-func (d *Driver) follow(ctx context.Context, req deploy.DeployRequest, pin Pin, p deploy.Progress) (deploy.Result, error) {
-	dp, err := d.await(ctx, &pin, p)
+// follow waits for the deploy of pin to end and reports it. cloned says
+// Dokploy clones git for it, so it records the commit when the build ends.
+func (d *Driver) follow(ctx context.Context, req deploy.DeployRequest, pin Pin, cloned bool, p deploy.Progress) (deploy.Result, error) {
+	dp, err := d.await(ctx, &pin, cloned, p)
 	if err != nil {
 		return deploy.Result{}, err
 	}
@@ -423,7 +428,7 @@ var defaultTitles = map[string]bool{"Manual deployment": true, "Rebuild deployme
 // not listed before the POST that no other deploy claimed; once found it is
 // pinned and followed by id. While no row exists, Dokploy's queue may hold
 // the job: it waits as long as queueList shows it, otherwise up to Grace.
-func (d *Driver) await(ctx context.Context, pin *Pin, p deploy.Progress) (Deployment, error) {
+func (d *Driver) await(ctx context.Context, pin *Pin, cloned bool, p deploy.Progress) (Deployment, error) {
 	title := titlePrefix + pin.Release
 	before := map[string]bool{}
 	for _, id := range pin.Before {
@@ -483,7 +488,9 @@ func (d *Driver) await(ctx context.Context, pin *Pin, p deploy.Progress) (Deploy
 				}
 				if dp.ended() {
 					p.Step("queue", deploy.StepDone, "")
-					d.recordCommit(ctx, pin, dp, title, p)
+					if cloned {
+						d.recordCommit(ctx, pin, dp, title, p)
+					}
 					return dp, nil
 				}
 				if time.Since(buildStart) > d.PollDeadline {

@@ -60,6 +60,7 @@ type deployment struct {
 	final                                      string
 	never                                      bool
 	redeploy                                   bool
+	rewrite                                    bool // title and description change on the next step
 	log                                        []string
 }
 
@@ -623,6 +624,14 @@ func (s *Server) start(j *job) {
 // tick is one step of time: queued jobs count down, running builds run or
 // end, and freed servers start their next job.
 func (s *Server) tick() {
+	for _, d := range s.deployments {
+		if d.rewrite {
+			d.rewrite = false
+			ref := s.services[d.service].branches[branchField[s.services[d.service].sourceType]]
+			d.Title = "Merge pull request #42 from supermock/" + ref
+			d.Description = "Commit: " + CommitOf(ref)
+		}
+	}
 	for _, j := range s.queue {
 		if j.state == "waiting" && j.delay > 0 {
 			j.delay--
@@ -644,23 +653,19 @@ func (s *Server) tick() {
 	s.schedule()
 }
 
-// finish ends a build: status first, then, in the finally block of
-// deployCompose/deployApplication, the row's title becomes the commit
-// message and its description "Commit: <sha>" for every git source
-// (D:packages/server/src/services/compose.ts:284-341,
-// application.ts:235-292; since v0.25.7, commit 61d9ae397). Rebuilds
-// (redeploy) do not rewrite (compose.ts:344-426).
+// finish ends a build: the status first, and one step later, in the
+// finally block of deployCompose/deployApplication, the row's title becomes
+// the commit message and its description "Commit: <sha>" for every git
+// source (D:packages/server/src/services/compose.ts:284-289 then 328-340,
+// application.ts:235-246 then 277-291; since v0.25.7, commit 61d9ae397).
+// Rebuilds (redeploy) do not rewrite (compose.ts:344-426).
 func (s *Server) finish(j *job) {
 	d := j.row
 	sv := s.services[d.service]
 	d.Status = d.final
 	sv.status = d.final
 	gitSource := branchField[sv.sourceType] != ""
-	if !d.redeploy && gitSource && s.atLeast([3]int{0, 25, 7}) {
-		ref := sv.branches[branchField[sv.sourceType]]
-		d.Title = "Merge pull request #42 from supermock/" + ref
-		d.Description = "Commit: " + CommitOf(ref)
-	}
+	d.rewrite = !d.redeploy && gitSource && s.atLeast([3]int{0, 25, 7})
 }
 
 func statusFn(kind, idKey, to string) handler {
