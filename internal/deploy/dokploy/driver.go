@@ -348,7 +348,7 @@ func (d *Driver) setRef(ctx context.Context, svc service, ref string, p deploy.P
 	}
 	after, err := d.service(ctx)
 	if err == nil && after.trackedRef() != ref {
-		err = fmt.Errorf("Dokploy answered %s.update but its %s is still %q", d.kind(), field, after.trackedRef())
+		err = fmt.Errorf("dokploy answered %s.update but its %s is still %q", d.kind(), field, after.trackedRef())
 	}
 	if err != nil {
 		p.Step("set ref", deploy.StepFailed, err.Error())
@@ -457,7 +457,7 @@ func (d *Driver) await(ctx context.Context, pin *Pin, cloned bool, p deploy.Prog
 		if err == nil {
 			dp, found, gone := identify(list, pin, title)
 			if gone {
-				return Deployment{}, fmt.Errorf("Dokploy no longer lists deployment %s of release %s (it keeps about 10 per service)", pin.DeploymentID, pin.Release)
+				return Deployment{}, fmt.Errorf("dokploy no longer lists deployment %s of release %s (it keeps about 10 per service)", pin.DeploymentID, pin.Release)
 			}
 			waiting, ahead := false, 0
 			if !found {
@@ -716,7 +716,7 @@ func (d *Driver) stopped(ctx context.Context, pin *Pin, seen *Deployment, p depl
 		for _, dp := range list {
 			if dp.Title == titlePrefix+pin.Release && dp.Status == "running" {
 				p.Output("dokploy: it had just started as deployment " + dp.DeploymentID + ", which cannot be cancelled cleanly and goes on building")
-				return fmt.Errorf("Dokploy deployment %s had just started and goes on building (it cannot be cancelled cleanly): %w", dp.DeploymentID, ctx.Err())
+				return fmt.Errorf("dokploy deployment %s had just started and goes on building (it cannot be cancelled cleanly): %w", dp.DeploymentID, ctx.Err())
 			}
 		}
 	}
@@ -786,7 +786,7 @@ func (d *Driver) find(ctx context.Context, release string) (Deployment, error) {
 				return dp, nil
 			}
 		}
-		return Deployment{}, fmt.Errorf("Dokploy no longer lists deployment %s of release %s (it keeps about 10 per service, and deletes older rollback images)", p.DeploymentID, release)
+		return Deployment{}, fmt.Errorf("dokploy no longer lists deployment %s of release %s (it keeps about 10 per service, and deletes older rollback images)", p.DeploymentID, release)
 	}
 	for _, dp := range list {
 		if releaseOf(dp, byID) == release {
