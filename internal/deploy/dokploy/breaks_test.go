@@ -203,6 +203,17 @@ func TestBranchFieldPerSource(t *testing.T) {
 			t.Errorf("%s: update %+v, branch %q", src, last, s.Branch("cmp_1"))
 		}
 	}
+	// A field the server strips is noticed, not reported as done.
+	s0 := dokploytest.New(t, key)
+	s0.AddCompose("cmp_1", "supermock", "gitea", "main")
+	s0.DropField("giteaBranch")
+	d0 := driver(t, s0, dokploy.Target{ComposeID: "cmp_1", SetBranch: true})
+	r := req(1)
+	r.Ref = "v1.0.0"
+	if _, err := d0.Deploy(context.Background(), r, &deploytest.Progress{}); err == nil ||
+		!strings.Contains(err.Error(), `its giteaBranch is still "main"`) || len(s0.CallsTo("compose.deploy")) != 0 {
+		t.Fatalf("stripped field: %v", err)
+	}
 	// Rolling back to a release built from the branch the compose still
 	// tracks would build that branch's current head: refused.
 	s := dokploytest.New(t, key)

@@ -100,6 +100,7 @@ type Server struct {
 	failNext    map[string]failure
 	backups     map[string]backup
 	denied      map[string]bool
+	unknown     map[string]bool // update fields this Dokploy's schema lacks
 	containers  map[string][]container // compose appName -> containers
 	appLogs     map[string][]string    // application id -> container log lines
 	calls       []Call
@@ -137,7 +138,7 @@ func NewTLS(tb testing.TB, key string) *Server {
 
 func newServer(key string) *Server {
 	return &Server{key: key, version: [3]int{0, 30, 2}, services: map[string]*service{}, failNext: map[string]failure{},
-		backups: map[string]backup{}, denied: map[string]bool{}, containers: map[string][]container{}, appLogs: map[string][]string{}}
+		backups: map[string]backup{}, denied: map[string]bool{}, unknown: map[string]bool{}, containers: map[string][]container{}, appLogs: map[string][]string{}}
 }
 
 // APIURL is the base URL to configure: ".../api".
@@ -225,6 +226,14 @@ func (s *Server) Deny(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.denied[id] = true
+}
+
+// DropField makes *.update strip field as a Dokploy whose schema lacks it
+// would: 200, nothing changed (D:packages/server/src/db/schema/compose.ts:258-265).
+func (s *Server) DropField(field string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unknown[field] = true
 }
 
 // AddContainer gives a compose service a container with log lines.
@@ -867,7 +876,7 @@ func updateFn(kind, idKey string) handler {
 			return notFound(kind)
 		}
 		for _, f := range allBranchFields {
-			if v, ok := body[f].(string); ok {
+			if v, ok := body[f].(string); ok && !s.unknown[f] {
 				sv.branches[f] = v
 			}
 		}
