@@ -100,7 +100,7 @@ type Server struct {
 	failNext    map[string]failure
 	backups     map[string]backup
 	denied      map[string]bool
-	unknown     map[string]bool // update fields this Dokploy's schema lacks
+	unknown     map[string]bool        // update fields this Dokploy's schema lacks
 	containers  map[string][]container // compose appName -> containers
 	appLogs     map[string][]string    // application id -> container log lines
 	calls       []Call
