@@ -180,8 +180,9 @@ type Dokploy struct {
 	APIKey        audit.Secret // write ${VAR}
 	ComposeID     string       // exactly one of ComposeID and ApplicationID
 	ApplicationID string
-	// SetBranch lets a compose rollback set the compose's branch to the
-	// release's recorded ref and redeploy.
+	// SetBranch lets /deploy APP ENV REF set the service's git branch
+	// field to REF first, and a compose rollback set it to the release's
+	// recorded branch or tag and deploy it.
 	SetBranch     bool
 	BackupID      string // the Dokploy backup /backup runs
 	PollInterval  Duration

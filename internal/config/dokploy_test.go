@@ -65,7 +65,6 @@ func TestInvalidDokployConfigs(t *testing.T) {
 		"no block":      {"        dokploy:\n", "        dokploy_off:\n", k + ".dokploy: the dokploy driver needs a dokploy block"},
 		"bad grace":     {"set_branch: true", "set_branch: true\n          queue_grace: soon", k + ".dokploy.queue_grace: must be a duration"},
 		"gate, no bkp":  {"          backup_id: bkp_1\n", "", k + ".backup_before_deploy: needs dokploy.backup_id"},
-		"branch on app": {"compose_id: cmp_AbC-123", "application_id: app_1", "set_branch: applies to compose services only"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if !strings.Contains(dokployEnv, tc.old) {

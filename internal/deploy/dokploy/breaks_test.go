@@ -203,6 +203,16 @@ func TestBranchFieldPerSource(t *testing.T) {
 			t.Errorf("%s: update %+v, branch %q", src, last, s.Branch("cmp_1"))
 		}
 	}
+	// An application's branch is set the same way (application.update).
+	sa := dokploytest.New(t, key)
+	sa.AddApplication("app_1", "backend")
+	da := driver(t, sa, dokploy.Target{ApplicationID: "app_1", SetBranch: true})
+	ra := req(1)
+	ra.Ref = "release-2026.11"
+	if _, err := da.Deploy(context.Background(), ra, &deploytest.Progress{}); err != nil || sa.Branch("app_1") != "release-2026.11" ||
+		len(sa.CallsTo("application.update")) != 1 {
+		t.Fatalf("application set_branch: %v, branch %q", err, sa.Branch("app_1"))
+	}
 	// A field the server strips is noticed, not reported as done.
 	s0 := dokploytest.New(t, key)
 	s0.AddCompose("cmp_1", "supermock", "gitea", "main")

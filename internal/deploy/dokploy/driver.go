@@ -809,7 +809,7 @@ func (d *Driver) Rollback(ctx context.Context, req deploy.RollbackRequest, p dep
 		return d.composeRollback(ctx, req, p)
 	}
 	if target.RollbackID == nil || *target.RollbackID == "" {
-		return deploy.Result{}, fmt.Errorf("dokploy kept no rollback image for release %s (deployment %s): enable Rollbacks on the application in Dokploy, or /deploy the older ref", req.To, target.DeploymentID)
+		return deploy.Result{}, fmt.Errorf("dokploy kept no rollback image for release %s (deployment %s): enable Rollbacks on the application in Dokploy, or /deploy a tag of the older code (with dokploy.set_branch)", req.To, target.DeploymentID)
 	}
 	p.Step("rollback", deploy.StepRunning, "")
 	if err := d.c.Post(ctx, "rollback.rollback", map[string]string{"rollbackId": *target.RollbackID}, nil); err != nil {
