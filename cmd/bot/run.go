@@ -274,7 +274,8 @@ func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats
 		o.Routes = append(o.Routes, rule)
 	}
 	for _, b := range pc.DeployButtons {
-		o.Offers = append(o.Offers, pipeline.DeployOffer{Project: b.Project, Ref: b.Ref, App: b.App, Env: b.Env, Workflows: b.Workflows})
+		o.Offers = append(o.Offers, pipeline.DeployOffer{Project: b.Project, Ref: b.Ref, App: b.App, Env: b.Env, Workflows: b.Workflows,
+			ByName: c.Apps[b.App].Envs[b.Env].Driver == "dokploy"})
 	}
 	for name, a := range c.Apps {
 		if a.Project != "" {

@@ -340,6 +340,9 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	if ref == "" && action == deploy.ActionDeploy {
 		ref = env.DefaultRef
 	}
+	if err := RefForDriver(env.Driver, ref); err != nil {
+		return d.deny(ctx, c, "bad input", err.Error())
+	}
 	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
 		Ref: ref, Release: firstNonEmpty(c.cmd.Release, c.cmd.Backup), WithDB: c.cmd.WithDB, Redeploy: c.cmd.Redeploy, Approval: env.Approval, Args: c.cmd.Args})
 	if err != nil {
@@ -513,11 +516,15 @@ func (d *Dispatcher) logs(ctx context.Context, c *call) Reply {
 	if n == 0 {
 		n = 50
 	}
-	l, err := d.engine.Logs(ctx, c.cmd.App, c.cmd.Env, n)
+	logs, what := d.engine.Logs, "Logs"
+	if c.cmd.Build {
+		logs, what = d.engine.BuildLogs, "Build log"
+	}
+	l, err := logs(ctx, c.cmd.App, c.cmd.Env, n)
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
-	m := notify.Message{Title: fmt.Sprintf("Logs of %s/%s (last %d lines)", c.cmd.App, c.cmd.Env, len(l.Lines)), Code: l.Lines}
+	m := notify.Message{Title: fmt.Sprintf("%s of %s/%s (last %d lines)", what, c.cmd.App, c.cmd.Env, len(l.Lines)), Code: l.Lines}
 	if l.Truncated {
 		m.Text = fmt.Sprintf("(truncated: %d lines asked, the env's logs limit gave %d)", n, len(l.Lines))
 	}

@@ -25,6 +25,7 @@ type Command struct {
 	Plan     bool   // deploy --plan
 	WithDB   bool   // rollback --with-db
 	Redeploy bool   // deploy --redeploy
+	Build    bool   // logs --build: the last build's log (Dokploy)
 	Verify   bool   // backup verify
 	Backup   string // backup verify, restore: the backup id
 	Limit    int    // audit
@@ -57,7 +58,7 @@ var specs = map[string]spec{
 	"restore":  {"/restore APP ENV ID", "restore a backup (always needs a second person; takes a safety backup first)"},
 	"releases": {"/releases APP ENV", "releases on the target with ref, who, when, state"},
 	"status":   {"/status APP ENV", "what is live and healthy"},
-	"logs":     {"/logs APP ENV [LINES]", "the last LINES lines of the app's log"},
+	"logs":     {"/logs APP ENV [LINES] [--build]", "the last LINES lines of the app's log; --build: of the last build's log (Dokploy)"},
 	"jobs":     {"/jobs", "recent jobs"},
 	"job":      {"/job ID", "one job: state, steps, last output"},
 	"cancel":   {"/cancel ID", "stop a job"},
@@ -107,6 +108,10 @@ func Parse(text string) (Command, error) {
 			}
 			if name == "deploy" && w == "--redeploy" {
 				c.Redeploy = true
+				continue
+			}
+			if name == "logs" && w == "--build" {
+				c.Build = true
 				continue
 			}
 			if name == "rollback" && w == "--with-db" {
@@ -280,4 +285,18 @@ func HelpText() []string {
 		out = append(out, fmt.Sprintf("%-40s %s", specs[n].usage, specs[n].help))
 	}
 	return out
+}
+
+// shaLike is a commit id: 7 to 40 hex digits with at least one letter (a
+// number-only tag such as 20261123 stays a ref).
+var shaLike = regexp.MustCompile(`^[0-9a-fA-F]{7,40}$`)
+
+// RefForDriver refuses a ref the env's driver cannot deploy: Dokploy clones
+// with `git clone --branch REF --depth 1`, which takes a branch or tag name,
+// never a commit.
+func RefForDriver(driver, ref string) error {
+	if driver == "dokploy" && shaLike.MatchString(ref) && strings.ContainsAny(strings.ToLower(ref), "abcdef") {
+		return perr("%s looks like a commit id, and Dokploy deploys a branch or tag only (it clones with git clone --branch REF); deploy the branch or tag, tagging the commit first if needed", clip(ref))
+	}
+	return nil
 }

@@ -185,13 +185,20 @@ type Dokploy struct {
 	APIKey        audit.Secret // write ${VAR}
 	ComposeID     string       // exactly one of ComposeID and ApplicationID
 	ApplicationID string
-	// SetBranch lets a compose rollback set the compose's branch to the
-	// release's recorded ref and redeploy.
+	// SetBranch lets /deploy APP ENV REF set the service's git branch
+	// field to REF first, and a compose rollback set it to the release's
+	// recorded branch or tag and deploy it.
 	SetBranch     bool
 	BackupID      string // the Dokploy backup /backup runs
 	PollInterval  Duration
 	PollDeadline  Duration
 	BackupTimeout Duration
+	// QueueGrace is how long a deploy may stay invisible while Dokploy's
+	// queueList does not show it waiting (always, before v0.28.3);
+	// default PollDeadline.
+	QueueGrace Duration
+	// LogsSince bounds /logs to lines newer than this; 0 = only the count.
+	LogsSince Duration
 }
 
 // Backup is an env's backup configuration.

@@ -206,7 +206,12 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 				"poll_interval":  func(v *yaml.Node, k string) { d.duration(v, k, &dk.PollInterval) },
 				"poll_deadline":  func(v *yaml.Node, k string) { d.duration(v, k, &dk.PollDeadline) },
 				"backup_timeout": func(v *yaml.Node, k string) { d.duration(v, k, &dk.BackupTimeout) },
+				"queue_grace":    func(v *yaml.Node, k string) { d.duration(v, k, &dk.QueueGrace) },
+				"logs_since":     func(v *yaml.Node, k string) { d.duration(v, k, &dk.LogsSince) },
 			})
+			if dk.QueueGrace.Duration == 0 {
+				dk.QueueGrace = dk.PollDeadline
+			}
 			dk.APIKey = audit.NewSecret(key)
 			e.Dokploy = dk
 		},

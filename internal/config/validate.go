@@ -466,12 +466,10 @@ func (d *decoder) validateDokploy(c *Config, key string, e Env) {
 			d.fail(d.lineOf(k+"."+name), k+"."+name, "%q is not a Dokploy id", id)
 		}
 	}
-	if dk.SetBranch && dk.ComposeID == "" {
-		d.fail(d.lineOf(k+".set_branch"), k+".set_branch", "applies to compose services only (applications roll back with Dokploy's rollback images)")
-	}
 	d.positive(k+".poll_interval", dk.PollInterval)
 	d.positive(k+".poll_deadline", dk.PollDeadline)
 	d.positive(k+".backup_timeout", dk.BackupTimeout)
+	d.positive(k+".queue_grace", dk.QueueGrace)
 	for _, f := range []struct {
 		name string
 		set  bool

@@ -35,6 +35,8 @@ func Card(e Event, offer *DeployOffer) notify.Message {
 		what = "deploy to " + e.Environment
 	case e.Kind == KindDeployment:
 		what = "deploy"
+	case e.Kind == KindBackup:
+		what = "backup of " + e.Environment
 	case e.Source == GitHub && e.Workflow != "":
 		what = e.Workflow + " #" + e.ID // the workflow's name: "CI #30433642"
 	}
@@ -81,6 +83,9 @@ func Card(e Event, offer *DeployOffer) notify.Message {
 	m.Text = e.Error
 	if offer := offer; offer != nil && status == StatusSuccess {
 		ref := e.SHA
+		if offer.ByName {
+			ref = e.Ref
+		}
 		data := fmt.Sprintf("%s:%s:%s:%s", notify.ButtonDeploy, offer.App, offer.Env, ref)
 		if len(data) > 64 || deploy.ValidateRef(ref) != nil {
 			// Too long for a button (Telegram allows 64 bytes): deploy the

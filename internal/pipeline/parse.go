@@ -519,56 +519,6 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 	return Event{}, fmt.Errorf("%w: GitHub %q", ErrIgnored, kind)
 }
 
-// parseDokploy reads the JSON Dokploy's "custom" notification provider posts.
-func parseDokploy(body []byte) (Event, error) {
-	var d struct {
-		Title           string `json:"title"`
-		Message         string `json:"message"`
-		ProjectName     string `json:"projectName"`
-		ApplicationName string `json:"applicationName"`
-		ApplicationType string `json:"applicationType"`
-		BuildLink       string `json:"buildLink"`
-		Timestamp       string `json:"timestamp"`
-		Status          string `json:"status"`
-		Type            string `json:"type"`
-		ErrorMessage    string `json:"errorMessage"`
-	}
-	if err := decode(body, &d); err != nil {
-		return Event{}, err
-	}
-	e := Event{Kind: KindDeployment, Project: strings.Trim(d.ProjectName+"/"+d.ApplicationName, "/"), URL: d.BuildLink,
-		CommitTitle: firstLine(d.Message), Error: d.ErrorMessage, Time: parseTime(d.Timestamp), Environment: d.ApplicationType}
-	if e.CommitTitle == "" {
-		e.CommitTitle = d.Title
-	}
-	switch strings.ToLower(d.Status) {
-	case "success", "done", "succeeded":
-		e.Status = StatusSuccess
-	case "error", "failed", "failure":
-		e.Status = StatusFailed
-	case "running", "started":
-		e.Status = StatusRunning
-	case "cancelled", "canceled":
-		e.Status = StatusCancelled
-	case "":
-		if d.ErrorMessage != "" || strings.Contains(strings.ToLower(d.Type), "error") {
-			e.Status = StatusFailed
-		} else {
-			e.Status = StatusSuccess
-		}
-	default:
-		return Event{}, fmt.Errorf("status %q from Dokploy is not one shipbot knows", d.Status)
-	}
-	// Dokploy sends one notice per finished build and no build id: the
-	// application and time name it.
-	e.ID = d.Timestamp
-	if e.ID == "" {
-		sum := sha256.Sum256(body)
-		e.ID = hex.EncodeToString(sum[:8])
-	}
-	return e, nil
-}
-
 // GenericEvent is the JSON the generic endpoint takes, signed with
 // X-Shipbot-Signature: sha256=HMAC-SHA256(secret, body), for CI systems
 // shipbot has no parser for (a curl at the end of a Jenkins job).

@@ -104,6 +104,9 @@ type DeployOffer struct {
 	Project, Ref string
 	Workflows    []string
 	App, Env     string
+	// ByName offers the branch or tag, never the commit: the env's driver
+	// cannot deploy a commit id (Dokploy clones with git clone --branch).
+	ByName bool
 }
 
 // offerFor returns the offer that applies to e, if any.
