@@ -278,6 +278,7 @@ func (d *Dispatcher) fail(ctx context.Context, c *call, err error) Reply {
 	var denied *deploy.DeniedError
 	var refusal *deploy.Refusal
 	var pe *ParseError
+	var cond *deploy.Error
 	switch {
 	case errors.As(err, &locked):
 		return d.deny(ctx, c, "locked", err.Error())
@@ -295,6 +296,13 @@ func (d *Dispatcher) fail(ctx context.Context, c *call, err error) Reply {
 		return d.deny(ctx, c, "not found", err.Error())
 	case errors.Is(err, deploy.ErrConflict):
 		return d.deny(ctx, c, "conflict", "that changed while you asked; look again and retry")
+	case errors.As(err, &cond):
+		// An expected condition outside shipbot (host down, key refused,
+		// file missing, disk full): its own message says what and where;
+		// the wrapping, for the log, says which step met it.
+		d.log.Warn("command met a condition", "command", c.cmd.Name, "app", c.cmd.App, "env", c.cmd.Env,
+			"code", cond.Code, "err", err)
+		return d.say(ctx, c, notify.Message{Title: "Error", Style: notify.StyleDanger, Text: cond.Msg + "; nothing was done"}, true)
 	case errors.As(err, new(*deploy.TargetError)):
 		d.log.Warn("target error", "command", c.cmd.Name, "app", c.cmd.App, "env", c.cmd.Env, "err", err)
 		return d.say(ctx, c, notify.Message{Title: "Error", Style: notify.StyleDanger, Text: err.Error() + "; nothing was done"}, true)
@@ -517,7 +525,7 @@ func (d *Dispatcher) logs(ctx context.Context, c *call) Reply {
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
-	m := notify.Message{Title: fmt.Sprintf("Logs of %s/%s (last %d lines)", c.cmd.App, c.cmd.Env, len(l.Lines)), Code: l.Lines}
+	m := notify.Message{Title: fmt.Sprintf("Logs of %s/%s (%s)", c.cmd.App, c.cmd.Env, lastLines(len(l.Lines))), Code: l.Lines}
 	if l.Truncated {
 		m.Text = fmt.Sprintf("(truncated: %d lines asked, the env's logs limit gave %d)", n, len(l.Lines))
 	}
@@ -677,6 +685,17 @@ func (d *Dispatcher) auditLog(ctx context.Context, c *call) Reply {
 		m.Code = append(m.Code, line)
 	}
 	return d.read(ctx, c, m)
+}
+
+// lastLines says how many lines a log excerpt holds, in English.
+func lastLines(n int) string {
+	switch n {
+	case 0:
+		return "empty"
+	case 1:
+		return "last line"
+	}
+	return fmt.Sprintf("last %d lines", n)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
