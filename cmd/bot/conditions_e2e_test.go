@@ -57,7 +57,7 @@ func TestE2ESSHConditionsAreNamed(t *testing.T) {
 	a.host.Stop()
 	p, _ = a.runScript("/deploy web prod\n/logs web prod 1\n/status web prod\n")
 	down := `cannot reach ` + regexp.QuoteMeta(a.host.Addr) + `: connection refused \(is sshd running, is the port right\?\)`
-	if n := len(regexp.MustCompile(down + `; nothing was done`).FindAllString(p.out.String(), -1)); n != 2 {
+	if n := len(regexp.MustCompile(down+`; nothing was done`).FindAllString(p.out.String(), -1)); n != 2 {
 		t.Fatalf("%d host-down answers, want 2 (deploy, logs):\n%s", n, p.out)
 	}
 	p.mustContain(`Status of web/prod\n(?:[^─\n][^\n]*\n)*?  │ [^\n]*` + down)
