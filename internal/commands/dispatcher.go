@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -23,6 +24,8 @@ type EnvInfo struct {
 	// DefaultRef is deployed when /deploy names no ref; filling it in here
 	// binds approvals to it and shows it on the card and in /releases.
 	DefaultRef string
+	// LockTTL is how long a /lock without --for lasts; 0: until unlocked.
+	LockTTL time.Duration
 }
 
 // Catalog is the configured apps: app -> env -> info.
@@ -171,6 +174,10 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.lock(ctx, c)
 	case "unlock":
 		return d.unlock(ctx, c)
+	case "extend":
+		return d.extend(ctx, c)
+	case "locks":
+		return d.locks(ctx, c)
 	case "pending":
 		return d.pending(ctx, c)
 	case "approve", "deny":
@@ -183,7 +190,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 
 func mutating(name string) bool {
 	switch name {
-	case "deploy", "rollback", "cancel", "lock", "unlock", "approve", "deny", "backup", "restore", "stop", "start":
+	case "deploy", "rollback", "cancel", "lock", "unlock", "extend", "approve", "deny", "backup", "restore", "stop", "start":
 		return true
 	}
 	return false
@@ -216,6 +223,8 @@ func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, er
 			return "", errors.New("this button refers to no job")
 		}
 		return "/" + verb + " " + j.App + " " + j.Env, nil
+	case ButtonExtendLock, ButtonUnlockLock:
+		return d.lockButtonCommand(ctx, verb, token)
 	case notify.ButtonDeploy:
 		// "deploy:APP:ENV:REF" from a green pipeline: the same as typing
 		// /deploy, so it meets the same parser, policy and approval.
@@ -590,11 +599,15 @@ func (d *Dispatcher) lock(ctx context.Context, c *call) Reply {
 	if r, ok := d.need(ctx, c, "lock"); !ok {
 		return r
 	}
-	if err := d.engine.Lock(ctx, c.cmd.App, c.cmd.Env, c.cmd.Reason, c.who); err != nil {
+	ttl := c.cmd.For
+	if ttl == 0 {
+		ttl = d.catalog[c.cmd.App][c.cmd.Env].LockTTL
+	}
+	l, err := d.engine.LockFor(ctx, c.cmd.App, c.cmd.Env, c.cmd.Reason, c.who, ttl)
+	if err != nil {
 		return d.fail(ctx, c, err)
 	}
-	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Locked %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleWarning,
-		Text: "reason: " + c.cmd.Reason}, false)
+	return d.say(ctx, c, lockedMessage(l), false)
 }
 
 func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {

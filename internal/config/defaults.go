@@ -1,0 +1,90 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// inherit returns env's mapping with the app's defaults under it, key by
+// key: a key the env writes wins; where both write a mapping the two are
+// merged the same way, one level down at a time; anything else (a list, a
+// single value, null) is replaced whole, so a list is never merged. Nodes
+// keep their lines, so an error still points at the line it was written
+// on. A key that comes from the defaults is marked for Explain.
+func (d *decoder) inherit(defaults, env *yaml.Node, path string) *yaml.Node {
+	base, over := d.resolve(defaults), d.resolve(env)
+	if base.Kind != yaml.MappingNode || (over.Kind != yaml.MappingNode && !isNull(over)) {
+		return env
+	}
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: over.Line, Column: over.Column}
+	if isNull(over) {
+		out.Line, out.Column = base.Line, base.Column
+	}
+	own := map[string]*yaml.Node{}
+	ownPairs := d.quietPairs(over)
+	for _, p := range ownPairs {
+		own[p.key.Value] = p.value
+	}
+	for _, p := range d.quietPairs(base) {
+		v, ok := own[p.key.Value]
+		switch {
+		case !ok:
+			k := *p.key
+			k.LineComment = "from defaults"
+			out.Content = append(out.Content, &k, p.value)
+		case d.resolve(v).Kind == yaml.MappingNode && d.resolve(p.value).Kind == yaml.MappingNode:
+			own[p.key.Value] = d.inherit(p.value, v, join(path, p.key.Value))
+		}
+	}
+	for _, p := range ownPairs {
+		out.Content = append(out.Content, p.key, own[p.key.Value])
+	}
+	return out
+}
+
+// quietPairs is pairs without reporting: the mapping is reported on when it
+// is decoded, and reporting here too would say everything twice.
+func (d *decoder) quietPairs(n *yaml.Node) []pair {
+	errs := len(d.errs)
+	before := map[string]bool{}
+	for k := range d.broken {
+		before[k] = true
+	}
+	ps := d.pairs(n, "")
+	d.errs = d.errs[:errs]
+	for k := range d.broken {
+		if !before[k] {
+			delete(d.broken, k)
+		}
+	}
+	return ps
+}
+
+// Explain is the YAML of app's env with the app's defaults applied, each
+// inherited key marked "# from defaults", as `bot check --explain` prints
+// it; values are as written (a ${VAR} stays a reference, never its secret).
+func (c *Config) Explain(app, env string) (string, error) {
+	a, ok := c.Apps[app]
+	if !ok {
+		return "", fmt.Errorf("no app %q in %s", app, c.Source)
+	}
+	if _, ok := a.Envs[env]; !ok {
+		return "", fmt.Errorf("no env %q in app %s", env, app)
+	}
+	n := c.resolved[app+"/"+env]
+	if n == nil {
+		return "", fmt.Errorf("app %s has no defaults: its env %s is as written", app, env)
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return "", err
+	}
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
