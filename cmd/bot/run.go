@@ -28,6 +28,7 @@ import (
 	"github.com/shipbot/shipbot/internal/metrics"
 	"github.com/shipbot/shipbot/internal/notify"
 	"github.com/shipbot/shipbot/internal/pipeline"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/sqlite"
 )
 
@@ -159,6 +160,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	runCtx, stopChat := context.WithCancel(context.Background())
 	defer stopChat()
 	go expireLoop(runCtx, engine, log)
+	go schedule.Every(runCtx, time.Second, "lock expiry", d.WatchLocks, log)
 	sched.Start()
 	defer sched.Stop()
 	relayDone := make(chan struct{})
@@ -362,7 +364,8 @@ func catalog(c *config.Config) commands.Catalog {
 		cat[app] = map[string]commands.EnvInfo{}
 		for env, e := range a.Envs {
 			cat[app][env] = commands.EnvInfo{Driver: e.Driver, DefaultRef: e.Fetch.Ref, Approval: deploy.ApprovalPolicy{
-				Required: e.Approval.Required, Roles: e.Approval.ApproverRoles, TTL: e.Approval.TTL.Duration}}
+				Required: e.Approval.Required, Roles: e.Approval.ApproverRoles, TTL: e.Approval.TTL.Duration},
+				LockTTL: e.Lock.DefaultTTL.Duration}
 		}
 	}
 	return cat

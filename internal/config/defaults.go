@@ -80,11 +80,53 @@ func (c *Config) Explain(app, env string) (string, error) {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(n); err != nil {
+	if err := enc.Encode(plain(n)); err != nil {
 		return "", err
 	}
 	if err := enc.Close(); err != nil {
 		return "", err
 	}
 	return b.String(), nil
+}
+
+// plain copies n without the file's comments (they describe the file, not
+// the resolved env). Lists of single values (argv) stay on one line; the
+// rest is written in block style, where a key can carry its "from
+// defaults" mark (on a one-line value the mark goes on the value).
+func plain(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	c := *n
+	c.HeadComment, c.FootComment = "", ""
+	if c.LineComment != "from defaults" {
+		c.LineComment = ""
+	}
+	if c.Kind == yaml.SequenceNode && leaves(n) {
+		c.Style |= yaml.FlowStyle
+	} else {
+		c.Style &^= yaml.FlowStyle
+	}
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, k := range n.Content {
+		c.Content[i] = plain(k)
+	}
+	if c.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(c.Content); i += 2 {
+			k, v := c.Content[i], c.Content[i+1]
+			if k.LineComment != "" && (v.Kind == yaml.ScalarNode || v.Style&yaml.FlowStyle != 0) {
+				v.LineComment, k.LineComment = k.LineComment, ""
+			}
+		}
+	}
+	return &c
+}
+
+func leaves(n *yaml.Node) bool {
+	for _, c := range n.Content {
+		if c.Kind != yaml.ScalarNode {
+			return false
+		}
+	}
+	return true
 }

@@ -71,10 +71,10 @@ func (e *Engine) ExtendLock(ctx context.Context, app, env string, who Who, d tim
 	return got, err
 }
 
-// RemindLead is how long before expiry the holder is reminded: a tenth of
-// the lock's life, at most 10 minutes, at least a second.
+// RemindLead is how long before expiry the holder is reminded: a quarter
+// of the lock's life, at most 10 minutes, at least a second.
 func RemindLead(l Lock) time.Duration {
-	lead := l.Expires.Sub(l.Since) / 10
+	lead := l.Expires.Sub(l.Since) / 4
 	return min(max(lead, time.Second), 10*time.Minute)
 }
 
