@@ -38,9 +38,10 @@ func expiry(l deploy.Lock, now time.Time) string {
 	if l.Expires.IsZero() {
 		return "never"
 	}
-	left := l.Expires.Sub(now)
-	if left < 0 {
-		left = 0
+	// Rounded up: "in 0s" would read as already gone.
+	left := max(l.Expires.Sub(now), 0)
+	if r := left % time.Second; r != 0 {
+		left += time.Second - r
 	}
 	return fmt.Sprintf("in %s (%s)", deploy.FormatDuration(left), l.Expires.UTC().Format("2006-01-02 15:04:05 MST"))
 }
