@@ -72,6 +72,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if err != nil {
 		return err
 	}
+	lv := &live{cfg: c, drivers: drivers} // SIGHUP replaces both
 
 	router := notify.Router{}
 	cards := notify.NewCards(router, time.Second, log)
@@ -93,13 +94,13 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	schedObserver := &lateObserver{}
 	engine := deploy.NewEngine(deploy.Options{
 		Store:        db,
-		Drivers:      func(app, env string) (deploy.Driver, bool) { d, ok := drivers[app+"/"+env]; return d, ok },
+		Drivers:      lv.driver,
 		Observer:     observers{cards, schedObserver},
 		JobTimeout:   c.Bot.JobTimeout.Duration,
 		OutputLines:  c.Bot.OutputLines,
 		Redactor:     redact,
 		Log:          log,
-		BackupPolicy: c.BackupPolicy,
+		BackupPolicy: lv.backupPolicy,
 	})
 	sched, err := scheduler(c, engine, db, relay, log)
 	if err != nil {
@@ -161,6 +162,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	defer stopChat()
 	go expireLoop(runCtx, engine, log)
 	go schedule.Every(runCtx, time.Second, "lock expiry", d.WatchLocks, log)
+	watchReload(runCtx, &reloader{live: lv, d: d, db: db, wake: relay.Wake, log: log})
 	sched.Start()
 	defer sched.Stop()
 	relayDone := make(chan struct{})

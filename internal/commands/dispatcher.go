@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
@@ -53,8 +54,7 @@ type Options struct {
 type Dispatcher struct {
 	engine  *deploy.Engine
 	store   deploy.Store
-	policy  *Policy
-	catalog Catalog
+	access  atomic.Pointer[access] // replaced whole on a config reload
 	sender  notify.Sender
 	audit   AuditReader
 	log     *slog.Logger
@@ -65,8 +65,9 @@ var _ Handler = (*Dispatcher)(nil)
 
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
-	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(), policy: o.Policy, catalog: o.Catalog,
+	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(),
 		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe}
+	d.SetAccess(o.Policy, o.Catalog)
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -96,7 +97,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	req := c.req
 	identity := req.Platform + ":" + req.UserID
 	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String()}
-	actor, ok := d.policy.Actor(identity)
+	actor, ok := d.pol().Actor(identity)
 	if !ok {
 		return d.deny(ctx, c, "unknown identity", fmt.Sprintf("I don't know %s. Ask an admin to add this identity to a user in shipbot's config.", identity))
 	}
@@ -123,10 +124,10 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.deny(ctx, c, "draining", "shipbot is shutting down and takes no new work; try again in a minute")
 	}
 	if cmd.App != "" && cmd.Name != "audit" {
-		if _, ok := d.catalog[cmd.App]; !ok {
+		if _, ok := d.cat()[cmd.App]; !ok {
 			return d.deny(ctx, c, "unknown app", fmt.Sprintf("unknown app %q; see /apps", cmd.App))
 		}
-		if _, ok := d.catalog[cmd.App][cmd.Env]; !ok {
+		if _, ok := d.cat()[cmd.App][cmd.Env]; !ok {
 			return d.deny(ctx, c, "unknown env", fmt.Sprintf("unknown env %q for %s; see /apps", cmd.Env, cmd.App))
 		}
 	}
@@ -349,7 +350,7 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 			return r
 		}
 	}
-	env := d.catalog[c.cmd.App][c.cmd.Env]
+	env := d.cat()[c.cmd.App][c.cmd.Env]
 	if c.cmd.Plan {
 		return d.plan(ctx, c)
 	}
@@ -382,7 +383,7 @@ func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {
 	} else {
 		m.Fields = append(m.Fields, notify.Field{Name: "lock", Value: "free"})
 	}
-	if d.catalog[c.cmd.App][c.cmd.Env].Approval.Required {
+	if d.cat()[c.cmd.App][c.cmd.Env].Approval.Required {
 		m.Fields = append(m.Fields, notify.Field{Name: "approval", Value: "required (a second person)"})
 	}
 	for _, s := range p.Steps {
@@ -401,9 +402,9 @@ func (d *Dispatcher) apps(ctx context.Context, c *call) Reply {
 		lockOf[l.App+"/"+l.Env] = l
 	}
 	m := notify.Message{Title: "Apps"}
-	for _, app := range sortedKeys(d.catalog) {
-		for _, env := range sortedKeys(d.catalog[app]) {
-			info := d.catalog[app][env]
+	for _, app := range sortedKeys(d.cat()) {
+		for _, env := range sortedKeys(d.cat()[app]) {
+			info := d.cat()[app][env]
 			cur := d.lastKnownCurrent(ctx, app, env)
 			line := fmt.Sprintf("%s/%s  driver=%s  current=%s", app, env, info.Driver, orNone(cur))
 			if info.Approval.Required {
@@ -601,7 +602,7 @@ func (d *Dispatcher) lock(ctx context.Context, c *call) Reply {
 	}
 	ttl := c.cmd.For
 	if ttl == 0 {
-		ttl = d.catalog[c.cmd.App][c.cmd.Env].LockTTL
+		ttl = d.cat()[c.cmd.App][c.cmd.Env].LockTTL
 	}
 	l, err := d.engine.LockFor(ctx, c.cmd.App, c.cmd.Env, c.cmd.Reason, c.who, ttl)
 	if err != nil {
