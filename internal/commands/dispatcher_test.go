@@ -375,3 +375,32 @@ func TestLogsTitleCountsLines(t *testing.T) {
 		}
 	}
 }
+
+// A lock reminder's buttons act on the lock they were sent for; once that
+// lock is gone they press nothing, and say so.
+func TestLockReminderButtons(t *testing.T) {
+	e := newEnv(t)
+	e.say("alice", "/lock demo staging --for 2h db work")
+	l, err := e.store.Lock(context.Background(), "demo", "staging")
+	if err != nil || l.Expires.Sub(l.Since) != 2*time.Hour || l.Chat == "" {
+		t.Fatalf("lock = %+v, %v", l, err)
+	}
+	token := fmt.Sprint(l.Since.UnixNano())
+	if r := e.press("shell", "carol", commands.ButtonExtendLock+":"+token); !r.Refused {
+		t.Fatalf("carol (no lock permission) extended: %+v", r)
+	}
+	if r := e.press("shell", "alice", commands.ButtonExtendLock+":"+token); r.Refused || !strings.HasPrefix(r.Notice, "expires in 3h") {
+		t.Fatalf("extend: %+v", r)
+	}
+	if r := e.press("shell", "alice", commands.ButtonUnlockLock+":"+token); r.Refused {
+		t.Fatalf("unlock: %+v", r)
+	}
+	e.say("alice", "/lock demo staging again")
+	r := e.press("shell", "alice", commands.ButtonUnlockLock+":"+token)
+	if !r.Refused || !strings.Contains(r.Notice, "gone") {
+		t.Fatalf("a stale reminder unlocked the new lock: %+v", r)
+	}
+	if _, err := e.store.Lock(context.Background(), "demo", "staging"); err != nil {
+		t.Fatalf("the new lock is gone: %v", err)
+	}
+}
