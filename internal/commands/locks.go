@@ -75,7 +75,7 @@ func (d *Dispatcher) locks(ctx context.Context, c *call) Reply {
 		}
 		exp := "no expiry"
 		if l.JobID != 0 {
-			exp = "until the job ends"
+			exp = "until its job ends (or, if interrupted, is unlocked)"
 		} else if !l.Expires.IsZero() {
 			exp = "expires " + expiry(l, now)
 		}

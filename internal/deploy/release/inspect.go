@@ -90,11 +90,11 @@ func (r *Runner) Releases(ctx context.Context) ([]deploy.ReleaseInfo, error) {
 	t := targets[0]
 	ids, err := listReleases(ctx, t)
 	if err != nil {
-		return nil, fmt.Errorf("list releases on %s: %w", t.name, err)
+		return nil, readError(ctx, t.name, "listing "+t.releasesDir(), err)
 	}
 	cur, err := readCurrent(ctx, t)
 	if err != nil {
-		return nil, err
+		return nil, readError(ctx, t.name, "reading "+t.currentLink(), err)
 	}
 	out := make([]deploy.ReleaseInfo, len(ids))
 	for i, id := range ids {
@@ -251,7 +251,7 @@ func (r *Runner) Logs(ctx context.Context, lines int) (deploy.Logs, error) {
 		ring := newLineRing(per)
 		if err := t.host.Run(ctx, "", argv, ring.add); err != nil {
 			if ctx.Err() != nil {
-				return deploy.Logs{}, fmt.Errorf("logs on %s: %w", t.name, ctx.Err())
+				return deploy.Logs{}, readError(ctx, t.name, "reading logs", ctx.Err())
 			}
 			return deploy.Logs{}, logsError(t.name, file, err)
 		}
