@@ -16,20 +16,21 @@ import (
 func TestE2ELockExpiry(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
-	e.rewrite("default_ttl: 4h", "default_ttl: 3s")
+	e.rewrite("default_ttl: 4h", "default_ttl: 8s")
 	p := e.startBot(nil)
 
-	// staging: a lock for 12 s (reminded 3 s before its end) that is
+	// staging: a lock for 16 s (reminded 4 s before its end) that is
 	// extended from the reminder, then unlocked from it.
-	p.send("/lock demo staging --for 12s db migration")
-	p.waitFor(`(?m)^⚠ Locked demo/staging\nreason: db migration\n  expires: in 12s \(`)
+	p.send("/lock demo staging --for 16s db migration")
+	p.waitFor(`(?m)^⚠ Locked demo/staging\nreason: db migration\n  expires: in 16s \(`)
 	p.send("/deploy demo staging")
 	p.waitFor(`(?m)^✖ Refused\ndemo/staging is locked by alice since [^\n]*: db migration; expires [^\n]*\n`)
 
-	// production: bob locks without --for; the env's default (3s here) applies.
+	// production: bob locks without --for; the env's default (8s here) applies,
+	// reminded 2s before its end: a window no tick misses.
 	p.send("/as bob")
 	p.send("/lock demo production release freeze")
-	p.waitFor(`(?m)^⚠ Locked demo/production\nreason: release freeze\n  expires: in 3s \(`)
+	p.waitFor(`(?m)^⚠ Locked demo/production\nreason: release freeze\n  expires: in 8s \(`)
 	p.send("/locks")
 	p.waitFor(`(?m)^• Locks\n  │ demo/production  by bob  release freeze  age \d+s  expires in \d+s \([^\n]*\)\n` +
 		`  │ demo/staging  by alice  db migration  age \d+s  expires in \d+s \([^\n]*\)\n`)
