@@ -28,6 +28,7 @@ import (
 	"github.com/shipbot/shipbot/internal/metrics"
 	"github.com/shipbot/shipbot/internal/notify"
 	"github.com/shipbot/shipbot/internal/pipeline"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/sqlite"
 )
 
@@ -71,6 +72,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if err != nil {
 		return err
 	}
+	lv := &live{cfg: c, drivers: drivers} // SIGHUP replaces both
 
 	router := notify.Router{}
 	cards := notify.NewCards(router, time.Second, log)
@@ -92,13 +94,13 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	schedObserver := &lateObserver{}
 	engine := deploy.NewEngine(deploy.Options{
 		Store:        db,
-		Drivers:      func(app, env string) (deploy.Driver, bool) { d, ok := drivers[app+"/"+env]; return d, ok },
+		Drivers:      lv.driver,
 		Observer:     observers{cards, schedObserver},
 		JobTimeout:   c.Bot.JobTimeout.Duration,
 		OutputLines:  c.Bot.OutputLines,
 		Redactor:     redact,
 		Log:          log,
-		BackupPolicy: c.BackupPolicy,
+		BackupPolicy: lv.backupPolicy,
 	})
 	sched, err := scheduler(c, engine, db, relay, log)
 	if err != nil {
@@ -159,6 +161,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	runCtx, stopChat := context.WithCancel(context.Background())
 	defer stopChat()
 	go expireLoop(runCtx, engine, log)
+	go schedule.Every(runCtx, time.Second, "lock expiry", d.WatchLocks, log)
+	watchReload(runCtx, &reloader{live: lv, d: d, db: db, wake: relay.Wake, log: log})
 	sched.Start()
 	defer sched.Stop()
 	relayDone := make(chan struct{})
@@ -363,7 +367,8 @@ func catalog(c *config.Config) commands.Catalog {
 		cat[app] = map[string]commands.EnvInfo{}
 		for env, e := range a.Envs {
 			cat[app][env] = commands.EnvInfo{Driver: e.Driver, DefaultRef: e.Fetch.Ref, Approval: deploy.ApprovalPolicy{
-				Required: e.Approval.Required, Roles: e.Approval.ApproverRoles, TTL: e.Approval.TTL.Duration}}
+				Required: e.Approval.Required, Roles: e.Approval.ApproverRoles, TTL: e.Approval.TTL.Duration},
+				LockTTL: e.Lock.DefaultTTL.Duration}
 		}
 	}
 	return cat

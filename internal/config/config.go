@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
 )
@@ -30,6 +32,9 @@ type Config struct {
 	Source string
 
 	fromEnv map[string]bool // see decoder.fromEnv
+	// resolved holds, per "app/env" of an app with defaults:, the env's
+	// YAML with the defaults applied (see Explain).
+	resolved map[string]*yaml.Node
 }
 
 // Bot holds process-wide settings.
@@ -177,6 +182,14 @@ type Env struct {
 	Backup *Backup
 	// BackupBeforeDeploy makes every deploy take a backup first and stop if it fails.
 	BackupBeforeDeploy bool
+	// Lock holds the env's manual-lock rules.
+	Lock Lock
+}
+
+// Lock is an env's manual-lock rules.
+type Lock struct {
+	// DefaultTTL is how long a /lock without --for lasts; 0: until unlocked.
+	DefaultTTL Duration
 }
 
 // Dokploy is how the dokploy driver reaches the env's service.
@@ -306,7 +319,7 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
-	d := &decoder{file: name, lookup: lookupEnv, lines: map[string]int{}, fromEnv: map[string]bool{}}
+	d := &decoder{file: name, lookup: lookupEnv, lines: map[string]int{}, fromEnv: map[string]bool{}, resolved: map[string]*yaml.Node{}}
 	cfg := &Config{
 		Bot: Bot{
 			DataDir:         "./var",
@@ -332,7 +345,9 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	}
 	d.validate(cfg)
 	cfg.fromEnv = d.fromEnv
+	cfg.resolved = d.resolved
 	if len(d.errs) > 0 {
+		d.errs = d.errs.dedupe()
 		d.errs.sort()
 		return nil, d.errs
 	}
