@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy/release"
 )
 
 // Quote returns w as one word for a POSIX shell. Inside single quotes
@@ -16,9 +18,7 @@ import (
 //
 // Every word is quoted, even plain ones, so "FOO=bar" or "~" can never be
 // read as an assignment or expanded.
-func Quote(w string) string {
-	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-}
+func Quote(w string) string { return release.ShellQuote(w) }
 
 // batchEnv makes programs that see the step's PTY behave as in a batch job:
 // no pager waiting for a key, no git credential prompt waiting for a typist,
