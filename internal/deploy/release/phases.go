@@ -263,4 +263,3 @@ func (j *job) checkScript(t *target, id string) *script {
 	s.finish()
 	return s
 }
-

@@ -186,7 +186,7 @@ func (s *script) begin(step string) {
 	}
 	s.raw("b " + stepID(step))
 }
-func (s *script) end(step string)   { s.raw("e " + stepID(step)) }
+func (s *script) end(step string) { s.raw("e " + stepID(step)) }
 
 // builtin runs a quick layout command (mkdir, ln, mv, rm) in the foreground.
 func (s *script) builtin(argv ...string) {
