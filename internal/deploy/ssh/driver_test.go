@@ -36,7 +36,13 @@ type fixture struct {
 
 func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
-	c := sshtest.Start(t, n)
+	return newFixtureOn(t, sshtest.Start(t, n))
+}
+
+// newFixtureOn deploys to the hosts of c.
+func newFixtureOn(t testing.TB, c *sshtest.Cluster) *fixture {
+	t.Helper()
+	n := len(c.Hosts)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
