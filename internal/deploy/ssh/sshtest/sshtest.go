@@ -88,6 +88,10 @@ type Options struct {
 	// given before the defaults so they win over them (sshd keeps the
 	// first value of a keyword).
 	SSHDOptions []string
+	// Wrap, when set, returns the command line that runs host i's sshd
+	// given sshd's own (path first): a benchmark starts each in a mount
+	// namespace of its own.
+	Wrap func(i int, sshd []string) []string
 }
 
 // Start starts n sshd hosts and stops them when the test ends.
@@ -238,7 +242,11 @@ func (c *Cluster) startHost(t testing.TB, i int, opts Options) *Host {
 			"-o", "SetEnv=SHLVL=1",
 		)
 		args = append(args, penaltyOptions(t, keyFile)...)
-		h.cmd = exec.Command(SSHD, args...)
+		argv := append([]string{SSHD}, args...)
+		if opts.Wrap != nil {
+			argv = opts.Wrap(i, argv)
+		}
+		h.cmd = exec.Command(argv[0], argv[1:]...)
 		h.cmd.Stdout = h.log
 		h.cmd.Stderr = h.log
 		if err := h.cmd.Start(); err != nil {
