@@ -4,6 +4,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The scripts of a job. Each is one session on a host:
@@ -19,7 +20,25 @@ import (
 // A rollback is check then go live without prune.
 
 func (j *job) newScript(t *target) *script {
-	return newScript(j.nonce, t.remote, j.r.Recipe.StepTimeout)
+	limit := j.r.Recipe.StepTimeout
+	// The job's own deadline bounds the remote backstop too, so a step
+	// whose bot vanished behind a silent network still ends.
+	if dl, ok := j.ctx.Deadline(); ok && j.ctx.Err() == nil {
+		if left := time.Until(dl); limit <= 0 || left < limit {
+			limit = max(left, time.Second)
+		}
+	}
+	return newScript(j.nonce, t.remote, limit)
+}
+
+// recoveryScript starts a script that runs after the job's context ended,
+// bounded like recoveryContext.
+func (j *job) recoveryScript(t *target) *script {
+	limit := j.r.Recipe.StepTimeout
+	if limit <= 0 || limit > cleanupTimeout {
+		limit = cleanupTimeout
+	}
+	return newScript(j.nonce, t.remote, limit)
 }
 
 // readState reports current's target and the releases on the host.
@@ -221,7 +240,7 @@ func (j *job) liveScript(t *target, o liveOpts) *script {
 // none) and restarts if asked, after a failed or cancelled go-live. It runs
 // to its end even though the job may be cancelled.
 func (j *job) undoScript(t *target, id string, restart bool) *script {
-	s := j.newScript(t)
+	s := j.recoveryScript(t)
 	s.begin(StepSwitchBack)
 	if id == "" {
 		s.builtin("rm", "-f", "--", t.currentLink())
@@ -241,7 +260,7 @@ func (j *job) undoScript(t *target, id string, restart bool) *script {
 
 // removeScript deletes the release dir this job made.
 func (j *job) removeScript(t *target) *script {
-	s := j.newScript(t)
+	s := j.recoveryScript(t)
 	s.begin("remove")
 	s.builtin("rm", "-rf", "--", t.releaseDir(j.release))
 	s.end("remove")

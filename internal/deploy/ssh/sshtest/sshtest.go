@@ -230,7 +230,7 @@ func (c *Cluster) startHost(t testing.TB, i int, opts Options) *Host {
 		args = append(args,
 			"-o", "ListenAddress=127.0.0.1",
 			"-o", "PidFile=none",
-			"-o", "AuthorizedKeysFile=" + c.authorizedKeys,
+			"-o", "AuthorizedKeysFile="+c.authorizedKeys,
 			"-o", "StrictModes=no",
 			"-o", "UsePAM=no",
 			"-o", "PasswordAuthentication=no",
