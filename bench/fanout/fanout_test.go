@@ -56,8 +56,8 @@ type cluster struct {
 //	go test ./bench/fanout -run '^$' -bench Fanout -benchtime 1x -timeout 30m
 //
 // FANOUT_ROUNDS (3) sets how many times each way runs per host count; the
-// ways take turns so a busy moment of the machine is shared out. Needs root
-// (mount namespaces).
+// ways take turns so a busy moment of the machine is shared out.
+// FANOUT_NO_ANSIBLE=1 leaves Ansible out. Needs root (mount namespaces).
 func BenchmarkFanout(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root: every host gets its own mount namespace")
@@ -75,10 +75,13 @@ func BenchmarkFanout(b *testing.B) {
 	artifact := makeArtifact(b)
 	ways := []way{{"shipbot", shipbotWay}, {"floor", floorWay}}
 	ansible, _ := exec.LookPath("ansible-playbook")
+	if os.Getenv("FANOUT_NO_ANSIBLE") != "" {
+		ansible = ""
+	}
 	if ansible != "" {
 		ways = append(ways, way{"ansible", ansibleWay})
 	} else {
-		fmt.Println("ansible-playbook not installed: Ansible column skipped (apt-get install -y ansible-core)")
+		fmt.Println("no Ansible column (FANOUT_NO_ANSIBLE set, or not installed: apt-get install -y ansible-core)")
 	}
 
 	var report strings.Builder
@@ -276,9 +279,11 @@ func floorWay(b *testing.B, c *cluster, id, prev string) error {
 	return nil
 }
 
+// sshArgs are the floor's ssh options: OpenSSH's defaults, plus
+// FANOUT_SSH_OPTS (space-separated) to try others.
 func sshArgs(c *cluster) []string {
-	return []string{"-F", "/dev/null", "-i", c.KeyFile, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-		"-o", "UserKnownHostsFile=" + c.KnownHosts, "-o", "LogLevel=ERROR"}
+	return append([]string{"-F", "/dev/null", "-i", c.KeyFile, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile=" + c.KnownHosts, "-o", "LogLevel=ERROR"}, strings.Fields(os.Getenv("FANOUT_SSH_OPTS"))...)
 }
 
 func splitAddr(addr string) (string, string) {

@@ -51,6 +51,11 @@ func (j *job) prepareScript(t *target) *script {
 	rc := j.r.Recipe
 	s := j.newScript(t)
 	dir := t.releaseDir(j.release)
+	if t.remote && j.artifact == "" {
+		// Nothing comes on the session's input: its end means the bot
+		// cancelled or went away.
+		s.raw("w")
+	}
 
 	s.begin(StepPrepare)
 	s.readState(t)
@@ -77,9 +82,10 @@ func (j *job) prepareScript(t *target) *script {
 		s.gitFetch(dir, rc.Fetch.GitRepo, j.ref)
 		s.end(StepFetch)
 	}
-	if t.remote {
-		// From here the session's input carries nothing more: its end
-		// means the bot cancelled or went away.
+	if t.remote && j.artifact != "" {
+		// The artifact is in; from here the session's input carries
+		// nothing more. (A cancel during the transfer cuts it short, and
+		// the checksum fails.)
 		s.raw("w")
 	}
 	if len(rc.Shared) > 0 {

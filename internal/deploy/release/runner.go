@@ -23,8 +23,9 @@ var _ deploy.Driver = (*Runner)(nil)
 type Runner struct {
 	Recipe deploy.Recipe
 	Hosts  []Opener
-	// Parallel is how many hosts are opened, prepared and restarted at once;
-	// 0 means all. The switch always happens on all hosts at once.
+	// Parallel is how many hosts are opened and run a phase (prepare, go
+	// live) at once; 0 means all. No host goes live before every host
+	// prepared.
 	Parallel int
 	// Health checks Recipe.Health.URL. A recipe with a URL and no checker is
 	// refused rather than deployed unchecked.

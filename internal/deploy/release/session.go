@@ -47,7 +47,9 @@ type scriptRun struct {
 	mu           sync.Mutex
 	started      bool
 	exited       bool
+	exitOK       bool   // the script reported it did everything
 	step         string // begun and not ended
+	last         string // the step begun last
 	failStep     string
 	failCode     int
 	failK        int
@@ -195,7 +197,7 @@ func (sr *scriptRun) marker(rest string) {
 			return
 		}
 		name := stepName(f[0])
-		sr.step, sr.tail, sr.reason = name, nil, nil
+		sr.step, sr.last, sr.tail, sr.reason = name, name, nil, nil
 		if name == StepRestart {
 			t.restartBegun = true
 		}
@@ -246,6 +248,7 @@ func (sr *scriptRun) marker(rest string) {
 		}
 	case "exit":
 		sr.exited = true
+		sr.exitOK = len(f) == 1 && f[0] == "0"
 	}
 }
 
@@ -256,10 +259,15 @@ func (sr *scriptRun) outcome(ctx context.Context, hostErr error) (string, error)
 	if step == "" {
 		step = sr.step
 	}
+	if step == "" {
+		step = sr.last
+	}
 	switch {
 	case sr.timedOut != "":
 		return sr.timedOut, fmt.Errorf("timed out after %s", sr.j.r.Recipe.StepTimeout)
-	case ctx.Err() != nil && !(sr.exited && sr.failStep == ""):
+	case sr.exitOK && sr.failStep == "" && sr.badCurrent == nil:
+		return "", nil
+	case ctx.Err() != nil:
 		return step, ctx.Err()
 	case sr.badCurrent != nil:
 		return step, sr.badCurrent
@@ -273,13 +281,10 @@ func (sr *scriptRun) outcome(ctx context.Context, hostErr error) (string, error)
 			return step, fmt.Errorf("the deploy script did not start: %w: %s", hostErr, sr.noise[len(sr.noise)-1])
 		}
 		return step, fmt.Errorf("the deploy script did not start: %w", hostErr)
-	case !sr.exited:
-		if hostErr == nil {
-			hostErr = errors.New("the deploy script ended before it finished")
-		}
+	case hostErr != nil:
 		return step, hostErr
 	}
-	return "", nil
+	return step, errors.New("the deploy script stopped before it finished")
 }
 
 // stepErr explains a step that exited non-zero.

@@ -105,6 +105,17 @@ func (h *Host) RunScript(ctx context.Context, s release.Script, out func(line st
 	waited := make(chan error, 1)
 	go func() { waited <- sess.Wait() }()
 
+	// hangUp ends the session from this side; a host that does not
+	// confirm within the grace loses the connection.
+	hangUp := func() {
+		_ = sess.Close()
+		select {
+		case <-waited:
+		case <-time.After(h.cfg.cancelGrace):
+			_ = c.close(fmt.Errorf("the host did not confirm the end of a script within %s", h.cfg.cancelGrace))
+			<-waited
+		}
+	}
 	var werr error
 	select {
 	case werr = <-waited:
@@ -112,8 +123,7 @@ func (h *Host) RunScript(ctx context.Context, s release.Script, out func(line st
 		select {
 		case werr = <-waited:
 		case <-time.After(outputGrace):
-			_ = sess.Close()
-			<-waited
+			hangUp()
 			werr = nil
 		}
 	case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +211,34 @@ func TestCancelKillsAStepThatIgnoresTERM(t *testing.T) {
 			t.Errorf("%s: the cancelled release was left behind", base)
 		}
 	}
+}
+
+// A restart that leaves a daemon holding the session's output (a careless
+// `server &`) does not hold the deploy: the script's last line ends the
+// wait after a short grace.
+func TestDaemonHoldingOutputDoesNotHoldTheDeploy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	m := marker(120)
+	t.Cleanup(func() {
+		for _, l := range processes(t, "^sleep "+m+"$") {
+			if pid, err := strconv.Atoi(strings.Fields(l)[0]); err == nil {
+				stopPid(pid)
+			}
+		}
+	})
+	rc := f.rc
+	rc.Restart = append(append([]deploy.Command(nil), f.rc.Restart...), deploy.Command{"sh", "-c", "sleep " + m + " & echo daemon started"})
+	start := time.Now()
+	res, p, err := f.deploy(t, rc, "r1", "")
+	if err != nil || res.Release != "r1" {
+		t.Fatalf("deploy: %+v, %v\n%s", res, err, p.dump())
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the deploy waited %s for the daemon's output to close", took)
+	}
+	if len(processes(t, "^sleep "+m+"$")) != 1 {
+		t.Fatal("the daemon is not running: the test proves nothing")
+	}
+	f.requireLive(t, "r1")
 }
