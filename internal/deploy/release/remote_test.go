@@ -1,0 +1,80 @@
+package release_test
+
+import (
+	"context"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shipbot/shipbot/internal/deploy/release"
+)
+
+// pipeHost runs scripts the way the SSH host does, on this machine: the
+// command line `exec /bin/sh -c 'eval "$(head -c N)"'`, the script and then
+// the artifact on stdin. damage, when set, rewrites the artifact on the way.
+type pipeHost struct {
+	*dirHost
+	damage func([]byte)
+}
+
+var _ release.ScriptHost = (*pipeHost)(nil)
+
+func (h *pipeHost) Open(context.Context) (release.Host, error) { return h, nil }
+func (h *pipeHost) Remote() bool                               { return true }
+
+func (h *pipeHost) RunScript(ctx context.Context, s release.Script, out func(string)) error {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", `exec /bin/sh -c 'eval "$(head -c `+strconv.Itoa(len(s.Text))+`)"'`)
+	w := release.NewLineWriter(8<<10, out)
+	cmd.Stdout, cmd.Stderr = w, w
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() {
+		_, _ = io.WriteString(in, s.Text)
+		if s.Stdin != nil {
+			data, _ := io.ReadAll(s.Stdin)
+			if h.damage != nil {
+				h.damage(data)
+			}
+			_, _ = in.Write(data)
+		}
+		<-ctx.Done()
+		in.Close()
+	}()
+	err = cmd.Wait()
+	w.Close()
+	return err
+}
+
+// An artifact that reaches the host altered is caught by the checksum the
+// host computes, and nothing of it is unpacked or switched to.
+func TestDamagedArtifactIsNeverUnpacked(t *testing.T) {
+	t.Parallel()
+	f, _ := artifactFixture(t, 2)
+	f.mustDeploy("r1", "")
+	f.runner.Hosts[1] = &pipeHost{dirHost: f.hosts[1], damage: func(b []byte) { b[len(b)/2] ^= 0xff }}
+	_, rec, err := f.deploy("r2", "r1", "")
+	if err == nil || !strings.Contains(err.Error(), "fetch on h2: the artifact reached h2 damaged: sha256 ") {
+		t.Fatalf("err = %v\n%s", err, rec.output())
+	}
+	if !rec.has("fetch", "failed", "[h2]", "damaged") {
+		t.Errorf("no failed fetch naming h2: %+v", rec.steps)
+	}
+	f.wantCurrent("r1")
+	for _, b := range f.bases {
+		if exists(filepath.Join(b, "releases", "r2")) {
+			t.Errorf("%s: the damaged release was left behind", b)
+		}
+	}
+	// The same host, undamaged, receives it on stdin and deploys.
+	f.runner.Hosts[1] = &pipeHost{dirHost: f.hosts[1]}
+	f.mustDeploy("r3", "r1")
+	f.wantCurrent("r3")
+}
