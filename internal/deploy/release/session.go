@@ -73,6 +73,12 @@ func (j *job) runScript(ctx context.Context, t *target, s *script, report bool) 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sr := &scriptRun{j: j, t: t, s: s, report: report, cancel: cancel}
+	if report {
+		// The script's first step counts as started from now, before the
+		// host could have done any of it: a bot that dies as the switch is
+		// reported running has not switched anything.
+		j.steps.begin(s.first, "")
+	}
 	sc := s.out
 	if s.artifact != "" {
 		f, err := os.Open(s.artifact)
