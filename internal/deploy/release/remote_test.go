@@ -78,3 +78,35 @@ func TestDamagedArtifactIsNeverUnpacked(t *testing.T) {
 	f.mustDeploy("r3", "r1")
 	f.wantCurrent("r3")
 }
+
+// bashHost runs scripts with bash instead of /bin/sh (dash here), as on
+// distributions whose /bin/sh is bash.
+type bashHost struct{ *dirHost }
+
+func (h *bashHost) Open(context.Context) (release.Host, error) { return h, nil }
+func (h *bashHost) RunScript(ctx context.Context, s release.Script, out func(string)) error {
+	return h.Run(ctx, "", []string{"bash", "-c", s.Text, "sh"}, out)
+}
+
+func TestScriptsRunUnderBash(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	f := newFixture(t, 2)
+	for i, h := range f.hosts {
+		f.runner.Hosts[i] = &bashHost{h}
+	}
+	f.mustDeploy("r1", "")
+	f.mustDeploy("r2", "r1")
+	res, rec, err := f.deploy("r3", "r2", "bad-health")
+	if err != nil || !res.RolledBack || res.Release != "r2" {
+		t.Fatalf("bad health under bash: %+v, %v\n%s", res, err, rec.output())
+	}
+	f.wantCurrent("r2")
+	write(t, filepath.Join(f.bases[1], "fail-build"), "")
+	if _, _, err := f.deploy("r4", "r2", ""); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("failing build under bash: %v", err)
+	}
+	f.wantCurrent("r2")
+}
