@@ -12,8 +12,8 @@ import (
 	"strings"
 )
 
-// Uploader is a Host that can write a file that lives on the bot's machine.
-// Artifact deploys need every host to be one.
+// Uploader is a Host that can write a file that lives on the bot's machine
+// (backups upload with it; a deploy streams its artifact into its script).
 type Uploader interface {
 	// Upload writes r to dst on the host with mode, returning once the file
 	// is complete; when ctx ends first, the transfer is abandoned.

@@ -25,9 +25,9 @@ func Quote(w string) string { return release.ShellQuote(w) }
 // no colour codes in chat output.
 const batchEnv = "export PAGER=cat SYSTEMD_PAGER=cat GIT_PAGER=cat GIT_TERMINAL_PROMPT=0 NO_COLOR=1; "
 
-// killAfter is how long the remote timeout waits after its first signal
+// killAfter (a count of seconds) is how long the remote timeout waits after its first signal
 // before it sends SIGKILL, so a step that ignores SIGTERM or SIGHUP still ends.
-const killAfter = 5
+const killAfter = release.KillAfter / time.Second
 
 // remoteCommand is the command line sent to the remote login shell for argv
 // run in dir. The step runs under coreutils timeout: with limit > 0 it ends
