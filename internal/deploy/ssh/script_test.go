@@ -242,3 +242,48 @@ func TestDaemonHoldingOutputDoesNotHoldTheDeploy(t *testing.T) {
 	}
 	f.requireLive(t, "r1")
 }
+
+// A step that runs past StepTimeout fails the deploy as timed out and is
+// stopped on the host; even when the network went silent the moment the
+// step started, so that the bot's stop never arrives, the step's own
+// timeout on the host ends it.
+func TestStepTimeoutStopsTheScriptEvenBehindASilentNetwork(t *testing.T) {
+	t.Parallel()
+	for _, frozen := range []bool{false, true} {
+		t.Run(map[bool]string{false: "connected", true: "silent network"}[frozen], func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, 1)
+			var p *freezingProxy
+			if frozen {
+				var cfg HostConfig
+				cfg, p = proxied(t, f.c)
+				cfg.Name, cfg.BasePath, cfg.Keepalive = f.hosts[0].Name, f.hosts[0].BasePath, -1
+				cfg.cancelGrace = 300 * time.Millisecond
+				f.hosts[0] = cfg
+			}
+			m := marker(300)
+			rc := f.rc
+			rc.StepTimeout = 2 * time.Second
+			rc.Build = append(append([]deploy.Command(nil), f.rc.Build...), deploy.Command{"sleep", m})
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := f.deploy(t, rc, "r1", "")
+				done <- err
+			}()
+			waitFor(t, 20*time.Second, "the long step to run", func() bool { return sleeping(t, m) })
+			if frozen {
+				p.freeze()
+			}
+			err := waitErr(t, done, 15*time.Second)
+			if err == nil || !strings.Contains(err.Error(), "build on web1: timed out after 2s") {
+				t.Fatalf("deploy = %v, want the build timed out", err)
+			}
+			// The remote backstop is the step timeout plus a second, then
+			// timeout's kill-after if the step ignored it.
+			waitFor(t, 10*time.Second, "the step to end on the host", func() bool { return len(processes(t, m)) == 0 })
+			if !frozen && exists(filepath.Join(f.bases[0], "releases", "r1")) {
+				t.Error("the timed-out release was left behind")
+			}
+		})
+	}
+}
