@@ -198,6 +198,26 @@ func (j *job) liveScript(t *target, o liveOpts) *script {
 	if t.remote {
 		s.raw("w")
 	}
+	j.liveSteps(s, t, o)
+	s.finish()
+	return s
+}
+
+// rollbackScript is a rollback in one session (remote hosts): the check,
+// then a wait at a barrier until the bot says "go" on stdin, which it does
+// once every host passed its check; the end of stdin instead means another
+// host failed or the job was cancelled, and nothing switches.
+func (j *job) rollbackScript(t *target) *script {
+	s := j.newScript(t)
+	s.checkSteps(t, j.release)
+	s.raw(`m ready; IFS= read -r go <&3 || go=; [ "$go" = go ] || { m exit 1; exit 1; }`)
+	s.raw("w")
+	j.liveSteps(s, t, liveOpts{switchTo: j.release, restart: true, health: true})
+	s.finish()
+	return s
+}
+
+func (j *job) liveSteps(s *script, t *target, o liveOpts) {
 	rc := j.r.Recipe
 	vars := j.r.vars(t, j.release, j.ref)
 	if o.switchTo != "" {
@@ -238,8 +258,6 @@ func (j *job) liveScript(t *target, o liveOpts) *script {
 		}
 		s.end(StepPrune)
 	}
-	s.finish()
-	return s
 }
 
 // undoScript puts current back to id ("" = remove current: the host had
@@ -278,6 +296,12 @@ func (j *job) removeScript(t *target) *script {
 // restart after a restore).
 func (j *job) checkScript(t *target, id string) *script {
 	s := j.newScript(t)
+	s.checkSteps(t, id)
+	s.finish()
+	return s
+}
+
+func (s *script) checkSteps(t *target, id string) {
 	s.begin(StepCheck)
 	s.readState(t)
 	if id != "" {
@@ -285,6 +309,4 @@ func (j *job) checkScript(t *target, id string) *script {
 		s.raw("c " + strconv.Itoa(k) + " && { [ -d " + ShellQuote(t.releaseDir(id)) + " ] || { m fail norelease " + ShellQuote(id) + "; rc=1; }; }")
 	}
 	s.end(StepCheck)
-	s.finish()
-	return s
 }

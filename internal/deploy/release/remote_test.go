@@ -3,12 +3,14 @@ package release_test
 import (
 	"context"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/release"
 )
 
@@ -36,18 +38,21 @@ func (h *pipeHost) RunScript(ctx context.Context, s release.Script, out func(str
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	// Like the SSH host: stdin stays open after the input until ctx ends.
 	go func() {
 		_, _ = io.WriteString(in, s.Text)
-		if s.Stdin != nil {
+		switch {
+		case s.Stdin == nil:
+		case h.damage != nil:
 			data, _ := io.ReadAll(s.Stdin)
-			if h.damage != nil {
-				h.damage(data)
-			}
+			h.damage(data)
 			_, _ = in.Write(data)
+		default:
+			_, _ = io.Copy(in, s.Stdin)
 		}
-		<-ctx.Done()
-		in.Close()
 	}()
+	stop := context.AfterFunc(ctx, func() { in.Close() })
+	defer stop()
 	err = cmd.Wait()
 	w.Close()
 	return err
@@ -109,4 +114,47 @@ func TestScriptsRunUnderBash(t *testing.T) {
 		t.Fatalf("failing build under bash: %v", err)
 	}
 	f.wantCurrent("r2")
+}
+
+// On remote hosts a rollback is one session a host: each checks that the
+// release is there and waits at a barrier; only when all passed does the
+// bot let them switch, so a host missing the release still stops every host.
+func TestRollbackInOneSessionWaitsForEveryHost(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3)
+	f.mustDeploy("r1", "")
+	f.mustDeploy("r2", "r1")
+	for i, h := range f.hosts {
+		f.runner.Hosts[i] = &pipeHost{dirHost: h}
+	}
+	rec := &recorder{}
+	res, err := f.runner.Rollback(context.Background(), deploy.RollbackRequest{To: "r1", From: "r2"}, rec)
+	if err != nil || res.Release != "r1" {
+		t.Fatalf("rollback: %+v, %v\n%s", res, err, rec.output())
+	}
+	f.wantCurrent("r1")
+	for _, s := range []string{"check", "switch", "restart", "health"} {
+		if ev, _ := rec.last(s); ev.state != deploy.StepDone {
+			t.Errorf("step %s = %+v", s, ev)
+		}
+	}
+	for _, b := range f.bases {
+		if got := strings.Fields(readFile(t, filepath.Join(b, "restarts"))); got[len(got)-1] != "releases/r1" {
+			t.Errorf("%s not restarted on r1: %v", b, got)
+		}
+	}
+
+	// r2 is missing on h3 only: h1 and h2 wait at the barrier, then give up.
+	if err := os.RemoveAll(filepath.Join(f.bases[2], "releases", "r2")); err != nil {
+		t.Fatal(err)
+	}
+	rec = &recorder{}
+	_, err = f.runner.Rollback(context.Background(), deploy.RollbackRequest{To: "r2", From: "r1"}, rec)
+	if err == nil || !strings.Contains(err.Error(), "refused, current unchanged") || !strings.Contains(err.Error(), "does not exist on h3") {
+		t.Fatalf("err = %v", err)
+	}
+	f.wantCurrent("r1")
+	if _, ok := rec.last("switch"); ok {
+		t.Errorf("a switch was reported although h3 lacks the release: %+v", rec.steps)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -484,6 +485,75 @@ func retry(ctx context.Context, h deploy.Health, check func(ctx context.Context)
 	return err
 }
 
+// canBarrier reports whether every host can wait at a barrier inside one
+// session: remote hosts (their stdin carries the "go"), all running at once.
+func (j *job) canBarrier() bool {
+	if j.r.Parallel > 0 && j.r.Parallel < len(j.targets) {
+		return false
+	}
+	for _, t := range j.targets {
+		if !t.remote {
+			return false
+		}
+	}
+	return true
+}
+
+// rollbackInOne runs the rollback as one session a host (rollbackScript):
+// released says whether the hosts were let through the barrier, i.e.
+// every host had the release; before that, the first failure stops all.
+func (j *job) rollbackInOne() (released bool, err error) {
+	n := len(j.targets)
+	ctx, stop := context.WithCancel(j.ctx)
+	defer stop()
+	readers := make([]*io.PipeReader, n)
+	writers := make([]*io.PipeWriter, n)
+	for i := range n {
+		readers[i], writers[i] = io.Pipe()
+	}
+	var mu sync.Mutex
+	waiting := n
+	arrive := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		waiting--
+		if waiting > 0 || ctx.Err() != nil {
+			return
+		}
+		released = true
+		for i, w := range writers {
+			j.targets[i].switchTried = true
+			// Each host's feeder takes its own line; a host already gone
+			// closed its reader, which ends the write.
+			go func() { _, _ = io.WriteString(w, "go\n"); _ = w.Close() }()
+		}
+	}
+	errs := make([]error, n)
+	var first error
+	forEach(n, 0, func(i int) {
+		t := j.targets[i]
+		s := j.rollbackScript(t)
+		s.input, s.onReady = readers[i], arrive
+		errs[i] = j.runScript(ctx, t, s, true)
+		_ = readers[i].Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if errs[i] != nil && !released {
+			if first == nil {
+				first = errs[i]
+			}
+			stop()
+		}
+	})
+	if !released {
+		if first == nil {
+			first = j.ctx.Err()
+		}
+		return false, first
+	}
+	return true, joinErrs(errs...)
+}
+
 // previousFor is where host t goes back to after a failed switch-over: what
 // the engine says was live, else what the host itself had.
 func previousFor(req deploy.DeployRequest, t *target) string {
@@ -584,27 +654,38 @@ func (r *Runner) Rollback(ctx context.Context, req deploy.RollbackRequest, p dep
 
 func (j *job) rollback() (deploy.Result, error) {
 	ctx := j.ctx
-	// Every host must have the release before any switches to it.
-	err := j.phase(func(ctx context.Context, t *target) error {
-		return j.runScript(ctx, t, j.checkScript(t, j.release), true)
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return deploy.Result{}, fmt.Errorf("rollback to %s cancelled, current unchanged: %w", j.release, ctx.Err())
+	var err error
+	if j.canBarrier() {
+		var released bool
+		if released, err = j.rollbackInOne(); !released {
+			if ctx.Err() != nil {
+				return deploy.Result{}, fmt.Errorf("rollback to %s cancelled, current unchanged: %w", j.release, ctx.Err())
+			}
+			return deploy.Result{}, fmt.Errorf("rollback to %s refused, current unchanged: %w", j.release, err)
 		}
-		return deploy.Result{}, fmt.Errorf("rollback to %s refused, current unchanged: %w", j.release, err)
+	} else {
+		// Every host must have the release before any switches to it.
+		err = j.phase(func(ctx context.Context, t *target) error {
+			return j.runScript(ctx, t, j.checkScript(t, j.release), true)
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return deploy.Result{}, fmt.Errorf("rollback to %s cancelled, current unchanged: %w", j.release, ctx.Err())
+			}
+			return deploy.Result{}, fmt.Errorf("rollback to %s refused, current unchanged: %w", j.release, err)
+		}
+		n := len(j.targets)
+		errs := make([]error, n)
+		forEach(n, j.r.Parallel, func(i int) {
+			t := j.targets[i]
+			if ctx.Err() != nil {
+				return
+			}
+			t.switchTried = true
+			errs[i] = j.runScript(ctx, t, j.liveScript(t, liveOpts{switchTo: j.release, restart: true, health: true}), true)
+		})
+		err = joinErrs(errs...)
 	}
-	n := len(j.targets)
-	errs := make([]error, n)
-	forEach(n, j.r.Parallel, func(i int) {
-		t := j.targets[i]
-		if ctx.Err() != nil {
-			return
-		}
-		t.switchTried = true
-		errs[i] = j.runScript(ctx, t, j.liveScript(t, liveOpts{switchTo: j.release, restart: true, health: true}), true)
-	})
-	err = joinErrs(errs...)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}

@@ -125,6 +125,10 @@ type script struct {
 	cmds  [][]string
 	// artifact is a file on the bot's machine streamed after the program.
 	artifact string
+	// input, if set, is streamed after the program instead (a barrier's "go").
+	input io.Reader
+	// onReady is called when the script reaches its barrier.
+	onReady func()
 	first    string // the first step, which a script that never started fails
 	err      error
 	out      Script

@@ -80,6 +80,7 @@ func (j *job) runScript(ctx context.Context, t *target, s *script, report bool) 
 		j.steps.begin(s.first, "")
 	}
 	sc := s.out
+	sc.Stdin = s.input
 	if s.artifact != "" {
 		f, err := os.Open(s.artifact)
 		if err != nil {
@@ -251,6 +252,10 @@ func (sr *scriptRun) marker(rest string) {
 	case "tries":
 		if len(f) == 1 {
 			sr.tries, _ = strconv.Atoi(f[0])
+		}
+	case "ready":
+		if sr.s.onReady != nil {
+			sr.s.onReady()
 		}
 	case "exit":
 		sr.exited = true

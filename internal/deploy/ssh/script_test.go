@@ -140,7 +140,7 @@ func TestChattyLoginShellStillDeploys(t *testing.T) {
 
 // A deploy opens one connection per host and runs at most three sessions
 // on it (prepare, go live; the bound leaves room for a migrate host); a
-// rollback two (check, go live). Counted by the sshd's own ForceCommand,
+// rollback one (check, barrier, go live). Counted by the sshd's own ForceCommand,
 // so nothing the client does goes uncounted.
 func TestDeploySessionsPerHost(t *testing.T) {
 	t.Parallel()
@@ -174,7 +174,7 @@ func TestDeploySessionsPerHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.requireLive(t, "r1")
-	check("rollback", s2, c2, 2)
+	check("rollback", s2, c2, 1)
 }
 
 // A step that ignores SIGTERM and SIGHUP still ends KillAfter after a
