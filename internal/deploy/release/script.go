@@ -129,9 +129,9 @@ type script struct {
 	input io.Reader
 	// onReady is called when the script reaches its barrier.
 	onReady func()
-	first    string // the first step, which a script that never started fails
-	err      error
-	out      Script
+	first   string // the first step, which a script that never started fails
+	err     error
+	out     Script
 }
 
 func newScript(nonce string, remote bool, stepTimeout time.Duration) *script {
