@@ -371,9 +371,14 @@ func defaultEnv() Env {
 	}
 }
 
+// DefaultSSHParallel is ssh.parallel when unset: every host of the env at
+// once, up to this many. A deploy costs each host two SSH sessions, so the
+// bot's side stays light; the cap bounds its connections and goroutines.
+const DefaultSSHParallel = 50
+
 func defaultSSH() SSH {
 	return SSH{
-		Parallel:       5,
+		Parallel:       DefaultSSHParallel,
 		ConnectTimeout: Duration{10 * time.Second},
 		Keepalive:      Duration{15 * time.Second},
 	}

@@ -84,7 +84,7 @@ func (c *Config) Summary() string {
 			}
 			if e.Driver == "ssh" && e.SSH != nil {
 				p("      driver:   ssh to %s as %s (parallel %d)", list(c.vals(k+".ssh.hosts", e.SSH.Hosts)),
-					c.val(k+".ssh.user", e.SSH.User), e.SSH.Parallel)
+					c.val(k+".ssh.user", e.SSH.User), min(e.SSH.Parallel, max(len(e.SSH.Hosts), 1)))
 			} else {
 				p("      driver:   %s", e.Driver)
 			}
