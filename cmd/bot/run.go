@@ -99,6 +99,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 		Redactor:     redact,
 		Log:          log,
 		BackupPolicy: c.BackupPolicy,
+		// Steps a kill -9 left running are stopped before recovery tells the chat.
+		KillLeftovers: local.KillLeftovers,
 	})
 	sched, err := scheduler(c, engine, db, relay, log)
 	if err != nil {

@@ -46,6 +46,10 @@ type Options struct {
 	// BackupPolicy gives an env's retention and backup-before-deploy rule;
 	// nil means no retention and no backup before deploys.
 	BackupPolicy func(app, env string) BackupPolicy
+	// KillLeftovers stops a step process group a previous run left behind
+	// (local.KillLeftovers) and says how many processes it stopped; nil
+	// means step processes are not looked for at start-up.
+	KillLeftovers func(StepProcess) (int, error)
 }
 
 // Engine runs jobs. All methods are safe for concurrent use.
@@ -59,7 +63,8 @@ type Engine struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	backupPolicy func(app, env string) BackupPolicy
+	backupPolicy  func(app, env string) BackupPolicy
+	killLeftovers func(StepProcess) (int, error)
 
 	mu       sync.Mutex
 	draining bool
@@ -78,7 +83,7 @@ func NewEngine(o Options) *Engine {
 		store: o.Store, drivers: o.Drivers, observer: o.Observer,
 		timeout: o.JobTimeout, outLines: o.OutputLines, redact: o.Redactor,
 		log: o.Log, now: o.Now, running: map[int64]*run{}, idle: make(chan struct{}),
-		backupPolicy: o.BackupPolicy,
+		backupPolicy: o.BackupPolicy, killLeftovers: o.KillLeftovers,
 	}
 	if e.timeout <= 0 {
 		e.timeout = 30 * time.Minute

@@ -72,7 +72,7 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 	tr := newTracker(e, j)
 	e.observer.JobChanged(tr.snapshot())
 
-	runCtx, cancel := context.WithTimeout(ctx, e.timeout)
+	runCtx, cancel := context.WithTimeout(e.withProcesses(ctx, j), e.timeout)
 	defer cancel()
 	var res Result
 	switch j.Action {
@@ -267,6 +267,9 @@ func (e *Engine) Cancel(ctx context.Context, id int64, who Who) (*Job, error) {
 // driver is a Resumer is followed to its end instead (it keeps running on
 // the target whether shipbot watches or not).
 func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
+	// Steps of the dead process may still run: stop them before anyone is
+	// told the job is interrupted, so nothing writes into its release after.
+	reaped := e.reapLeftovers(ctx)
 	js, err := e.store.Jobs(ctx, JobFilter{States: []State{Queued, Running}})
 	if err != nil {
 		return nil, err
@@ -288,6 +291,9 @@ func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 		}
 		from := j.State
 		j.State, j.Reason, j.Ended = Interrupted, "shipbot stopped while the job was "+string(from), e.now()
+		if n := reaped[j.ID]; n > 0 {
+			j.Output = append(j.Output, fmt.Sprintf("shipbot restarted: stopped %d step process(es) the previous run left behind", n))
+		}
 		ev := outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "interrupted: "+j.Reason)
 		if err := e.store.UpdateJob(ctx, j, []State{from}, ev); err != nil {
 			return out, fmt.Errorf("job #%d: %w", j.ID, err)

@@ -1,0 +1,10 @@
+-- Process groups the local driver started for a job's steps, kept while
+-- they run, so that a start after a crash can stop what the dead process
+-- left running (issue 16). token is the random SHIPBOT_STEP value in the
+-- group's environment that tells it from a group that reused the id.
+CREATE TABLE step_processes (
+    token   TEXT    PRIMARY KEY,
+    job_id  INTEGER NOT NULL,
+    pgid    INTEGER NOT NULL,
+    started TEXT    NOT NULL
+);
