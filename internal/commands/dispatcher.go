@@ -77,6 +77,9 @@ type call struct {
 	actor  Actor
 	cmd    Command
 	denied bool
+	// cardJob is the job whose card carried the pressed Unlock or Rollback
+	// button: the press acts on that job, not on whatever holds the env now.
+	cardJob int64
 }
 
 // Handle implements Handler.
@@ -101,13 +104,13 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 
 	text := req.Text
 	if req.Action != "" {
-		t, err := d.buttonCommand(ctx, req.Action)
+		t, job, err := d.buttonCommand(ctx, req.Action)
 		if err != nil {
 			c.cmd.Name = "button"
 			c.cmd.Args = []string{clip(req.Action)}
 			return d.deny(ctx, c, "forged or stale button", err.Error())
 		}
-		text = t
+		text, c.cardJob = t, job
 	}
 	cmd, err := Parse(text)
 	if err != nil {
@@ -192,41 +195,42 @@ func mutating(name string) bool {
 // buttonCommand turns button data back into a command. Data is only ever a
 // verb and an opaque token; whatever it names is looked up again and the
 // presser's own rights are checked like for typed commands.
-func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, error) {
+func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, int64, error) {
+	forged := errors.New("this button is not one of shipbot's")
 	verb, token, ok := strings.Cut(data, ":")
 	if !ok || len(data) > 64 {
-		return "", errors.New("this button is not one of shipbot's")
+		return "", 0, forged
 	}
 	switch verb {
 	case notify.ButtonApprove, notify.ButtonDeny:
 		if !approvalIDPattern.MatchString(token) {
-			return "", errors.New("this button is not one of shipbot's")
+			return "", 0, forged
 		}
-		return "/" + verb + " " + token, nil
+		return "/" + verb + " " + token, 0, nil
 	case notify.ButtonCancel, notify.ButtonUnlock, notify.ButtonRollback:
 		id, err := strconv.ParseInt(token, 10, 64)
 		if err != nil || id < 1 {
-			return "", errors.New("this button is not one of shipbot's")
+			return "", 0, forged
 		}
 		if verb == notify.ButtonCancel {
-			return "/cancel " + token, nil
+			return "/cancel " + token, 0, nil
 		}
 		j, err := d.store.Job(ctx, id)
 		if err != nil {
-			return "", errors.New("this button refers to no job")
+			return "", 0, errors.New("this button refers to no job")
 		}
-		return "/" + verb + " " + j.App + " " + j.Env, nil
+		return "/" + verb + " " + j.App + " " + j.Env, id, nil
 	case notify.ButtonDeploy:
 		// "deploy:APP:ENV:REF" from a green pipeline: the same as typing
 		// /deploy, so it meets the same parser, policy and approval.
 		parts := strings.Split(token, ":")
 		if len(parts) != 3 || !deploy.NamePattern.MatchString(parts[0]) || !deploy.NamePattern.MatchString(parts[1]) ||
 			deploy.ValidateRef(parts[2]) != nil {
-			return "", errors.New("this button is not one of shipbot's")
+			return "", 0, forged
 		}
-		return "/deploy " + strings.Join(parts, " "), nil
+		return "/deploy " + strings.Join(parts, " "), 0, nil
 	}
-	return "", errors.New("this button is not one of shipbot's")
+	return "", 0, forged
 }
 
 // deny records a refusal and tells the person why. If the denial cannot be
@@ -335,6 +339,14 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	env := d.catalog[c.cmd.App][c.cmd.Env]
 	if c.cmd.Plan {
 		return d.plan(ctx, c)
+	}
+	if action == deploy.ActionRollback && c.cardJob != 0 {
+		// Rollback on an interrupted job's card: put back what was live
+		// before that job, taking over its lock.
+		if _, err := d.engine.RollbackInterrupted(ctx, c.cardJob, c.who, env.Approval); err != nil {
+			return d.fail(ctx, c, err)
+		}
+		return Reply{Notice: "rollback job created"}
 	}
 	ref := c.cmd.Ref
 	if ref == "" && action == deploy.ActionDeploy {
@@ -544,9 +556,9 @@ func (d *Dispatcher) jobs(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) job(ctx context.Context, c *call) Reply {
-	j, err := d.store.Job(ctx, c.cmd.JobID)
+	j, err := d.jobOf(ctx, c.cmd.JobID)
 	if err != nil {
-		return d.fail(ctx, c, fmt.Errorf("job #%d: %w", c.cmd.JobID, err))
+		return d.fail(ctx, c, err)
 	}
 	c.cmd.App, c.cmd.Env = j.App, j.Env
 	if r, ok := d.need(ctx, c, "status"); !ok {
@@ -561,10 +573,19 @@ func (d *Dispatcher) job(ctx context.Context, c *call) Reply {
 	return d.read(ctx, c, m)
 }
 
+// jobOf loads job id; a missing one is a refusal naming it once.
+func (d *Dispatcher) jobOf(ctx context.Context, id int64) (*deploy.Job, error) {
+	j, err := d.store.Job(ctx, id)
+	if errors.Is(err, deploy.ErrNotFound) {
+		return nil, &deploy.Refusal{Msg: fmt.Sprintf("there is no job #%d (see /jobs)", id)}
+	}
+	return j, err
+}
+
 func (d *Dispatcher) cancel(ctx context.Context, c *call) Reply {
-	j, err := d.store.Job(ctx, c.cmd.JobID)
+	j, err := d.jobOf(ctx, c.cmd.JobID)
 	if err != nil {
-		return d.fail(ctx, c, fmt.Errorf("job #%d: %w", c.cmd.JobID, err))
+		return d.fail(ctx, c, err)
 	}
 	c.cmd.App, c.cmd.Env = j.App, j.Env
 	if j.RequestedBy.User != c.who.User {
@@ -596,6 +617,17 @@ func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
 			return r
 		}
 	}
+	if c.cardJob != 0 {
+		// Release lock on a job's card releases that job's lock only.
+		l, err := d.store.Lock(ctx, c.cmd.App, c.cmd.Env)
+		if err != nil || l.JobID != c.cardJob {
+			by := ""
+			if j, jerr := d.store.Job(ctx, c.cardJob); jerr == nil && j.LockReleasedBy != "" {
+				by = " (released by " + j.LockReleasedBy + ")"
+			}
+			return d.fail(ctx, c, &deploy.Refusal{Msg: fmt.Sprintf("job #%d no longer holds the lock of %s/%s%s", c.cardJob, c.cmd.App, c.cmd.Env, by)})
+		}
+	}
 	held, err := d.engine.Unlock(ctx, c.cmd.App, c.cmd.Env, c.who, force)
 	if err != nil {
 		if errors.Is(err, deploy.ErrNotFound) {
@@ -603,8 +635,12 @@ func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
 		}
 		return d.fail(ctx, c, err)
 	}
+	was := fmt.Sprintf("was held by %s: %s", held.Owner, held.Reason)
+	if held.JobID != 0 {
+		was = fmt.Sprintf("was held by %s's job #%d: %s", held.Owner, held.JobID, held.Reason)
+	}
 	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Unlocked %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleSuccess,
-		Text: fmt.Sprintf("was held by %s: %s", held.Owner, held.Reason)}, false)
+		Text: was}, false)
 }
 
 func (d *Dispatcher) pending(ctx context.Context, c *call) Reply {

@@ -121,6 +121,9 @@ type JobRequest struct {
 	Redeploy bool
 	Approval ApprovalPolicy
 	Args     []string // as typed, for the audit row
+	// TakesOver is the interrupted job whose lock the new job takes over
+	// (see RollbackInterrupted); 0 for none.
+	TakesOver int64
 }
 
 // errShutdown is the cause of cancelling jobs that outlive the drain deadline.
@@ -169,12 +172,14 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 		return nil, err
 	}
 	if l, err := e.store.Lock(ctx, r.App, r.Env); err == nil {
-		return nil, &LockedError{Lock: *l}
+		if r.TakesOver == 0 || l.JobID != r.TakesOver {
+			return nil, &LockedError{Lock: *l}
+		}
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	j := &Job{App: r.App, Env: r.Env, Action: r.Action, Ref: r.Ref, RequestedBy: r.Who, State: Queued,
-		Redeploy: r.Redeploy && r.Action == ActionDeploy}
+		Redeploy: r.Redeploy && r.Action == ActionDeploy, TakesOver: r.TakesOver}
 	current, err := e.currentRelease(ctx, d)
 	if err != nil {
 		return nil, fmt.Errorf("reading releases on %s/%s: %w", r.App, r.Env, err)
@@ -261,11 +266,23 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 	}
 	e.observer.JobChanged(*j)
 	if j.State == Queued {
+		e.tookOver(ctx, j)
 		if err := e.start(j); err != nil {
 			return j, err
 		}
 	}
 	return j, nil
+}
+
+// tookOver re-shows the interrupted job whose lock j took over, so its
+// card says who released the lock.
+func (e *Engine) tookOver(ctx context.Context, j *Job) {
+	if j.TakesOver == 0 {
+		return
+	}
+	if old, err := e.store.Job(ctx, j.TakesOver); err == nil && old.LockReleasedBy != "" {
+		e.observer.JobChanged(*old)
+	}
 }
 
 func newApprovalID() (string, error) {
@@ -384,6 +401,7 @@ func (e *Engine) Decide(ctx context.Context, id string, who Who, approve bool) (
 	}
 	e.observer.JobChanged(*j)
 	if approve {
+		e.tookOver(ctx, j)
 		return j, e.start(j)
 	}
 	return j, nil
