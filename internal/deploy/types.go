@@ -78,7 +78,7 @@ type Job struct {
 	BackupID string
 	// Redeploy asks the driver to rebuild without fetching new code
 	// (Dokploy's *.redeploy); drivers without the notion deploy as usual.
-	Redeploy  bool
+	Redeploy bool
 	// Switch says, for an interrupted deploy or rollback, whether current
 	// still pointed at FromRelease when shipbot restarted.
 	Switch SwitchState
