@@ -42,6 +42,10 @@ func TestE2ECrashRecovery(t *testing.T) {
 			p.send("/deploy demo staging")
 			p.waitFor(`✖ Refused\ndemo/staging is locked by alice since [^\n]* \(job #2\)`)
 			p.waitAnywhere(`(?m)^  │ #2 +deploy +demo/staging +interrupted `)
+			// The card the crashed run posted is closed, and the interruption
+			// goes out as a new message (an edit notifies nobody).
+			p.waitAnywhere(`── #\d+ \(updated\) ──\n\S+ Deploy demo → staging \(job #2\)\n(?:[^─\n][^\n]*\n)*?\(continued in a new message below\)\n`)
+			p.waitAnywhere(`── #\d+ ──\n\S+ Deploy demo → staging \(job #2\)\nshipbot stopped while the job was running\n`)
 			// The card says what the job left live and offers only what
 			// makes sense for it.
 			switch step {

@@ -100,6 +100,9 @@ type Adapter struct {
 	amu       sync.Mutex
 	attached  map[string]bool // refs whose Attachment has been sent
 	attachLog []string        // keys of attached, oldest first, for eviction
+	// attachFails counts failed uploads per ref: a chat where the bot may
+	// not send files refuses every time, so after attachTries it stops.
+	attachFails map[string]int
 
 	rmu      sync.Mutex
 	refusals map[int64]time.Time // last refusal message per unlisted chat
@@ -110,6 +113,10 @@ var _ notify.Sender = (*Adapter)(nil)
 // keepAttached bounds the memory of sent attachments; a card edited after
 // thousands of others have ended is not going to be edited again.
 const keepAttached = 4096
+
+// attachTries is how often one message's attachment is tried: once with the
+// message and once more with its next edit, for a passing network error.
+const attachTries = 2
 
 // refusalEvery limits refusal messages to an unlisted chat; every refused
 // request is still reported to Denied.
@@ -171,7 +178,7 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		denied:   o.Denied,
 		log:      o.Log,
 		handler:  h,
-		attached: map[string]bool{},
+		attached: map[string]bool{}, attachFails: map[string]int{},
 		refusals: map[int64]time.Time{},
 	}
 	if a.log == nil {
