@@ -44,6 +44,10 @@ type Options struct {
 	// Observe, if set, hears every handled request: the command name ("" when
 	// none was parsed) and whether it was refused. For metrics.
 	Observe func(command string, denied bool)
+	// Buttons, if set, holds what the buttons posted through a
+	// notify.Binder do: a press is honoured only with the chat and message
+	// it was bound to. Without it button data is taken as it comes (tests).
+	Buttons notify.ButtonStore
 }
 
 // Dispatcher handles every chat request: identity, parse, policy, engine, reply.
@@ -56,6 +60,7 @@ type Dispatcher struct {
 	audit   AuditReader
 	log     *slog.Logger
 	observe func(command string, denied bool)
+	buttons notify.ButtonStore
 }
 
 var _ Handler = (*Dispatcher)(nil)
@@ -63,7 +68,7 @@ var _ Handler = (*Dispatcher)(nil)
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
 	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(), policy: o.Policy, catalog: o.Catalog,
-		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe}
+		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -104,7 +109,13 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 
 	text := req.Text
 	if req.Action != "" {
-		t, job, err := d.buttonCommand(ctx, req.Action)
+		data, err := d.boundData(ctx, req)
+		if err != nil {
+			c.cmd.Name = "button"
+			c.cmd.Args = []string{clip(req.Action)}
+			return d.deny(ctx, c, "forged or stale button", err.Error())
+		}
+		t, job, err := d.buttonCommand(ctx, data)
 		if err != nil {
 			c.cmd.Name = "button"
 			c.cmd.Args = []string{clip(req.Action)}
@@ -190,6 +201,36 @@ func mutating(name string) bool {
 		return true
 	}
 	return false
+}
+
+// boundData is what the pressed button does, if it was pressed where it was
+// posted: shipbot's buttons carry only a random id, and the chat and message
+// it was bound to must be the ones the press came from.
+func (d *Dispatcher) boundData(ctx context.Context, req Request) (string, error) {
+	if d.buttons == nil {
+		return req.Action, nil
+	}
+	forged := errors.New("this button is not one of shipbot's")
+	id, ok := strings.CutPrefix(req.Action, notify.ButtonPrefix)
+	if !ok || len(id) > 64 {
+		return "", forged
+	}
+	b, err := d.buttons.Button(ctx, id)
+	if errors.Is(err, notify.ErrNoButton) {
+		return "", forged
+	}
+	if err != nil {
+		return "", fmt.Errorf("this button cannot be checked now (%v); try again", err)
+	}
+	if b.Chat != notify.ChatKey(req.Chat) {
+		return "", errors.New("this button belongs to another chat")
+	}
+	// The shell has one terminal and no message ids; elsewhere a button is
+	// good only on its own message.
+	if b.Message == "" || (req.Message != b.Message && req.Platform != "shell") {
+		return "", errors.New("this button belongs to another message")
+	}
+	return b.Data, nil
 }
 
 // buttonCommand turns button data back into a command. Data is only ever a

@@ -24,6 +24,10 @@ type Request struct {
 	Text string
 	// Action is the Data of a pressed button. Empty for text.
 	Action string
+	// Message is the platform's id of the message the pressed button is on
+	// (the same form as its notify.Ref ID); a button is only good on the
+	// message it was posted with. Empty for text, and in the shell.
+	Message string
 }
 
 // Reply is what the adapter tells the person who pressed a button (Telegram

@@ -309,7 +309,7 @@ func TestPressCarriesVerifiedIdentityAndAlwaysGetsAnAnswer(t *testing.T) {
 	}
 	req := h.Requests()[0]
 	want := commands.Request{Platform: "telegram", UserID: "200", Chat: notify.Channel{Platform: "telegram",
-		ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Action: "cancel:5"}
+		ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Action: "cancel:5", Message: ref.ID}
 	if req.UserName == "" || req.Text != "" {
 		t.Fatalf("request %+v", req)
 	}

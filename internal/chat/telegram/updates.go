@@ -116,11 +116,12 @@ func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQu
 	// says what to do.
 	var ch notify.Channel
 	var chatID int64
+	var msgID int
 	switch {
 	case q.Message.Message != nil:
-		ch, chatID = channelOf(q.Message.Message), q.Message.Message.Chat.ID
+		ch, chatID, msgID = channelOf(q.Message.Message), q.Message.Message.Chat.ID, q.Message.Message.ID
 	case q.Message.InaccessibleMessage != nil:
-		chatID = q.Message.InaccessibleMessage.Chat.ID
+		chatID, msgID = q.Message.InaccessibleMessage.Chat.ID, q.Message.InaccessibleMessage.MessageID
 		ch = notify.Channel{Platform: Platform, ID: strconv.FormatInt(chatID, 10)}
 	default:
 		// Inline-mode messages have no chat; shipbot never posts any.
@@ -134,7 +135,7 @@ func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQu
 		return
 	}
 	rep := h.Handle(ctx, commands.Request{Platform: Platform, UserID: strconv.FormatInt(q.From.ID, 10),
-		UserName: displayName(&q.From), Chat: ch, Action: q.Data})
+		UserName: displayName(&q.From), Chat: ch, Action: q.Data, Message: strconv.Itoa(msgID)})
 	a.answer(ctx, q.ID, rep.Notice, rep.Refused)
 }
 

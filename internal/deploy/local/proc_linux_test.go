@@ -156,6 +156,15 @@ func TestStepDiesWithShipbot(t *testing.T) {
 	pgid, _ := strconv.Atoi(f[1])
 	token := f[2]
 	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	// The group is recorded as soon as sh starts; wait until it has forked
+	// both sleeps.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(groupPIDs(t, pgid)) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("group %d has %v, want sh and two sleeps", pgid, groupPIDs(t, pgid))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	// The group leader (sh) gets Pdeathsig; its background sleep does not,

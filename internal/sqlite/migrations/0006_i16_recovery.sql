@@ -16,3 +16,15 @@ CREATE TABLE step_processes (
 ALTER TABLE jobs ADD COLUMN switch_state TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN lock_released_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN takes_over INTEGER NOT NULL DEFAULT 0;
+
+-- Buttons shipbot posted: the chat carries only the random id; what the
+-- button does (data) is bound to the chat and message it went out on, so
+-- button data replayed on another card or chat is refused.
+CREATE TABLE buttons (
+    id      TEXT PRIMARY KEY,
+    data    TEXT NOT NULL,
+    chat    TEXT NOT NULL,
+    message TEXT NOT NULL, -- '' until the message is posted
+    created TEXT NOT NULL
+);
+CREATE INDEX buttons_message ON buttons (chat, message, data);
