@@ -106,6 +106,8 @@ type Adapter struct {
 
 	rmu      sync.Mutex
 	refusals map[int64]time.Time // last refusal message per unlisted chat
+
+	lanes *commands.Lanes // one ordered lane per chat
 }
 
 var _ notify.Sender = (*Adapter)(nil)
@@ -179,6 +181,7 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		log:      o.Log,
 		handler:  h,
 		attached: map[string]bool{}, attachFails: map[string]int{},
+		lanes:    commands.NewLanes(0, 0),
 		refusals: map[int64]time.Time{},
 	}
 	if a.log == nil {
@@ -192,10 +195,14 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		bot.WithSkipGetMe(), // Run asks; New stays offline
 		// The client outlives a long poll; sends are bounded by their callers' contexts.
 		bot.WithHTTPClient(poll, &http.Client{Timeout: poll + 10*time.Second}),
-		bot.WithDefaultHandler(func(ctx context.Context, _ *bot.Bot, u *models.Update) { a.process(ctx, u) }),
-		// One worker handles updates in the order they came ("/lock" then
-		// "/deploy" must not swap), and Start waits for it, so Run returns
-		// only once the updates it took are handled.
+		bot.WithDefaultHandler(func(ctx context.Context, _ *bot.Bot, u *models.Update) {
+			a.lanes.Do(laneOf(u), func() { a.process(ctx, u) })
+		}),
+		// One library worker hands updates, in the order they came, to a
+		// lane per chat: "/lock" then "/deploy" in one chat never swap,
+		// while a slow command in one chat delays no other chat. Run waits
+		// for the lanes, so it returns only once the updates it took are
+		// handled.
 		bot.WithNotAsyncHandlers(),
 		bot.WithWorkers(1),
 		bot.WithUpdatesChannelCap(1),
@@ -272,6 +279,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 			return err
 		}
 		<-ctx.Done()
+		a.lanes.Wait()
 		return nil
 	}
 	err = a.retry(ctx, "deleteWebhook", func() error {
@@ -282,6 +290,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		return err
 	}
 	a.b.Start(ctx)
+	a.lanes.Wait()
 	return nil
 }
 

@@ -1,9 +1,12 @@
 package telegram_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -494,4 +497,55 @@ func TestJobCardGoesBackToTheTopic(t *testing.T) {
 		j, _ := r.store.Job(t.Context(), 1)
 		return j.State == deploy.Succeeded
 	})
+}
+
+// gate is a handler that holds every request of one chat until opened.
+type gate struct {
+	chat string
+	open chan struct{}
+	mu   sync.Mutex
+	got  []commands.Request
+}
+
+func (g *gate) Handle(ctx context.Context, r commands.Request) commands.Reply {
+	if r.Chat.ID == g.chat {
+		<-g.open
+	}
+	g.mu.Lock()
+	g.got = append(g.got, r)
+	g.mu.Unlock()
+	return commands.Reply{}
+}
+
+func (g *gate) texts(chat string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for _, r := range g.got {
+		if r.Chat.ID == chat {
+			out = append(out, r.Text)
+		}
+	}
+	return out
+}
+
+// A slow command in the group delays nobody in a DM, and the group's own
+// commands keep their order behind it.
+func TestSlowChatDelaysNoOtherChat(t *testing.T) {
+	g := &gate{chat: fmt.Sprint(group), open: make(chan struct{})}
+	b := newBot(t, g)
+	b.run()
+	b.say(group, 0, alice, "/status demo staging")
+	b.say(group, 0, alice, "/lock demo staging x")
+	b.say(group, 0, alice, "/deploy demo staging")
+	b.say(alice, 0, alice, "/whoami")
+	b.fake.Wait("the DM handled while the group is busy", func() bool { return len(g.texts(fmt.Sprint(alice))) == 1 })
+	if n := len(g.texts(fmt.Sprint(group))); n != 0 {
+		t.Fatalf("%d group requests passed the blocked one", n)
+	}
+	close(g.open)
+	b.fake.Wait("the group's requests", func() bool { return len(g.texts(fmt.Sprint(group))) == 3 })
+	if got := g.texts(fmt.Sprint(group)); !slices.Equal(got, []string{"/status demo staging", "/lock demo staging x", "/deploy demo staging"}) {
+		t.Fatalf("group order %q", got)
+	}
 }

@@ -53,6 +53,22 @@ func (a *Adapter) process(ctx context.Context, u *models.Update) {
 	}
 }
 
+// laneOf is the chat an update belongs to: its requests are handled in
+// order, other chats' side by side. A private chat's id is the person's.
+func laneOf(u *models.Update) string {
+	switch {
+	case u.Message != nil:
+		return strconv.FormatInt(u.Message.Chat.ID, 10)
+	case u.CallbackQuery != nil && u.CallbackQuery.Message.Message != nil:
+		return strconv.FormatInt(u.CallbackQuery.Message.Message.Chat.ID, 10)
+	case u.CallbackQuery != nil && u.CallbackQuery.Message.InaccessibleMessage != nil:
+		return strconv.FormatInt(u.CallbackQuery.Message.InaccessibleMessage.Chat.ID, 10)
+	case u.CallbackQuery != nil:
+		return "user:" + strconv.FormatInt(u.CallbackQuery.From.ID, 10)
+	}
+	return "other"
+}
+
 // firstSeen reports whether update id is new. A dedupe failure counts as
 // "do not handle": running a deploy twice is worse than asking to retry.
 func (a *Adapter) firstSeen(ctx context.Context, id int64) (bool, error) {
@@ -309,7 +325,8 @@ func (a *Adapter) WebhookHandler() http.Handler {
 			http.Error(w, "not a Telegram update", http.StatusBadRequest)
 			return
 		}
-		a.process(r.Context(), &u)
+		// Handled (in its chat's lane) before the answer, as above.
+		<-a.lanes.Do(laneOf(&u), func() { a.process(r.Context(), &u) })
 		w.WriteHeader(http.StatusOK)
 	})
 }
