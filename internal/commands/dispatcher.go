@@ -143,7 +143,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	}
 	switch cmd.Name {
 	case "help":
-		return d.read(ctx, c, notify.Message{Title: "shipbot commands", Code: HelpText()})
+		return d.read(ctx, c, notify.Message{Title: "shipbot commands", Text: strings.Join(HelpLines(), "\n")})
 	case "whoami":
 		return d.read(ctx, c, notify.Message{Title: "You are " + actor.User, Fields: []notify.Field{
 			{Name: "identity", Value: identity},
@@ -308,6 +308,16 @@ func (d *Dispatcher) read(ctx context.Context, c *call, m notify.Message) Reply 
 func (d *Dispatcher) say(ctx context.Context, c *call, m notify.Message, refused bool) Reply {
 	if c.req.Action != "" {
 		return Reply{Notice: firstNonEmpty(m.Text, m.Title), Refused: refused}
+	}
+	if c.req.ReplyTo != "" {
+		// A group: answer the command's message, and say whom a refusal
+		// is for ("bob: you need deploy:staging").
+		m.ReplyTo = c.req.ReplyTo
+		if refused && c.who.User != "" {
+			m.Text = c.who.User + ": " + m.Text
+		} else if refused && c.req.UserName != "" {
+			m.Text = c.req.UserName + ": " + m.Text
+		}
 	}
 	if _, err := d.sender.Send(ctx, c.req.Chat, m); err != nil {
 		d.log.Warn("reply not sent", "chat", c.req.Chat.String(), "err", err)
@@ -477,19 +487,34 @@ func (d *Dispatcher) releases(ctx context.Context, c *call) Reply {
 		return d.fail(ctx, c, err)
 	}
 	m := notify.Message{Title: fmt.Sprintf("Releases of %s/%s", c.cmd.App, c.cmd.Env)}
+	live := false
 	for _, r := range rs {
-		mark := " "
-		if r.Current {
+		// Exactly one release is live: the first the target calls current
+		// (hosts that disagree show up in /status). "active" only means a
+		// release went live once; the others say superseded.
+		current := r.Current && !live
+		live = live || current
+		mark, state := " ", "(no record)"
+		if current {
 			mark = "*"
+		}
+		if r.Record != nil {
+			state = string(r.Record.State)
+			switch {
+			case current:
+				state = "live"
+			case r.Record.State == deploy.ReleaseActive:
+				state = "superseded"
+			}
+		} else if current {
+			state = "live (no record)"
 		}
 		line := mark + " " + r.ID
 		if r.Record != nil {
-			line += fmt.Sprintf("  ref=%s  by=%s  %s  %s", orNone(r.Record.Ref), r.Record.By,
-				r.Record.Created.UTC().Format("2006-01-02 15:04"), r.Record.State)
-		} else {
-			line += "  (no record)"
+			line += fmt.Sprintf("  ref=%s  by=%s  %s", orNone(r.Record.Ref), r.Record.By,
+				r.Record.Created.UTC().Format("2006-01-02 15:04"))
 		}
-		m.Code = append(m.Code, line)
+		m.Code = append(m.Code, line+"  "+state)
 	}
 	if len(rs) == 0 {
 		m.Text = "no releases yet"

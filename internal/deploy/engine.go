@@ -246,7 +246,7 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 		a = &Approval{ID: id, App: r.App, Env: r.Env, Action: r.Action, Version: version,
 			RequestedBy: r.Who.User, Roles: r.Approval.Roles, State: ApprovalPending, Created: now, Expires: now.Add(ttl)}
 		j.State = AwaitingApproval
-		j.ApprovalID = id
+		j.ApprovalID, j.ApproverRoles = id, append([]string(nil), r.Approval.Roles...)
 	}
 	in := intent(r.Who, string(r.Action), r.App, r.Env, r.Args)
 	e.redact.Event(in)

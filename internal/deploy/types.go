@@ -73,6 +73,9 @@ type Job struct {
 	RequestedBy Who
 	ApprovalID  string // "" when the env needs none
 	ApprovedBy  string
+	// ApproverRoles are the roles one of which the approver must hold, so
+	// the approval card can say who may approve.
+	ApproverRoles []string
 	// BackupID is the backup a job took or restores: a deploy's pre-deploy
 	// backup, a restore's safety backup, a --with-db rollback's backup.
 	BackupID string

@@ -73,7 +73,7 @@ func JobCard(j deploy.Job) Message {
 	}
 	switch j.State {
 	case deploy.AwaitingApproval:
-		m.Text = fmt.Sprintf("Needs approval by another person (%s). Approval id: %s", approverText(j), j.ApprovalID)
+		m.Text = fmt.Sprintf("Needs approval by %s. Approval id: %s", approverText(j), j.ApprovalID)
 		if j.Action == deploy.ActionRestore || j.BackupID != "" {
 			m.Text = "⚠ Restoring a backup discards everything written since it was taken (a safety backup is taken first). " + m.Text
 		}
@@ -125,8 +125,20 @@ func interruptedText(j deploy.Job) string {
 	return fmt.Sprintf("shipbot could not tell whether it switched. Rollback checks, makes %s live again (switch, restart, health check) and releases this job's lock.", j.FromRelease)
 }
 
+// approverText says who may approve: "a lead, not alice".
 func approverText(j deploy.Job) string {
-	return "not " + j.RequestedBy.User
+	var who []string
+	for _, r := range j.ApproverRoles {
+		article := "a "
+		if strings.ContainsRune("aeiou", rune(strings.ToLower(r+"x")[0])) {
+			article = "an "
+		}
+		who = append(who, article+r)
+	}
+	if len(who) == 0 {
+		return "another person, not " + j.RequestedBy.User
+	}
+	return strings.Join(who, " or ") + ", not " + j.RequestedBy.User
 }
 
 func jobTitle(j deploy.Job) string {

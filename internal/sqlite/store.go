@@ -32,15 +32,15 @@ func jsonArray[T any](s []T) (string, error) {
 
 const jobCols = `id, app, env, action, ref, release, from_release, state, reason, req_user, req_identity, req_chat,
 	approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by, takes_over,
-	created, started, ended`
+	approver_roles, created, started, ended`
 
 func scanJob(s rowScanner) (*deploy.Job, error) {
 	var j deploy.Job
-	var action, state, steps, output, switched, created, started, ended string
+	var action, state, steps, output, switched, roles, created, started, ended string
 	if err := s.Scan(&j.ID, &j.App, &j.Env, &action, &j.Ref, &j.Release, &j.FromRelease, &state, &j.Reason,
 		&j.RequestedBy.User, &j.RequestedBy.Identity, &j.RequestedBy.Chat, &j.ApprovalID, &j.ApprovedBy, &j.CardRef,
 		&j.IntentSeq, &steps, &output, &j.BackupID, &j.Redeploy, &switched, &j.LockReleasedBy, &j.TakesOver,
-		&created, &started, &ended); err != nil {
+		&roles, &created, &started, &ended); err != nil {
 		return nil, err
 	}
 	j.Action, j.State, j.Switch = deploy.Action(action), deploy.State(state), deploy.SwitchState(switched)
@@ -49,6 +49,11 @@ func scanJob(s rowScanner) (*deploy.Job, error) {
 	}
 	if err := json.Unmarshal([]byte(output), &j.Output); err != nil {
 		return nil, fmt.Errorf("job #%d: output: %w", j.ID, err)
+	}
+	if roles != "" && roles != "[]" {
+		if err := json.Unmarshal([]byte(roles), &j.ApproverRoles); err != nil {
+			return nil, fmt.Errorf("job #%d: approver roles: %w", j.ID, err)
+		}
 	}
 	var err error
 	for _, t := range []struct {
@@ -73,21 +78,25 @@ func jobValues(j *deploy.Job) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	roles, err := jsonArray(j.ApproverRoles)
+	if err != nil {
+		return nil, err
+	}
 	return []any{j.App, j.Env, string(j.Action), j.Ref, j.Release, j.FromRelease, string(j.State), j.Reason,
 		j.RequestedBy.User, j.RequestedBy.Identity, j.RequestedBy.Chat, j.ApprovalID, j.ApprovedBy, j.CardRef,
-		j.IntentSeq, steps, output, j.BackupID, j.Redeploy, string(j.Switch), j.LockReleasedBy, j.TakesOver}, nil
+		j.IntentSeq, steps, output, j.BackupID, j.Redeploy, string(j.Switch), j.LockReleasedBy, j.TakesOver, roles}, nil
 }
 
 const insertJob = `INSERT INTO jobs (app, env, action, ref, release, from_release, state, reason, req_user, req_identity,
 	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by,
-	takes_over, created, started, ended)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	takes_over, approver_roles, created, started, ended)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // The store sets created; an update never changes it.
 const updateJob = `UPDATE jobs SET app = ?, env = ?, action = ?, ref = ?, release = ?, from_release = ?, state = ?,
 	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = COALESCE(NULLIF(?, ''), card_ref),
 	intent_seq = ?, steps = ?, output = ?, backup_id = ?, redeploy = ?, switch_state = ?, lock_released_by = ?, takes_over = ?,
-	started = ?, ended = ? WHERE id = ?`
+	approver_roles = ?, started = ?, ended = ? WHERE id = ?`
 
 // CreateJob implements deploy.Store.
 func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, events ...*audit.Event) error {

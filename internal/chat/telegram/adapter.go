@@ -324,7 +324,9 @@ func Commands() []models.BotCommand {
 	for _, l := range commands.HelpText() {
 		name, rest, _ := strings.Cut(strings.TrimSpace(l), " ")
 		name = strings.TrimPrefix(name, "/")
-		if !commandName.MatchString(name) {
+		if !commandName.MatchString(name) || name == "start" {
+			// Telegram's menu /start sends a bare /start, the welcome;
+			// "/start APP ENV" is typed, as /help shows.
 			continue
 		}
 		desc := strings.Join(strings.Fields(rest), " ")

@@ -33,7 +33,7 @@ const maxNotice = 200
 // knownCommands are the dispatcher's command names. In groups only these are
 // taken without an @mention: other bots' /commands are none of shipbot's business.
 var knownCommands = func() map[string]bool {
-	m := map[string]bool{}
+	m := map[string]bool{"start": true} // not in the menu, see Commands
 	for _, c := range Commands() {
 		m[c.Command] = true
 	}
@@ -104,8 +104,12 @@ func (a *Adapter) onMessage(ctx context.Context, id int64, m *models.Message) {
 		a.refuse(ctx, identityOf(m.From.ID), ch, m.Chat.ID)
 		return
 	}
-	h.Handle(ctx, commands.Request{Platform: Platform, UserID: strconv.FormatInt(m.From.ID, 10),
-		UserName: displayName(m.From), Chat: ch, Text: text})
+	req := commands.Request{Platform: Platform, UserID: strconv.FormatInt(m.From.ID, 10),
+		UserName: displayName(m.From), Chat: ch, Text: text}
+	if m.Chat.Type != models.ChatTypePrivate {
+		req.ReplyTo = strconv.Itoa(m.ID)
+	}
+	h.Handle(ctx, req)
 }
 
 func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQuery) {
@@ -228,13 +232,16 @@ func commandText(m *models.Message, username string) (string, bool) {
 			return "", false // for another bot in the group
 		}
 		name = strings.ToLower(name)
-		if name == "start" {
-			name = "help" // what Telegram sends when someone opens the chat
+		rest := text[len(cmd):]
+		if name == "start" && strings.TrimSpace(rest) == "" {
+			// Bare /start is what Telegram sends when someone opens the
+			// chat: the welcome. "/start APP ENV" starts an app.
+			name = "help"
 		}
 		if !private && !addressed && !knownCommands[name] {
 			return "", false
 		}
-		return "/" + name + text[len(cmd):], true
+		return "/" + name + rest, true
 	}
 	if private {
 		first, _, _ := strings.Cut(strings.TrimSpace(text), " ")

@@ -28,3 +28,5 @@ CREATE TABLE buttons (
     created TEXT NOT NULL
 );
 CREATE INDEX buttons_message ON buttons (chat, message, data);
+-- JSON array of the roles an approver needs, shown on the approval card.
+ALTER TABLE jobs ADD COLUMN approver_roles TEXT NOT NULL DEFAULT '';
