@@ -130,7 +130,7 @@ func approverText(j deploy.Job) string {
 	var who []string
 	for _, r := range j.ApproverRoles {
 		article := "a "
-		if strings.ContainsRune("aeiou", rune(strings.ToLower(r+"x")[0])) {
+		if strings.ContainsRune("aeiou", rune(strings.ToLower(r + "x")[0])) {
 			article = "an "
 		}
 		who = append(who, article+r)
