@@ -179,3 +179,27 @@ func TestRecoverStopsLeftoverStepsBeforeAnnouncing(t *testing.T) {
 		t.Fatalf("output %q", got[0].Output)
 	}
 }
+
+// Where rollbacks need a second person, the card's Rollback waits for the
+// approval and only then takes over the interrupted job's lock.
+func TestRollbackOfAnInterruptedJobWithApproval(t *testing.T) {
+	r, j, older, _ := interruptedRig(t, func(older, current string) (string, string) { return older, current })
+	ctx := context.Background()
+	rb, err := r.engine.RollbackInterrupted(ctx, j.ID, alice, prod)
+	if err != nil || rb.State != deploy.AwaitingApproval {
+		t.Fatalf("rollback: %+v, %v", rb, err)
+	}
+	if l, err := r.store.Lock(ctx, "demo", "staging"); err != nil || l.JobID != j.ID {
+		t.Fatalf("lock while awaiting approval: %+v %v; want it still job #%d's", l, err, j.ID)
+	}
+	if _, err := r.engine.Decide(ctx, rb.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, r.store, rb.ID, deploy.Succeeded)
+	if r.driver.Current() != older {
+		t.Fatalf("current %s, want %s", r.driver.Current(), older)
+	}
+	if old, _ := r.store.Job(ctx, j.ID); !strings.HasPrefix(old.LockReleasedBy, "alice (job #") {
+		t.Fatalf("interrupted job's lock released by %q", old.LockReleasedBy)
+	}
+}
