@@ -612,7 +612,9 @@ func (d *Dispatcher) jobs(ctx context.Context, c *call) Reply {
 	}
 	m := notify.Message{Title: "Recent jobs"}
 	for _, j := range js {
-		m.Code = append(m.Code, fmt.Sprintf("#%-4d %-8s %s/%s  %-17s by %s  %s", j.ID, j.Action, j.App, j.Env,
+		// No column padding: on a phone the lines wrap, and padded
+		// columns only add blanks; one job per short line reads in any font.
+		m.Code = append(m.Code, fmt.Sprintf("#%d %s %s/%s %s · %s · %s", j.ID, j.Action, j.App, j.Env,
 			j.State, j.RequestedBy.User, j.Created.UTC().Format("01-02 15:04")))
 	}
 	if len(js) == 0 {
