@@ -81,6 +81,11 @@ func TestE2ECrashRecovery(t *testing.T) {
 			}
 			p.closeInput()
 			p.mustExit0()
+			// One new message for the interruption (closing the old card
+			// once); the lock's release edits it rather than posting again.
+			if n := strings.Count(p.out.String(), "(continued in a new message below)"); n != 1 {
+				t.Fatalf("job #2 was posted anew %d times after the restart, want once", n)
+			}
 			if strings.Contains(p.out.String(), "(job #4)") {
 				t.Fatal("an extra job was created")
 			}

@@ -57,6 +57,20 @@ func TestCardRefsSurviveARestart(t *testing.T) {
 		t.Fatalf("after a restart: %d sends, edits %q; want the old card closed and one new card", second.sends, second.edits)
 	}
 	second.mu.Unlock()
+	// Its lock released later: the card (now the new one) is edited.
+	c4 := &flakySender{}
+	cards4 := notify.NewCards(c4, time.Millisecond, quiet())
+	released := job(deploy.Interrupted, 3)
+	released.CardRef, released.LockReleasedBy = "shell:terminal 1", "bob"
+	cards4.JobChanged(released)
+	if err := cards4.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c4.mu.Lock()
+	if c4.sends != 0 || len(c4.edits) != 1 || c4.edits[0] != "interrupted — lock released by bob" {
+		t.Fatalf("lock released: %d sends, edits %q; want one edit", c4.sends, c4.edits)
+	}
+	c4.mu.Unlock()
 	// A job that finished while shipbot was away (resumed) edits its card.
 	third := &flakySender{}
 	c3 := notify.NewCards(third, time.Millisecond, quiet())

@@ -153,7 +153,9 @@ func (c *Cards) JobChanged(j deploy.Job) {
 			// Posted before a restart: edit that message.
 			c.mu.Lock()
 			cd.ref, cd.latest, cd.dirty = ref, j, true
-			cd.repost = j.State == deploy.Interrupted
+			// Only recovery reports an interrupted job whose lock is still
+			// held; later changes (its lock released) edit the new card.
+			cd.repost = j.State == deploy.Interrupted && j.LockReleasedBy == ""
 			c.mu.Unlock()
 			go c.work(j.ID, cd)
 			return
