@@ -457,3 +457,16 @@ func TestStartupSurvivesServerErrors(t *testing.T) {
 		t.Fatalf("%d auth.test calls; want 2 failures and a success", n)
 	}
 }
+
+// A click names the message its button is on (container.message_ts), which
+// the dispatcher holds bound buttons to.
+func TestClickCarriesItsMessage(t *testing.T) {
+	h := &chattest.Recorder{}
+	b := newBot(t, h)
+	b.run()
+	b.click(alice, channel, "1700000000.000777", "b:abcdefghijklmnopqrstuvwx")
+	b.fake.Eventually(t, "the click", func() bool { return len(h.Requests()) == 1 })
+	if r := h.Requests()[0]; r.Message != "1700000000.000777" || r.Action != "b:abcdefghijklmnopqrstuvwx" || r.Chat.ID != channel {
+		t.Fatalf("request %+v", r)
+	}
+}
