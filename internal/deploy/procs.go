@@ -25,6 +25,8 @@ type StepProcess struct {
 // ProcessStore is implemented by a store that keeps step process groups
 // (the sqlite store does). Each call is its own transaction.
 type ProcessStore interface {
+	// AddStepProcess inserts p, or updates the PGID of the record with
+	// its token.
 	AddStepProcess(ctx context.Context, p StepProcess) error
 	RemoveStepProcess(ctx context.Context, token string) error
 	StepProcesses(ctx context.Context) ([]StepProcess, error)
@@ -35,8 +37,10 @@ type ProcessStore interface {
 // and the other driver calls; drivers find it with ProcessRecorderFrom.
 type ProcessRecorder interface {
 	// Started records p (JobID is filled in by the recorder) before the step
-	// goes on; an error means it could not be recorded, and the driver stops
-	// the step rather than run something a crash could leave behind.
+	// goes on: once with PGID 0 just before the start, again with the group
+	// once it exists. An error means it could not be recorded, and the
+	// driver does not start, or stops, the step rather than run something a
+	// crash could leave behind.
 	Started(p StepProcess) error
 	// Ended forgets p once the whole group is gone.
 	Ended(p StepProcess)

@@ -11,7 +11,8 @@ var _ deploy.ProcessStore = (*DB)(nil)
 // AddStepProcess implements deploy.ProcessStore.
 func (db *DB) AddStepProcess(ctx context.Context, p deploy.StepProcess) error {
 	return db.write(ctx, func(w *writer) error {
-		_, err := w.exec(`INSERT INTO step_processes (token, job_id, pgid, started) VALUES (?,?,?,?)`,
+		_, err := w.exec(`INSERT INTO step_processes (token, job_id, pgid, started) VALUES (?,?,?,?)
+			ON CONFLICT (token) DO UPDATE SET pgid = excluded.pgid`,
 			p.Token, p.JobID, p.PGID, formatTime(p.Started))
 		return err
 	})

@@ -111,14 +111,27 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 	cmd.Stdout = lw
 	cmd.Stderr = lw
 
+	// The token is recorded before the start and the group right after:
+	// a crash in between leaves a record without a group, and recovery
+	// then looks for the token alone.
+	rec := deploy.ProcessRecorderFrom(ctx)
+	proc := deploy.StepProcess{Token: token, Started: time.Now()}
+	if rec != nil {
+		if err := rec.Started(proc); err != nil {
+			lw.Close()
+			return err
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		lw.Close()
+		if rec != nil {
+			rec.Ended(proc)
+		}
 		return fmt.Errorf("run %s: %w", argv[0], err)
 	}
 	pgid := cmd.Process.Pid
-	proc := deploy.StepProcess{PGID: pgid, Token: token, Started: time.Now()}
-	rec := deploy.ProcessRecorder(nil)
-	if r := deploy.ProcessRecorderFrom(ctx); r != nil {
+	proc.PGID = pgid
+	if r := rec; r != nil {
 		if err := r.Started(proc); err != nil {
 			// Unrecorded, a crash could leave it running unseen: stop it.
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -126,7 +139,6 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 			lw.Close()
 			return err
 		}
-		rec = r
 	}
 	err = cmd.Wait()
 	// Whatever the command left in its group (a backgrounded child) ends

@@ -33,8 +33,17 @@ func stepAttr() *syscall.SysProcAttr {
 // in its environment. It returns how many of the group's processes it found,
 // and waits (up to five seconds) for them to be gone.
 func KillLeftovers(p deploy.StepProcess) (int, error) {
-	if p.PGID <= 1 || p.Token == "" {
+	if p.Token == "" || p.PGID == 1 || p.PGID < 0 {
 		return 0, fmt.Errorf("step process group %d: nothing to look for", p.PGID)
+	}
+	if p.PGID == 0 {
+		// Shipbot died between recording the step and learning its group:
+		// the token alone says which processes are the step's.
+		g, err := markedGroup([]byte(stepEnv + "=" + p.Token))
+		if err != nil || g == 0 {
+			return 0, err
+		}
+		p.PGID = g
 	}
 	members, ours, err := groupMembers(p.PGID, []byte(stepEnv+"="+p.Token))
 	if err != nil || !ours {
@@ -57,6 +66,43 @@ func KillLeftovers(p deploy.StepProcess) (int, error) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the kernel's process table, not waiting for our own state
 	}
+}
+
+// markedGroup is the process group of a live process carrying marker in its
+// environment, or 0.
+func markedGroup(marker []byte) (int, error) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return 0, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + n + "/environ")
+		if err != nil || !hasEntry(env, marker) {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err == nil && g > 1 {
+			return g, nil
+		}
+	}
+	return 0, nil
+}
+
+func hasEntry(env, marker []byte) bool {
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if bytes.Equal(kv, marker) {
+			return true
+		}
+	}
+	return false
 }
 
 // groupMembers lists the live processes of group pgid from /proc, and
@@ -98,14 +144,7 @@ func groupMembers(pgid int, marker []byte) (pids []int, marked bool, err error) 
 		pids = append(pids, pid)
 		if marker != nil && !marked {
 			env, err := os.ReadFile("/proc/" + n + "/environ")
-			if err == nil {
-				for _, kv := range bytes.Split(env, []byte{0}) {
-					if bytes.Equal(kv, marker) {
-						marked = true
-						break
-					}
-				}
-			}
+			marked = err == nil && hasEntry(env, marker)
 		}
 	}
 	return pids, marked, nil

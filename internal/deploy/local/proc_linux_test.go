@@ -21,6 +21,7 @@ import (
 // recorder is a deploy.ProcessRecorder that keeps what it was told.
 type recorder struct {
 	mu      sync.Mutex
+	tokens  []string // recorded before a start, without a group
 	started []deploy.StepProcess
 	ended   []deploy.StepProcess
 	fail    error
@@ -32,6 +33,11 @@ func (r *recorder) Started(p deploy.StepProcess) error {
 	defer r.mu.Unlock()
 	if r.fail != nil {
 		return r.fail
+	}
+	if p.PGID == 0 {
+		// The record made just before the start: only the token is known.
+		r.tokens = append(r.tokens, p.Token)
+		return nil
 	}
 	r.started = append(r.started, p)
 	if r.seen != nil {
@@ -82,8 +88,10 @@ func TestRunRecordsGroupAndKillsWhatTheStepLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.started) != 1 || len(rec.ended) != 1 || rec.started[0] != rec.ended[0] {
-		t.Fatalf("started %+v, ended %+v: want the one group recorded and then forgotten", rec.started, rec.ended)
+	if len(rec.started) != 1 || len(rec.ended) != 1 || rec.started[0] != rec.ended[0] ||
+		len(rec.tokens) != 1 || rec.tokens[0] != rec.started[0].Token {
+		t.Fatalf("tokens %q, started %+v, ended %+v: want the token recorded before the start, the group after, then forgotten",
+			rec.tokens, rec.started, rec.ended)
 	}
 	p := rec.started[0]
 	var child int
@@ -155,6 +163,9 @@ func TestStepDiesWithShipbot(t *testing.T) {
 	}
 	pgid, _ := strconv.Atoi(f[1])
 	token := f[2]
+	if pgid <= 1 {
+		t.Fatalf("helper reported group %d", pgid) // never kill(-0): that is this test's own group
+	}
 	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
 	// The group is recorded as soon as sh starts; wait until it has forked
 	// both sleeps.
@@ -205,4 +216,36 @@ func groupPIDs(t *testing.T, pgid int) []int {
 		}
 	}
 	return out
+}
+
+// Shipbot died after recording a step's token and before its group: the
+// token alone finds the step's group.
+func TestKillLeftoversByTokenAlone(t *testing.T) {
+	t.Parallel()
+	token := "tok-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	cmd := exec.Command("sh", "-c", "sleep 60 & sleep 60")
+	cmd.Env = append(os.Environ(), "SHIPBOT_STEP="+token)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL); _ = cmd.Wait() })
+	deadline := time.Now().Add(5 * time.Second)
+	for len(groupPIDs(t, pgid)) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("group %d has %v", pgid, groupPIDs(t, pgid))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n, err := local.KillLeftovers(deploy.StepProcess{Token: token})
+	if err != nil || n != 3 {
+		t.Fatalf("KillLeftovers by token: %d, %v", n, err)
+	}
+	if left := groupPIDs(t, pgid); len(left) != 0 {
+		t.Fatalf("left %v", left)
+	}
+	if n, err := local.KillLeftovers(deploy.StepProcess{Token: "no-such-token"}); n != 0 || err != nil {
+		t.Fatalf("unknown token: %d, %v", n, err)
+	}
 }
