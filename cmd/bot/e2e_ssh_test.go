@@ -257,12 +257,12 @@ func TestE2ESSHDeployReleasesLogs(t *testing.T) {
 	out := p.out.String()
 
 	rels := codeLines(messageBody(t, out, "Releases of web/prod"))
-	listed := func(mark, id string) bool {
-		rx := regexp.MustCompile(`^` + regexp.QuoteMeta(mark+" "+id) + `  ref=main  by=alice  \S+ \S+  active$`)
+	listed := func(mark, id, state string) bool {
+		rx := regexp.MustCompile(`^` + regexp.QuoteMeta(mark+" "+id) + `  ref=main  by=alice  \S+ \S+  ` + state + `$`)
 		return slices.ContainsFunc(rels, rx.MatchString)
 	}
-	if len(rels) != 2 || !listed("*", second) || !listed(" ", first) {
-		t.Fatalf("/releases lists %q, want %s current and %s not, both by alice at ref main, active", rels, second, first)
+	if len(rels) != 2 || !listed("*", second, "live") || !listed(" ", first, "superseded") {
+		t.Fatalf("/releases lists %q, want %s live and %s superseded, both by alice at ref main", rels, second, first)
 	}
 
 	two := messageBody(t, out, "Logs of web/prod (last 2 lines)")

@@ -120,22 +120,23 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil || fs.NArg() != 0 {
 		return 2
 	}
-	// The audit needs only the database: no secret has to be set for it.
-	var c *config.Config
+	// The audit needs only the database: no other setting, secret or not,
+	// has to be set (or even valid) for it.
+	var database string
 	if *name == "" {
-		c, err = config.Parse(configs.Example, configs.ExampleName, config.WithoutSecrets)
+		database, err = config.DatabasePath(configs.Example, configs.ExampleName, os.LookupEnv)
 	} else {
-		c, err = config.LoadWith(*name, config.WithoutSecrets)
+		database, err = config.LoadDatabasePath(*name)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if _, err := os.Stat(c.Bot.Database); err != nil {
-		fmt.Fprintf(stderr, "no database at %s: %v\n", c.Bot.Database, err)
+	if _, err := os.Stat(database); err != nil {
+		fmt.Fprintf(stderr, "no database at %s: %v\n", database, err)
 		return 1
 	}
-	db, err := sqlite.Open(ctx, c.Bot.Database)
+	db, err := sqlite.Open(ctx, database)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -75,14 +75,16 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	lv := &live{cfg: c, drivers: drivers} // SIGHUP replaces both
 
 	router := notify.Router{}
-	cards := notify.NewCards(router, time.Second, log)
+	// Every button goes out bound to its chat and message (issue 16).
+	bound := notify.NewBinder(router, db, log)
+	cards := notify.NewCards(bound, time.Second, log)
 	cards.PersistRefs(db)
 	stats := metrics.New(db, log)
 	var alert notify.Channel
 	if pc.AdminChat != "" {
 		alert, _ = notify.ParseChannel(pc.AdminChat) // validated with the config
 	}
-	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: router, MaxAttempts: pc.MaxAttempts, Alert: alert,
+	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: bound, MaxAttempts: pc.MaxAttempts, Alert: alert,
 		Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
 	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
 	// Notices of shipbot's own jobs commit with the job change they report.
@@ -101,6 +103,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 		Redactor:     redact,
 		Log:          log,
 		BackupPolicy: lv.backupPolicy,
+		// Steps a kill -9 left running are stopped before recovery tells the chat.
+		KillLeftovers: local.KillLeftovers,
 	})
 	sched, err := scheduler(c, engine, db, relay, log)
 	if err != nil {
@@ -154,7 +158,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 		log.Warn("job interrupted by a previous stop", "job", j.ID, "app", j.App, "env", j.Env)
 	}
 
-	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: router, Audit: db, Log: log,
+	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: bound, Buttons: db, Audit: db, Log: log,
 		Observe: stats.Command})
 	log.Info("shipbot started", "version", version, "config", c.Source, "database", c.Bot.Database)
 

@@ -24,6 +24,14 @@ type Request struct {
 	Text string
 	// Action is the Data of a pressed button. Empty for text.
 	Action string
+	// Message is the platform's id of the message the pressed button is on
+	// (the same form as its notify.Ref ID); a button is only good on the
+	// message it was posted with. Empty for text, and in the shell.
+	Message string
+	// ReplyTo is the id of the command's message in a group chat: the
+	// answer replies to it and names the person, so in a busy group it is
+	// clear whose command it answers. Empty in private chats.
+	ReplyTo string
 }
 
 // Reply is what the adapter tells the person who pressed a button (Telegram
