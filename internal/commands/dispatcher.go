@@ -233,9 +233,10 @@ func (d *Dispatcher) boundData(ctx context.Context, req Request) (string, error)
 	if b.Chat != notify.ChatKey(req.Chat) {
 		return "", errors.New("this button belongs to another chat")
 	}
-	// The shell has one terminal and no message ids; elsewhere a button is
-	// good only on its own message.
-	if b.Message == "" || (req.Message != b.Message && req.Platform != "shell") {
+	// The shell has one terminal and no message ids (and a typist can press
+	// a button before the binder has recorded its message); elsewhere a
+	// button is good only on its own message.
+	if req.Platform != "shell" && (b.Message == "" || req.Message != b.Message) {
 		return "", errors.New("this button belongs to another message")
 	}
 	return b.Data, nil

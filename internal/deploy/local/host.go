@@ -81,6 +81,11 @@ const stepEnv = "SHIPBOT_STEP"
 // deploy.ProcessRecorder) while it runs, so a restart after a crash finds
 // and stops what is left of it.
 func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line string)) error {
+	return h.run(ctx, dir, argv, false, out)
+}
+
+// run is Run; script says argv is a phase script (see stepAttr).
+func (h *Host) run(ctx context.Context, dir string, argv []string, script bool, out func(line string)) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return errors.New("empty command")
 	}
@@ -100,7 +105,7 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(h.environ(), stepEnv+"="+token)
-	cmd.SysProcAttr = stepAttr()
+	cmd.SysProcAttr = stepAttr(script)
 	cmd.Cancel = func() error {
 		// The negative pid addresses the whole group.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

@@ -21,7 +21,14 @@ import (
 // do. Pdeathsig fires when the thread that started the child exits; the Go
 // runtime only ends threads of goroutines that exit while locked to their
 // thread, which shipbot never does around a step.
-func stepAttr() *syscall.SysProcAttr {
+//
+// A phase script gets SIGTERM instead: SIGKILL would end only the script's
+// shell and leave the step it runs (a grandchild of shipbot) going until a
+// restart's recovery; the script's trap passes the TERM on to that step.
+func stepAttr(script bool) *syscall.SysProcAttr {
+	if script {
+		return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	}
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 

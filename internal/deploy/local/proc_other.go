@@ -11,7 +11,7 @@ import (
 // stepAttr puts a step in its own process group, so one kill reaches
 // everything it started. Only Linux can have the kernel kill a step when
 // shipbot dies.
-func stepAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+func stepAttr(bool) *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
 
 // KillLeftovers needs Linux's /proc to tell a leftover step group from an
 // unrelated group that reused its id; elsewhere it does not guess, and

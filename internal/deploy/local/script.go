@@ -16,7 +16,7 @@ func (h *Host) RunScript(ctx context.Context, s release.Script, out func(line st
 	if s.Stdin != nil {
 		return errors.New("the local host takes no script input")
 	}
-	return h.Run(ctx, "", []string{"/bin/sh", "-c", s.Text, "sh"}, out)
+	return h.run(ctx, "", []string{"/bin/sh", "-c", s.Text, "sh"}, true, out)
 }
 
 // Remote is false: the script reads the artifact from its path and the bot
