@@ -55,6 +55,65 @@ type Backuper interface {
 	DeleteBackups(ctx context.Context, ids []string) error
 }
 
+// RestoreStager is implemented by a Backuper that can prepare a restore
+// completely before changing anything live: the engine then verifies every
+// part, takes the safety backup, and only then applies. A Backuper without
+// it restores in one step through Restore.
+type RestoreStager interface {
+	// StageRestore checks the checksums of b's selected parts, unpacks the
+	// files beside the live paths and loads every dump into a scratch
+	// database, checked against the dump's manifest. Nothing live changes;
+	// on error nothing is left behind.
+	StageRestore(ctx context.Context, b Backup, opts RestoreOptions, p Progress) (StagedRestore, error)
+}
+
+// RestoreOptions select what a restore puts back.
+type RestoreOptions struct {
+	DBOnly bool     // only the database dumps
+	Parts  []string // only these files of the backup (by name); nil = all
+}
+
+// Wants reports whether the options select file f.
+func (o RestoreOptions) Wants(f BackupFile) bool {
+	if o.DBOnly && f.Kind == "files" {
+		return false
+	}
+	if o.Parts == nil {
+		return true
+	}
+	for _, p := range o.Parts {
+		if p == f.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// StagedRestore is a restore whose parts are all verified and loaded
+// aside, waiting to replace the live ones.
+type StagedRestore interface {
+	// Apply replaces the live parts with the staged ones, one by one, then
+	// restarts the app. A failure while a part is applied is an
+	// *ApplyError naming the parts already changed.
+	Apply(ctx context.Context, p Progress) (Result, error)
+	// Discard removes whatever was staged and not applied. It is safe to
+	// call after Apply and more than once.
+	Discard(ctx context.Context)
+}
+
+// ApplyError is a staged restore that failed while changing live parts.
+type ApplyError struct {
+	Part    string   // the part that failed
+	Touched []string // file names of the parts changed live, the failed one included if it was touched
+	Err     error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("applying %s: %v", e.Part, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
 // BackupRequest asks for backup ID.
 type BackupRequest struct {
 	JobID    int64
@@ -82,6 +141,28 @@ type BackupFile struct {
 	Source string `json:"source"` // the path list or database it holds
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Manifest describes a database dump as it was taken; a restore or a
+	// drill checks the loaded copy against it. Nil for files and for
+	// dumps taken before manifests were recorded.
+	Manifest *DBManifest `json:"manifest,omitempty"`
+}
+
+// DBManifest is what a database held when it was dumped.
+type DBManifest struct {
+	// Rows is every table's row count as the dump holds it; a table
+	// without rows is listed with 0.
+	Rows map[string]int64 `json:"rows"`
+	// Objects counts the non-table objects by kind ("views", "triggers",
+	// "routines", "events"; PostgreSQL also "sequences", "indexes", ...).
+	Objects map[string]int `json:"objects"`
+	// Database-level properties a restore recreates: MySQL/MariaDB
+	// charset and collation; PostgreSQL owner, encoding, locale and ACL.
+	Charset   string `json:"charset,omitempty"`
+	Collation string `json:"collation,omitempty"`
+	Owner     string `json:"owner,omitempty"`
+	Encoding  string `json:"encoding,omitempty"`
+	Ctype     string `json:"ctype,omitempty"`
+	ACL       string `json:"acl,omitempty"`
 }
 
 // BackupState is whether a backup can be restored.
@@ -105,9 +186,16 @@ type Backup struct {
 	Location string
 	Files    []BackupFile
 	Error    string
-	Verified time.Time // last passed drill
-	Drill    string    // its summary
+	Verified time.Time // last drill, passed or failed
+	Drill    string    // its summary; a failed drill's starts with DrillFailedPrefix
 }
+
+// DrillFailedPrefix starts the Drill summary of a backup whose last drill
+// failed (kept in the summary so the record needs no new column).
+const DrillFailedPrefix = "FAILED: "
+
+// DrillFailed reports whether b's last drill failed.
+func (b Backup) DrillFailed() bool { return strings.HasPrefix(b.Drill, DrillFailedPrefix) }
 
 // Size is the total size of b's files.
 func (b Backup) Size() int64 {
@@ -301,6 +389,14 @@ func (e *Engine) runVerifyJob(ctx context.Context, j *Job, p Progress) (Result, 
 	}
 	res, err := bk.VerifyBackup(ctx, *rec, p)
 	if err != nil {
+		// A drill that could not finish proves nothing either way; one
+		// that ran and failed is recorded, so /backups shows it.
+		if ctx.Err() == nil {
+			rec.Verified, rec.Drill = e.now(), DrillFailedPrefix+clip(e.redact.String(err.Error()), 300)
+			if perr := bs.PutBackup(context.WithoutCancel(ctx), *rec); perr != nil {
+				e.log.Error("drill result not recorded", "backup", rec.ID, "err", perr)
+			}
+		}
 		return Result{}, err
 	}
 	for _, l := range res.Lines {
@@ -313,8 +409,19 @@ func (e *Engine) runVerifyJob(ctx context.Context, j *Job, p Progress) (Result, 
 	return Result{Release: rec.ID, Message: "backup " + rec.ID + " verified: " + res.Message}, nil
 }
 
-// runRestoreJob is the body of a restore: a safety backup of what is there
-// now, then the restore, which restarts and health-checks.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// runRestoreJob is the body of a restore. With a RestoreStager it is all
+// or nothing: every part is checked and loaded aside first (a damaged or
+// unloadable backup changes nothing and takes no safety backup), then the
+// safety backup of what is there now, then the switch; if a part fails
+// while switching, the parts already changed are put back from the safety
+// backup before the job ends, and the job fails saying so.
 func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly bool) (Result, error) {
 	bk, bs, err := e.backuper(j.App, j.Env)
 	if err != nil {
@@ -328,6 +435,15 @@ func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly b
 	if err != nil {
 		return Result{}, err
 	}
+	st, staging := bk.(RestoreStager)
+	var staged StagedRestore
+	if staging {
+		staged, err = st.StageRestore(ctx, *rec, RestoreOptions{DBOnly: dbOnly}, p)
+		if err != nil {
+			return Result{}, fmt.Errorf("restore of %s refused, nothing was changed: %w", rec.ID, err)
+		}
+		defer staged.Discard(context.WithoutCancel(ctx))
+	}
 	safetyID := SafetyBackupID(e.now(), j.ID)
 	safety, err := e.takeBackup(ctx, bk, bs, j, safetyID, "safety", p)
 	if err != nil {
@@ -336,9 +452,17 @@ func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly b
 	if j.Action == ActionRestore {
 		j.BackupID = safety.ID
 	}
-	res, err := bk.Restore(ctx, *rec, dbOnly, p)
-	if err != nil {
-		return res, fmt.Errorf("restore of %s failed (safety backup %s holds what was there before): %w", rec.ID, safety.ID, err)
+	var res Result
+	if staging {
+		res, err = staged.Apply(ctx, p)
+		if err != nil {
+			return Result{}, e.undoRestore(ctx, st, rec, safety, err, p)
+		}
+	} else {
+		res, err = bk.Restore(ctx, *rec, dbOnly, p)
+		if err != nil {
+			return res, fmt.Errorf("restore of %s failed (safety backup %s holds what was there before): %w", rec.ID, safety.ID, err)
+		}
 	}
 	what := "files and databases"
 	if dbOnly {
@@ -350,6 +474,37 @@ func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly b
 		msg += "; " + res.Message
 	}
 	return Result{Release: res.Release, RolledBack: res.RolledBack, Message: msg}, nil
+}
+
+// undoRestore answers a staged restore that failed while switching: the
+// parts it already changed go back from the safety backup, through the
+// same checked path, so the env ends as it was before the restore. The
+// returned error always fails the job: a partial restore is never a success.
+func (e *Engine) undoRestore(ctx context.Context, st RestoreStager, rec *Backup, safety Backup, applyErr error, p Progress) error {
+	var ae *ApplyError
+	if !errors.As(applyErr, &ae) {
+		return fmt.Errorf("restore of %s: %w (safety backup %s holds what was there before)", rec.ID, applyErr, safety.ID)
+	}
+	if len(ae.Touched) == 0 {
+		return fmt.Errorf("restore of %s failed before changing anything live: %w", rec.ID, applyErr)
+	}
+	// Even a cancelled job puts back what it changed.
+	uctx := context.WithoutCancel(ctx)
+	touched := strings.Join(ae.Touched, ", ")
+	p.Step("put back", StepRunning, touched)
+	staged, err := st.StageRestore(uctx, safety, RestoreOptions{Parts: ae.Touched}, p)
+	if err == nil {
+		_, err = staged.Apply(uctx, p)
+		staged.Discard(uctx)
+	}
+	if err != nil {
+		p.Step("put back", StepFailed, e.redact.String(err.Error()))
+		return fmt.Errorf("restore of %s failed: %w; putting back %s from safety backup %s ALSO failed: %v; the env is PARTLY restored: restore backup %s to go back",
+			rec.ID, applyErr, touched, safety.ID, err, safety.ID)
+	}
+	p.Step("put back", StepDone, touched+" from "+safety.ID)
+	return fmt.Errorf("restore of %s failed: %w; the parts already changed (%s) were put back from safety backup %s, so the env is as it was before the restore",
+		rec.ID, applyErr, touched, safety.ID)
 }
 
 // SafetyBackupID names the backup a restore takes first.

@@ -1,0 +1,400 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+)
+
+var _ deploy.RestoreStager = (*Runner)(nil)
+
+// describe sums up a manifest for a step's detail.
+func describe(m *deploy.DBManifest) string {
+	if m == nil {
+		return "no manifest"
+	}
+	var rows int64
+	for _, n := range m.Rows {
+		rows += n
+	}
+	return fmt.Sprintf("%d tables, %d rows%s", len(m.Rows), rows, objectsText(m.Objects))
+}
+
+func objectsText(o map[string]int) string {
+	var parts []string
+	for _, k := range sortedKeys(o) {
+		if o[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", o[k], k))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ", " + strings.Join(parts, ", ")
+}
+
+// describe sums up a loaded copy, saying whether it was held against a
+// manifest.
+func (l loaded) describe(m *deploy.DBManifest) string {
+	var rows int64
+	for _, c := range l.counts {
+		rows += c.rows
+	}
+	d := fmt.Sprintf("%d tables, %d rows%s", len(l.counts), rows, objectsText(l.objects))
+	if m == nil {
+		return d + " (no manifest recorded with this backup to compare with)"
+	}
+	return d + ", as recorded"
+}
+
+// loadScratch loads dump f of db into a new scratch database, holding it
+// to the manifest. The scratch database is dropped unless keep and the load
+// passed; sql is the unpacked dump for MySQL.
+func (s *session) loadScratch(ctx context.Context, cred string, f deploy.BackupFile, db Database, dumpPath string, keep bool) (string, loaded, error) {
+	scratch := scratchName("drill")
+	var got loaded
+	var err error
+	if db.Engine == Postgres {
+		if err = s.pgCreate(ctx, cred, db, scratch, f.Manifest); err != nil {
+			return "", loaded{}, err
+		}
+		s.p.Output("scratch database " + scratch + " created")
+		if err = s.pgLoad(ctx, cred, db, scratch, dumpPath); err == nil {
+			got, err = s.pgInspect(ctx, cred, db, scratch)
+		}
+	} else {
+		if err = s.myCreate(ctx, cred, scratch, f.Manifest); err != nil {
+			return "", loaded{}, err
+		}
+		s.p.Output("scratch database " + scratch + " created")
+		if err = s.myLoad(ctx, cred, scratch, dumpPath); err == nil {
+			got, err = s.myInspect(ctx, cred, scratch)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("loading %s into scratch database %s failed, so nothing live was touched: %w", f.Name, scratch, err)
+	} else {
+		err = check(f.Manifest, got)
+	}
+	if err != nil || !keep {
+		if derr := s.dropScratch(ctx, cred, db, scratch); derr != nil {
+			err = errors.Join(err, derr)
+		} else {
+			s.p.Output("scratch database " + scratch + " dropped")
+		}
+	}
+	if err != nil {
+		return "", loaded{}, err
+	}
+	return scratch, got, nil
+}
+
+func (s *session) dropScratch(ctx context.Context, cred string, db Database, scratch string) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	var err error
+	if db.Engine == Postgres {
+		err = s.pgDrop(cctx, cred, db, scratch)
+	} else {
+		_, err = s.mysql(cctx, cred, "DROP DATABASE IF EXISTS "+myIdent(scratch))
+	}
+	if err != nil {
+		return fmt.Errorf("dropping scratch database %s: %w", scratch, err)
+	}
+	return nil
+}
+
+// drill loads f into a scratch database, checks it against the manifest
+// and drops it.
+func (s *session) drill(ctx context.Context, dir string, f deploy.BackupFile, db Database) (loaded, error) {
+	var got loaded
+	err := s.withCredentials(ctx, db, func(cred string) error {
+		dump := path.Join(dir, f.Name)
+		if db.Engine != Postgres {
+			sql, remove, err := s.unpack(ctx, dir, f)
+			if err != nil {
+				return err
+			}
+			defer remove()
+			dump = sql
+		}
+		var err error
+		_, got, err = s.loadScratch(ctx, cred, f, db, dump, false)
+		return err
+	})
+	return got, err
+}
+
+// Restore implements deploy.Backuper: stage, then apply, in one call.
+// The engine uses StageRestore so it can take its safety backup between.
+func (r *Runner) Restore(ctx context.Context, b deploy.Backup, dbOnly bool, p deploy.Progress) (deploy.Result, error) {
+	st, err := r.StageRestore(ctx, b, deploy.RestoreOptions{DBOnly: dbOnly}, p)
+	if err != nil {
+		return deploy.Result{}, err
+	}
+	defer st.Discard(context.WithoutCancel(ctx))
+	return st.Apply(ctx, p)
+}
+
+// part is one staged part of a restore.
+type part struct {
+	f  deploy.BackupFile
+	db Database
+	// files: where the archive was unpacked.
+	staging string
+	// MySQL: the unpacked dump, proven loadable, reloaded into the live
+	// database (MySQL cannot rename a database).
+	sql       string
+	removeSQL func()
+	// PostgreSQL: the loaded scratch database, renamed into place.
+	scratch string
+}
+
+// staged is a restore whose parts are checked and loaded aside.
+type staged struct {
+	s     *session
+	b     deploy.Backup
+	parts []*part
+
+	mu        sync.Mutex
+	discarded bool
+}
+
+// StageRestore implements deploy.RestoreStager.
+func (r *Runner) StageRestore(ctx context.Context, b deploy.Backup, opts deploy.RestoreOptions, p deploy.Progress) (deploy.StagedRestore, error) {
+	s, err := r.open(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	st := &staged{s: s, b: b}
+	var files []deploy.BackupFile
+	for _, f := range b.Files {
+		switch {
+		case !opts.Wants(f):
+		case f.Kind == "files" || f.Kind == MySQL || f.Kind == Postgres:
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		st.Discard(ctx)
+		return nil, errors.New("the backup holds nothing to restore")
+	}
+	// Never restore from a damaged backup; checked before the engine takes
+	// its safety backup.
+	if err := s.step("checksum", func() (string, error) {
+		return fmt.Sprintf("%d files match", len(files)), s.checkSums(ctx, b, files)
+	}); err != nil {
+		st.Discard(ctx)
+		return nil, err
+	}
+	for _, f := range files {
+		pt := &part{f: f}
+		st.parts = append(st.parts, pt)
+		var err error
+		if f.Kind == "files" {
+			err = s.step("unpack files", func() (string, error) {
+				return f.Source, st.unpackFiles(ctx, pt)
+			})
+		} else {
+			db, ok := r.database(f.Source)
+			if !ok {
+				err = fmt.Errorf("database %q of this backup is no longer configured; cannot restore it", f.Source)
+			} else {
+				pt.db = db
+				err = s.step("load "+db.Name, func() (string, error) { return st.loadDB(ctx, pt) })
+			}
+		}
+		if err != nil {
+			st.Discard(ctx)
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func (st *staged) unpackFiles(ctx context.Context, pt *part) error {
+	s := st.s
+	pt.staging = path.Join(s.r.Spec.Dir, "."+st.b.ID+".restore")
+	if err := s.host.Run(ctx, "", []string{"rm", "-rf", "--", pt.staging}, nil); err != nil {
+		return explain(err)
+	}
+	if err := s.run(ctx, "mkdir", "-m", "0700", "--", pt.staging); err != nil {
+		return err
+	}
+	if err := s.run(ctx, "tar", "-xzf", path.Join(st.b.Location, pt.f.Name), "-C", pt.staging); err != nil {
+		return fmt.Errorf("the archive does not unpack: %w", err)
+	}
+	for _, p := range strings.Fields(pt.f.Source) {
+		if _, err := s.capture(ctx, "test", "-e", path.Join(pt.staging, p)); err != nil {
+			return fmt.Errorf("the archive lacks %s", p)
+		}
+	}
+	return nil
+}
+
+func (st *staged) loadDB(ctx context.Context, pt *part) (string, error) {
+	s := st.s
+	var detail string
+	err := s.withCredentials(ctx, pt.db, func(cred string) error {
+		dump := path.Join(st.b.Location, pt.f.Name)
+		if pt.db.Engine != Postgres {
+			sql, remove, err := s.unpack(ctx, st.b.Location, pt.f)
+			if err != nil {
+				return err
+			}
+			pt.sql, pt.removeSQL, dump = sql, remove, sql
+		}
+		scratch, got, err := s.loadScratch(ctx, cred, pt.f, pt.db, dump, pt.db.Engine == Postgres)
+		if err != nil {
+			return err
+		}
+		pt.scratch = scratch
+		detail = got.describe(pt.f.Manifest) + " in a scratch database"
+		return nil
+	})
+	return detail, err
+}
+
+// Apply implements deploy.StagedRestore.
+func (st *staged) Apply(ctx context.Context, p deploy.Progress) (deploy.Result, error) {
+	s := st.s
+	if p != nil {
+		s.p = p
+	}
+	var touched []string
+	for _, pt := range st.parts {
+		name := "restore files"
+		if pt.f.Kind != "files" {
+			name = "restore " + pt.db.Name
+		}
+		changed := false
+		err := s.step(name, func() (string, error) {
+			switch pt.f.Kind {
+			case "files":
+				return pt.f.Source, st.swapFiles(ctx, pt, &changed)
+			case Postgres:
+				return pt.db.Engine + " " + pt.db.Database, st.swapPG(ctx, pt, &changed)
+			default:
+				return pt.db.Engine + " " + pt.db.Database, st.reloadMy(ctx, pt, &changed)
+			}
+		})
+		if changed {
+			touched = append(touched, pt.f.Name)
+		}
+		if err != nil {
+			return deploy.Result{}, &deploy.ApplyError{Part: pt.f.Name, Touched: touched, Err: err}
+		}
+	}
+	if s.r.Restart != nil {
+		if err := s.r.Restart(ctx, s.p); err != nil {
+			return deploy.Result{}, fmt.Errorf("every part was restored, but the app did not come back: %w", err)
+		}
+	}
+	return deploy.Result{Message: fmt.Sprintf("%d parts restored", len(st.parts))}, nil
+}
+
+// swapFiles moves each live path aside and the unpacked one in with two
+// renames, so a path is never half old and half new, and files created
+// since the backup do not linger.
+func (st *staged) swapFiles(ctx context.Context, pt *part, changed *bool) error {
+	s := st.s
+	for _, p := range strings.Fields(pt.f.Source) {
+		staged := path.Join(pt.staging, p)
+		old := p + ".shipbot-old"
+		if err := s.run(ctx, "rm", "-rf", "--", old); err != nil {
+			return err
+		}
+		// The live path may not exist (deleted since): then only move in.
+		if _, err := s.capture(ctx, "test", "-e", p); err == nil {
+			*changed = true
+			if err := s.run(ctx, "mv", "-T", "--", p, old); err != nil {
+				return err
+			}
+		}
+		*changed = true
+		if err := s.run(ctx, "mv", "-T", "--", staged, p); err != nil {
+			return err
+		}
+		if err := s.run(ctx, "rm", "-rf", "--", old); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// swapPG renames the loaded scratch database into the live one's place
+// and drops the live one, which the safety backup holds.
+func (st *staged) swapPG(ctx context.Context, pt *part, changed *bool) error {
+	s := st.s
+	return s.withCredentials(ctx, pt.db, func(cred string) error {
+		old := scratchName("old")
+		if err := s.pgSwap(ctx, cred, pt.db, pt.scratch, old); err != nil {
+			return err
+		}
+		*changed = true
+		pt.scratch = ""
+		s.p.Output("database " + pt.db.Database + " replaced by the loaded copy")
+		if err := s.pgDrop(ctx, cred, pt.db, old); err != nil {
+			// The restore itself is complete; only space is left taken.
+			s.p.Output(fmt.Sprintf("the replaced database was kept as %s: dropping it failed: %v", old, err))
+		}
+		return nil
+	})
+}
+
+// reloadMy empties the live MySQL database and loads the dump that just
+// loaded without an error into a scratch database on the same server with
+// the same user and client; the live load is held to the manifest too.
+func (st *staged) reloadMy(ctx context.Context, pt *part, changed *bool) error {
+	s := st.s
+	return s.withCredentials(ctx, pt.db, func(cred string) error {
+		if _, err := s.mysql(ctx, cred, "DROP DATABASE IF EXISTS "+myIdent(pt.db.Database)); err != nil {
+			return err
+		}
+		*changed = true
+		if err := s.myCreate(ctx, cred, pt.db.Database, pt.f.Manifest); err != nil {
+			return err
+		}
+		if err := s.myLoad(ctx, cred, pt.db.Database, pt.sql); err != nil {
+			return err
+		}
+		got, err := s.myInspect(ctx, cred, pt.db.Database)
+		if err != nil {
+			return err
+		}
+		return check(pt.f.Manifest, got)
+	})
+}
+
+// Discard implements deploy.StagedRestore.
+func (st *staged) Discard(ctx context.Context) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.discarded {
+		return
+	}
+	st.discarded = true
+	s := st.s
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	for _, pt := range st.parts {
+		if pt.staging != "" {
+			_ = s.host.Run(cctx, "", []string{"rm", "-rf", "--", pt.staging}, nil)
+		}
+		if pt.removeSQL != nil {
+			pt.removeSQL()
+		}
+		if pt.scratch != "" {
+			scratch := pt.scratch
+			_ = s.withCredentials(cctx, pt.db, func(cred string) error { return s.dropScratch(cctx, cred, pt.db, scratch) })
+		}
+	}
+	_ = s.host.Close()
+}
+
