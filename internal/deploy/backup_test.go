@@ -270,3 +270,93 @@ func TestWithDBNeedsADatabaseDump(t *testing.T) {
 		t.Fatalf("with-db rollback over a files-only backup: %v", err)
 	}
 }
+
+func TestRestoreRefusedBeforeSafetyBackupWhenStagingFails(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{})
+	ctx := context.Background()
+	b := r.backupOK(t)
+	r.bd.StageErr = errors.New("checksum mismatch, the backup is damaged: db-main.sql.gz")
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	if _, err := r.engine.Decide(ctx, j.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitState(t, r.store, j.ID, deploy.Failed)
+	if !strings.Contains(failed.Reason, "nothing was changed") || !strings.Contains(failed.Reason, "checksum mismatch") {
+		t.Errorf("reason = %q", failed.Reason)
+	}
+	all, _ := r.store.Backups(ctx, "demo", "prod")
+	for _, x := range all {
+		if x.Reason == "safety" {
+			t.Errorf("a safety backup %s was taken although the restore was refused while staging", x.ID)
+		}
+	}
+	if got := r.bd.Restored(); len(got) != 0 {
+		t.Errorf("applied %v", got)
+	}
+}
+
+func TestRestorePutsBackChangedPartsWhenALaterPartFails(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{})
+	ctx := context.Background()
+	b := r.backupOK(t)
+	failSafety := false
+	r.bd.ApplyErr = func(id string) error {
+		if id == b.ID || failSafety {
+			return &deploy.ApplyError{Part: "db-main.sql.gz", Touched: []string{"files.tar.gz", "db-main.sql.gz"},
+				Err: errors.New("DROP command denied")}
+		}
+		return nil
+	}
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	if _, err := r.engine.Decide(ctx, j.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitState(t, r.store, j.ID, deploy.Failed)
+	safety := failed.BackupID
+	if !strings.HasSuffix(safety, "-safety") {
+		t.Fatalf("safety backup = %q", safety)
+	}
+	// The restore was staged (checked) before the safety backup existed,
+	// and the undo staged only the parts that were changed.
+	stages := r.bd.Stages()
+	if len(stages) != 2 || stages[0] != b.ID || stages[1] != safety+" [files.tar.gz,db-main.sql.gz]" {
+		t.Fatalf("stages = %v", stages)
+	}
+	if got := r.bd.Restored(); len(got) != 1 || got[0] != stages[1] {
+		t.Fatalf("applied %v, want only the put-back", got)
+	}
+	for _, want := range []string{"DROP command denied", "files.tar.gz, db-main.sql.gz", "were put back from safety backup " + safety, "as it was before"} {
+		if !strings.Contains(failed.Reason, want) {
+			t.Errorf("reason lacks %q: %s", want, failed.Reason)
+		}
+	}
+
+	// When putting back fails too, the job says the env is partly restored.
+	failSafety = true
+	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	if _, err := r.engine.Decide(ctx, j2.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	f2 := waitState(t, r.store, j2.ID, deploy.Failed)
+	if !strings.Contains(f2.Reason, "PARTLY restored") || !strings.Contains(f2.Reason, "ALSO failed") {
+		t.Errorf("reason = %q", f2.Reason)
+	}
+}
+
+func TestFailedDrillIsRecordedOnTheBackup(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{})
+	b := r.backupOK(t)
+	r.bd.VerifyErr = errors.New("loading db-main.sql.gz into scratch database failed: ERROR 1227 (42000) at line 40")
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
+	waitState(t, r.store, j.ID, deploy.Failed)
+	got, _ := r.store.Backup(context.Background(), "demo", "prod", b.ID)
+	if !got.DrillFailed() || got.Verified.IsZero() || !strings.Contains(got.Drill, "ERROR 1227") {
+		t.Errorf("record after a failed drill: %+v", got)
+	}
+	r.bd.VerifyErr = nil
+	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
+	waitState(t, r.store, j2.ID, deploy.Succeeded)
+	if got, _ := r.store.Backup(context.Background(), "demo", "prod", b.ID); got.DrillFailed() {
+		t.Errorf("a passed drill left the record failed: %+v", got)
+	}
+}
