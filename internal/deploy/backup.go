@@ -423,9 +423,36 @@ func clip(s string, n int) string {
 // while switching, the parts already changed are put back from the safety
 // backup before the job ends, and the job fails saying so.
 func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly bool) (Result, error) {
-	bk, bs, err := e.backuper(j.App, j.Env)
+	plan, err := e.prepareRestore(ctx, j, p, dbOnly)
 	if err != nil {
 		return Result{}, err
+	}
+	defer plan.discard(ctx)
+	return e.applyRestore(ctx, plan, p)
+}
+
+// restorePlan is a restore checked and staged, with its safety backup taken.
+type restorePlan struct {
+	bk     Backuper
+	st     RestoreStager // nil: the Backuper restores in one step
+	staged StagedRestore
+	rec    *Backup
+	safety Backup
+	dbOnly bool
+}
+
+func (pl *restorePlan) discard(ctx context.Context) {
+	if pl.staged != nil {
+		pl.staged.Discard(context.WithoutCancel(ctx))
+	}
+}
+
+// prepareRestore stages the restore of j's backup and takes the safety
+// backup; on error nothing live has changed.
+func (e *Engine) prepareRestore(ctx context.Context, j *Job, p Progress, dbOnly bool) (*restorePlan, error) {
+	bk, bs, err := e.backuper(j.App, j.Env)
+	if err != nil {
+		return nil, err
 	}
 	id := j.Release
 	if j.Action == ActionRollback {
@@ -433,47 +460,80 @@ func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly b
 	}
 	rec, err := restorable(ctx, bs, j.App, j.Env, id)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	st, staging := bk.(RestoreStager)
-	var staged StagedRestore
-	if staging {
-		staged, err = st.StageRestore(ctx, *rec, RestoreOptions{DBOnly: dbOnly}, p)
+	pl := &restorePlan{bk: bk, rec: rec, dbOnly: dbOnly}
+	if st, ok := bk.(RestoreStager); ok {
+		pl.st = st
+		pl.staged, err = st.StageRestore(ctx, *rec, RestoreOptions{DBOnly: dbOnly}, p)
 		if err != nil {
-			return Result{}, fmt.Errorf("restore of %s refused, nothing was changed: %w", rec.ID, err)
+			return nil, fmt.Errorf("restore of %s refused, nothing was changed: %w", rec.ID, err)
 		}
-		defer staged.Discard(context.WithoutCancel(ctx))
 	}
 	safetyID := SafetyBackupID(e.now(), j.ID)
-	safety, err := e.takeBackup(ctx, bk, bs, j, safetyID, "safety", p)
+	pl.safety, err = e.takeBackup(ctx, bk, bs, j, safetyID, "safety", p)
 	if err != nil {
-		return Result{}, fmt.Errorf("safety backup failed, nothing was restored: %w", err)
+		pl.discard(ctx)
+		return nil, fmt.Errorf("safety backup failed, nothing was restored: %w", err)
 	}
 	if j.Action == ActionRestore {
-		j.BackupID = safety.ID
+		j.BackupID = pl.safety.ID
 	}
+	return pl, nil
+}
+
+// applyRestore switches the live env to the staged restore.
+func (e *Engine) applyRestore(ctx context.Context, pl *restorePlan, p Progress) (Result, error) {
 	var res Result
-	if staging {
-		res, err = staged.Apply(ctx, p)
+	var err error
+	if pl.st != nil {
+		res, err = pl.staged.Apply(ctx, p)
 		if err != nil {
-			return Result{}, e.undoRestore(ctx, st, rec, safety, err, p)
+			return Result{}, e.undoRestore(ctx, pl.st, pl.rec, pl.safety, err, p)
 		}
 	} else {
-		res, err = bk.Restore(ctx, *rec, dbOnly, p)
+		res, err = pl.bk.Restore(ctx, *pl.rec, pl.dbOnly, p)
 		if err != nil {
-			return res, fmt.Errorf("restore of %s failed (safety backup %s holds what was there before): %w", rec.ID, safety.ID, err)
+			return res, fmt.Errorf("restore of %s failed (safety backup %s holds what was there before): %w", pl.rec.ID, pl.safety.ID, err)
 		}
 	}
 	what := "files and databases"
-	if dbOnly {
+	if pl.dbOnly {
 		what = "databases"
 	}
 	msg := fmt.Sprintf("restored %s from backup %s (taken %s); safety backup %s holds what was there before",
-		what, rec.ID, rec.Created.UTC().Format("2006-01-02 15:04 MST"), safety.ID)
+		what, pl.rec.ID, pl.rec.Created.UTC().Format("2006-01-02 15:04 MST"), pl.safety.ID)
 	if res.Message != "" {
 		msg += "; " + res.Message
 	}
 	return Result{Release: res.Release, RolledBack: res.RolledBack, Message: msg}, nil
+}
+
+// runRollbackWithDB is a /rollback --with-db: the database restore is
+// staged and checked, and the safety backup taken, before the code is
+// switched back, so a backup that cannot be restored stops the rollback
+// with nothing changed; then the code goes back, then the database.
+func (e *Engine) runRollbackWithDB(ctx context.Context, j *Job, d Driver, p Progress) (Result, error) {
+	plan, err := e.prepareRestore(ctx, j, p, true)
+	if err != nil {
+		return Result{}, fmt.Errorf("rollback refused, code and database unchanged: %w", err)
+	}
+	defer plan.discard(ctx)
+	res, err := d.Rollback(ctx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.Release,
+		From: j.FromRelease, By: j.RequestedBy.User}, p)
+	if err == nil && j.FromRelease != "" {
+		e.markRolledBack(context.WithoutCancel(ctx), j)
+	}
+	if err != nil || res.RolledBack {
+		// The code switch did not happen (or was undone): the database stays.
+		return res, err
+	}
+	db, err := e.applyRestore(ctx, plan, p)
+	if err != nil {
+		return Result{}, fmt.Errorf("the code was rolled back to %s, but the database was not: %w", j.Release, err)
+	}
+	res.Message = strings.TrimSpace(res.Message + "; " + db.Message)
+	return res, nil
 }
 
 // undoRestore answers a staged restore that failed while switching: the

@@ -360,3 +360,54 @@ func TestFailedDrillIsRecordedOnTheBackup(t *testing.T) {
 		t.Errorf("a passed drill left the record failed: %+v", got)
 	}
 }
+
+func TestRollbackWithDBStagesTheDatabaseBeforeSwitchingCode(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{BeforeDeploy: true})
+	ctx := context.Background()
+	for _, ref := range []string{"v1", "v2"} {
+		j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionDeploy, Ref: ref})
+		waitState(t, r.store, j.ID, deploy.Succeeded)
+	}
+	cur := r.bd.Current()
+	r.bd.StageErr = errors.New("loading db-main.sql.gz into a scratch database failed: ERROR 1227 (42000) at line 40")
+	rb := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRollback, WithDB: true})
+	if _, err := r.engine.Decide(ctx, rb.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitState(t, r.store, rb.ID, deploy.Failed)
+	if r.bd.Current() != cur {
+		t.Errorf("the code was rolled back (%s -> %s) although the database could not be restored", cur, r.bd.Current())
+	}
+	if !strings.Contains(failed.Reason, "code and database unchanged") || !strings.Contains(failed.Reason, "ERROR 1227") {
+		t.Errorf("reason = %q", failed.Reason)
+	}
+	all, _ := r.store.Backups(ctx, "demo", "prod")
+	for _, b := range all {
+		if b.Reason == "safety" {
+			t.Errorf("safety backup %s taken for a refused rollback", b.ID)
+		}
+	}
+
+	// The database part fails while switching: it is put back, and the
+	// job fails saying the code went back but the database did not.
+	r.bd.StageErr = nil
+	r.bd.ApplyErr = func(id string) error {
+		if id == rb.BackupID {
+			return &deploy.ApplyError{Part: "db-main.sql.gz", Touched: []string{"db-main.sql.gz"}, Err: errors.New("connection lost")}
+		}
+		return nil
+	}
+	rb2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRollback, WithDB: true})
+	if _, err := r.engine.Decide(ctx, rb2.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	f2 := waitState(t, r.store, rb2.ID, deploy.Failed)
+	for _, want := range []string{"the code was rolled back to " + rb2.Release, "connection lost", "were put back from safety backup"} {
+		if !strings.Contains(f2.Reason, want) {
+			t.Errorf("reason lacks %q: %s", want, f2.Reason)
+		}
+	}
+	if got := r.bd.Restored(); len(got) != 1 || !strings.HasSuffix(got[0], "-safety [db-main.sql.gz]") {
+		t.Errorf("applied %v, want only the put-back of the database", got)
+	}
+}

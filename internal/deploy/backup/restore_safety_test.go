@@ -140,3 +140,68 @@ func TestDefinerObjectTheUserCannotRecreateRefusesRestore(t *testing.T) {
 	}
 	noScratchLeft(t)
 }
+
+func pgState(t *testing.T, db string) string {
+	return pg(t, db, `SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM interviews t;
+SELECT string_agg(schemaname || '.' || tablename || ':' || tableowner, ',' ORDER BY 1) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema');`)
+}
+
+func TestPostgresRestoreKeepsOwnersAndGrantsAndRefusesAMissingRole(t *testing.T) {
+	app, ro := "sbapp_"+randHex(3), "sbro_"+randHex(3)
+	pg(t, "test", fmt.Sprintf("CREATE ROLE %s NOLOGIN; CREATE ROLE %s NOLOGIN;", app, ro))
+	// Registered before seedPG: runs after the database is dropped.
+	t.Cleanup(func() { pg(t, "test", fmt.Sprintf("DROP ROLE IF EXISTS %s; DROP ROLE IF EXISTS %s;", app, ro)) })
+	db := seedPG(t)
+	pg(t, db.Database, fmt.Sprintf(`CREATE SCHEMA app AUTHORIZATION %[1]s;
+CREATE TABLE app.orders (id int PRIMARY KEY, total numeric);
+ALTER TABLE app.orders OWNER TO %[1]s;
+INSERT INTO app.orders VALUES (1, 9.5), (2, 20);
+GRANT USAGE ON SCHEMA app TO %[2]s;
+GRANT SELECT ON app.orders TO %[2]s;`, app, ro))
+	pg(t, "test", fmt.Sprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %[1]s FROM PUBLIC; GRANT CONNECT ON DATABASE %[1]s TO %[2]s;", db.Database, app))
+	r := newRunner(t, local.NewHost(), nil, db)
+	ctx := context.Background()
+	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "pg-1"}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := deploy.Backup{ID: "pg-1", Location: res.Location, Files: res.Files, State: deploy.BackupOK}
+	if m := res.Files[0].Manifest; m.Owner != db.User || m.Rows["app.orders"] != 2 || m.Rows["public.interviews"] != 3000 {
+		t.Fatalf("manifest = %+v", m)
+	}
+
+	// Since the backup: a grant taken away, an owner changed, a new table
+	// that references a backed-up one.
+	pg(t, db.Database, fmt.Sprintf(`REVOKE SELECT ON app.orders FROM %s; ALTER TABLE app.orders OWNER TO %s;
+CREATE TABLE app.refunds (id int PRIMARY KEY, order_id int REFERENCES app.orders(id));`, ro, db.User))
+	p := &deploytest.Progress{}
+	if _, err := r.Restore(ctx, rec, true, p); err != nil {
+		t.Fatalf("restore: %v\n%s", err, p.Text())
+	}
+	got := pg(t, db.Database, fmt.Sprintf(`SELECT tableowner FROM pg_tables WHERE schemaname = 'app' AND tablename = 'orders';
+SELECT has_table_privilege('%[1]s', 'app.orders', 'SELECT');
+SELECT count(*) FROM pg_tables WHERE tablename = 'refunds';
+SELECT has_database_privilege('%[2]s', current_database(), 'CONNECT'), has_database_privilege('public', current_database(), 'CONNECT');
+SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database();
+SELECT count(*) FROM app.orders;`, ro, app))
+	if want := fmt.Sprintf("%s\nt\n0\nt|f\n%s\n2\n", app, db.User); got != want {
+		t.Errorf("after restore got\n%s\nwant\n%s", got, want)
+	}
+	if out := pg(t, "test", "SELECT datname FROM pg_database WHERE datname LIKE 'shipbot\\_drill\\_%' OR datname LIKE 'shipbot\\_old\\_%'"); strings.TrimSpace(out) != "" {
+		t.Errorf("scratch or old databases left: %s", out)
+	}
+
+	// A role named in the dump that no longer exists: refused, naming it,
+	// before anything changes.
+	pg(t, db.Database, fmt.Sprintf("REVOKE ALL ON app.orders FROM %[1]s; REVOKE ALL ON SCHEMA app FROM %[1]s; DELETE FROM interviews WHERE id > 2000;", ro))
+	pg(t, "test", "DROP ROLE "+ro)
+	before := pgState(t, db.Database)
+	_, err = r.Restore(ctx, rec, true, &deploytest.Progress{})
+	if err == nil || !strings.Contains(err.Error(), `role "`+ro+`"`) || !strings.Contains(err.Error(), "does not exist on this server") ||
+		!strings.Contains(err.Error(), "nothing live was touched") || strings.Contains(err.Error(), "env: exit status") {
+		t.Fatalf("restore with a missing role = %v", err)
+	}
+	if after := pgState(t, db.Database); after != before {
+		t.Errorf("live database changed by a refused restore:\nbefore %s\nafter  %s", before, after)
+	}
+}
