@@ -5,7 +5,9 @@ package backup_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -204,4 +206,92 @@ SELECT count(*) FROM app.orders;`, ro, app))
 	if after := pgState(t, db.Database); after != before {
 		t.Errorf("live database changed by a refused restore:\nbefore %s\nafter  %s", before, after)
 	}
+}
+
+// A part that fails while being switched in, after an earlier part was:
+// the error names what was changed, and staging the safety backup's copy
+// of exactly those parts puts them back (what the engine does).
+func TestApplyFailureNamesChangedPartsAndSafetyPutsThemBack(t *testing.T) {
+	root := seedMaria(t)
+	// Every right on the live database but DROP: the dump loads into a
+	// scratch database, and the live switch fails.
+	my := limitedMaria(t, root, "SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX, ALTER, CREATE VIEW, SHOW VIEW, TRIGGER, EVENT, CREATE ROUTINE, ALTER ROUTINE, EXECUTE, LOCK TABLES, REFERENCES")
+	files := seedFiles(t)
+	r := newRunner(t, local.NewHost(), []string{files}, my)
+	ctx := context.Background()
+	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "aon-1"}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := deploy.Backup{ID: "aon-1", Location: res.Location, Files: res.Files, State: deploy.BackupOK}
+
+	_ = os.WriteFile(filepath.Join(files, "a.txt"), []byte("changed since"), 0o640)
+	maria(t, "USE "+root.Database+"; DELETE FROM tickets WHERE id > 4000;")
+	wantFiles, wantDB := tree(t, files), mariaState(t, root.Database)
+
+	st, err := r.StageRestore(ctx, rec, deploy.RestoreOptions{}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatalf("stage: %v", err)
+	}
+	defer st.Discard(ctx)
+	safety, err := r.Backup(ctx, deploy.BackupRequest{ID: "aon-1-safety"}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Apply(ctx, &deploytest.Progress{})
+	var ae *deploy.ApplyError
+	if !errors.As(err, &ae) || ae.Part != "db-main.sql.gz" || strings.Join(ae.Touched, ",") != "files.tar.gz" ||
+		!strings.Contains(err.Error(), "Access denied") {
+		t.Fatalf("apply = %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(files, "a.txt")); string(b) != "alpha" {
+		t.Fatalf("the files part was not applied before the database failed: %q", b)
+	}
+	undo, err := r.StageRestore(ctx, deploy.Backup{ID: "aon-1-safety", Location: safety.Location, Files: safety.Files, State: deploy.BackupOK},
+		deploy.RestoreOptions{Parts: ae.Touched}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := undo.Apply(ctx, &deploytest.Progress{}); err != nil {
+		t.Fatalf("put back: %v", err)
+	}
+	undo.Discard(ctx)
+	if got := tree(t, files); fmt.Sprint(got) != fmt.Sprint(wantFiles) {
+		t.Errorf("files after put-back:\n%v\nwant\n%v", got, wantFiles)
+	}
+	if got := mariaState(t, root.Database); got != wantDB {
+		t.Errorf("database changed:\n%s\nwant\n%s", got, wantDB)
+	}
+}
+
+// The loaded copy is held to the manifest: a table short of rows or an
+// object missing fails the drill and the restore.
+func TestLoadedCopyIsCheckedAgainstTheManifest(t *testing.T) {
+	my := seedMaria(t)
+	r := newRunner(t, local.NewHost(), nil, my)
+	ctx := context.Background()
+	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "mf-1"}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := deploy.Backup{ID: "mf-1", Location: res.Location, Files: res.Files, State: deploy.BackupOK}
+	m := rec.Files[0].Manifest
+	if m.Rows["tickets"] != 5000 || m.Rows["users"] != 3 || m.Collation != "utf8mb4_unicode_ci" {
+		t.Fatalf("manifest = %+v", m)
+	}
+	m.Rows["tickets"] = 5001
+	m.Objects["views"] = 1
+	_, err = r.VerifyBackup(ctx, rec, &deploytest.Progress{})
+	if err == nil || !strings.Contains(err.Error(), "table tickets: 5000 rows loaded, the dump holds 5001") ||
+		!strings.Contains(err.Error(), "views: 0 loaded, 1 recorded") {
+		t.Fatalf("drill against a manifest that does not match = %v", err)
+	}
+	before := mariaState(t, my.Database)
+	if _, err := r.Restore(ctx, rec, true, &deploytest.Progress{}); err == nil || !strings.Contains(err.Error(), "does not match the backup's manifest") {
+		t.Fatalf("restore = %v", err)
+	}
+	if after := mariaState(t, my.Database); after != before {
+		t.Error("live database changed by a refused restore")
+	}
+	noScratchLeft(t)
 }
