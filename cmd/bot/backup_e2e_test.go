@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -238,4 +239,69 @@ func TestE2EFailingBackupBlocksGatedDeploy(t *testing.T) {
 	if entries, _ := os.ReadDir(backups); len(entries) != 0 {
 		t.Fatalf("the failed backup left %d entries in %s", len(entries), backups)
 	}
+}
+
+// Issue 22 end to end: a backup whose dump the server cannot load (a 9 MiB
+// BLOB is an 18 MiB INSERT, over the 16 MiB packet limit) fails its drill,
+// shows as failed in /backups, and neither /restore nor /rollback --with-db
+// changes the live database or the code.
+func TestE2EUnloadableBackupChangesNothing(t *testing.T) {
+	t.Parallel()
+	a, db, password, _, _ := newBackupApp(t)
+	if got := strings.TrimSpace(mariaExec(t, "SELECT @@GLOBAL.max_allowed_packet")); got != "16777216" {
+		t.Skipf("server max_allowed_packet is %s; the case needs the 16 MiB default", got)
+	}
+	a.env = []string{"E2E_DB_PASSWORD=" + password}
+	p := a.startBot(nil, a.env...)
+	p.send("/deploy web prod")
+	p.waitFor(cardState(1, "succeeded"))
+	mariaExec(t, "CREATE TABLE "+db+".blobs (id INT PRIMARY KEY, data LONGBLOB); INSERT INTO "+db+".blobs VALUES (1, REPEAT(CHAR(0), 9437184));")
+	p.send("/deploy web prod")
+	p.waitFor(cardState(2, "succeeded"))
+	pre := p.mustContain(cardLine(2, `  pre-deploy backup: (\S+)`))[1]
+	current := a.hostCurrent()
+
+	p.send("/backup verify web prod " + pre)
+	p.waitFor(cardState(3, "failed"))
+	p.mustContain("failed statement: INSERT INTO `blobs`")
+
+	state := func() string {
+		return mariaExec(t, "CHECKSUM TABLE "+db+".tickets, "+db+".blobs EXTENDED") +
+			pgExec(t, db, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM interviews t")
+	}
+	mariaExec(t, "INSERT INTO "+db+".tickets VALUES (9, 'written since')")
+	before := state()
+
+	p.send("/rollback web prod --with-db")
+	approval := p.waitFor(cardLine(4, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(4, "failed"))
+	p.mustContain(`rollback refused, code and database unchanged`)
+	if got := a.hostCurrent(); got != current {
+		t.Errorf("current is %s after a refused rollback --with-db, want %s", got, current)
+	}
+
+	p.send("/as alice")
+	p.send("/restore web prod " + pre)
+	approval = p.waitFor(cardLine(5, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(5, "failed"))
+	p.mustContain(`restore of ` + regexp.QuoteMeta(pre) + ` refused, nothing was changed`)
+	if after := state(); after != before {
+		t.Errorf("live data changed:\nbefore %s\nafter  %s", before, after)
+	}
+
+	p.send("/backups web prod")
+	p.closeInput()
+	p.mustExit0()
+	list := strings.Join(codeLines(messageBody(t, p.out.String(), "Backups of web/prod")), "\n")
+	if !regexp.MustCompile(regexp.QuoteMeta(pre) + ` .*drill FAILED \d{4}-\d\d-\d\d: `).MatchString(list) {
+		t.Errorf("/backups does not show the failed drill of %s:\n%s", pre, list)
+	}
+	if strings.Contains(list, "safety") {
+		t.Errorf("a safety backup was taken although nothing was restored:\n%s", list)
+	}
+	a.mustVerify()
 }
