@@ -394,6 +394,9 @@ func (s *session) pgLoad(ctx context.Context, cred string, db Database, database
 var (
 	myErrorLine   = regexp.MustCompile(`^ERROR \d+ \(\w+\) at line (\d+)`)
 	pgMissingRole = regexp.MustCompile(`role "([^"]+)" does not exist`)
+	// The unpacked dump's temporary path means nothing to a reader.
+	myInFile = regexp.MustCompile(` in file: '[^']*'`)
+	myPacket = regexp.MustCompile(`^ERROR (1153|2006|2013) `)
 )
 
 // loadError turns a failed load's output into the error a person needs:
@@ -420,7 +423,10 @@ func loadError(err error, lines []string) error {
 	if len(msg) == 0 {
 		msg = []string{lastLines(lines, 3)}
 	}
-	text := strings.Join(msg, " / ")
+	text := myInFile.ReplaceAllString(strings.Join(msg, " / "), "")
+	if myPacket.MatchString(text) {
+		text += " (the statement is larger than the server's max_allowed_packet, which must be at least twice the largest row: mysqldump escapes binary bytes)"
+	}
 	if m := pgMissingRole.FindStringSubmatch(text); m != nil {
 		text = fmt.Sprintf("role %q named in the dump does not exist on this server (create it, e.g. CREATE ROLE %s, and try again): %s",
 			m[1], pgIdent(m[1]), text)
