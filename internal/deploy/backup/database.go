@@ -116,8 +116,16 @@ func (s *session) psql(ctx context.Context, cred string, db Database, database s
 	for _, st := range stmts {
 		argv = append(argv, "-c", st)
 	}
-	return s.capture(ctx, pgEnv(cred, argv...)...)
+	lines, err := s.capture(ctx, pgEnv(cred, argv...)...)
+	if err != nil && database == pgMaintenanceDB && noMaintenanceDB.MatchString(err.Error()) {
+		// Some servers lack "postgres" or keep users out of it; template1
+		// always exists and takes connections.
+		return s.psql(ctx, cred, db, "template1", stmts...)
+	}
+	return lines, err
 }
+
+var noMaintenanceDB = regexp.MustCompile(`database "postgres" does not exist|permission denied for database "?postgres|pg_hba\.conf.*database "postgres"`)
 
 // maxPacket is the client packet limit of every MySQL dump and load: a
 // row's INSERT may be twice its stored size once escaped. The server's own
@@ -635,12 +643,45 @@ func (s *session) pgDrop(ctx context.Context, cred string, db Database, database
 	return err
 }
 
+// pgCopySettings gives the loaded database the live one's ALTER DATABASE
+// ... SET and ALTER ROLE ... IN DATABASE ... SET settings (a search_path
+// the app relies on, say), which live with the database and not in a dump.
+// List settings are split and quoted element by element, as pg_dump's
+// makeAlterConfigCommand does; other values are one literal.
+func (s *session) pgCopySettings(ctx context.Context, cred string, db Database, from, to string) error {
+	stmt := `DO $$DECLARE r record; n text; v text; val text; BEGIN
+FOR r IN SELECT st.setrole, c.kv FROM pg_db_role_setting st, unnest(st.setconfig) AS c(kv)
+    WHERE st.setdatabase = (SELECT oid FROM pg_database WHERE datname = ` + pgLit(from) + `) LOOP
+  n := split_part(r.kv, '=', 1);
+  v := substr(r.kv, length(n) + 2);
+  IF n IN ('search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries',
+      'shared_preload_libraries', 'unix_socket_directories') THEN
+    SELECT string_agg(quote_literal(btrim(btrim(e), '"')), ', ') INTO val FROM regexp_split_to_table(v, ',') AS e;
+  ELSE
+    val := quote_literal(v);
+  END IF;
+  IF r.setrole = 0 THEN
+    EXECUTE format('ALTER DATABASE %I SET %I TO %s', ` + pgLit(to) + `, n, val);
+  ELSE
+    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s', pg_get_userbyid(r.setrole), ` + pgLit(to) + `, n, val);
+  END IF;
+END LOOP; END$$`
+	_, err := s.psql(ctx, cred, db, pgMaintenanceDB, stmt)
+	if err != nil {
+		return fmt.Errorf("copying the database's settings: %w", err)
+	}
+	return nil
+}
+
 // pgSwap puts the loaded database in place of the live one with two
 // renames in one transaction; the live one is kept as old. New
 // connections are refused while the live database's sessions are ended,
 // and allowed again if the swap fails.
 func (s *session) pgSwap(ctx context.Context, cred string, db Database, loaded, old string) error {
 	live := db.Database
+	if err := s.pgCopySettings(ctx, cred, db, live, loaded); err != nil {
+		return err
+	}
 	if _, err := s.psql(ctx, cred, db, pgMaintenanceDB, "ALTER DATABASE "+pgIdent(live)+" WITH ALLOW_CONNECTIONS false"); err != nil {
 		return err
 	}

@@ -160,7 +160,9 @@ ALTER TABLE app.orders OWNER TO %[1]s;
 INSERT INTO app.orders VALUES (1, 9.5), (2, 20);
 GRANT USAGE ON SCHEMA app TO %[2]s;
 GRANT SELECT ON app.orders TO %[2]s;`, app, ro))
-	pg(t, "test", fmt.Sprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %[1]s FROM PUBLIC; GRANT CONNECT ON DATABASE %[1]s TO %[2]s;", db.Database, app))
+	pg(t, "test", fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %[1]s FROM PUBLIC; GRANT CONNECT ON DATABASE %[1]s TO %[2]s;
+ALTER DATABASE %[1]s SET search_path = app, "$user", public; ALTER DATABASE %[1]s SET statement_timeout = '5s';
+ALTER ROLE %[2]s IN DATABASE %[1]s SET work_mem = '8MB';`, db.Database, app))
 	r := newRunner(t, local.NewHost(), nil, db)
 	ctx := context.Background()
 	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "pg-1"}, &deploytest.Progress{})
@@ -188,6 +190,12 @@ SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database
 SELECT count(*) FROM app.orders;`, ro, app))
 	if want := fmt.Sprintf("%s\nt\n0\nt|f\n%s\n2\n", app, db.User); got != want {
 		t.Errorf("after restore got\n%s\nwant\n%s", got, want)
+	}
+	// Settings kept with the database (not in a dump) carry over.
+	settings := pg(t, "test", fmt.Sprintf(`SELECT coalesce(pg_get_userbyid(NULLIF(setrole, 0)), '-') || ' ' || array_to_string(setconfig, ';')
+FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = '%s') ORDER BY 1`, db.Database))
+	if want := fmt.Sprintf("- search_path=app, \"$user\", public;statement_timeout=5s\n%s work_mem=8MB\n", app); settings != want {
+		t.Errorf("database settings after restore:\n%s\nwant\n%s", settings, want)
 	}
 	if out := pg(t, "test", "SELECT datname FROM pg_database WHERE datname LIKE 'shipbot\\_drill\\_%' OR datname LIKE 'shipbot\\_old\\_%'"); strings.TrimSpace(out) != "" {
 		t.Errorf("scratch or old databases left: %s", out)
