@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shipbot/shipbot/internal/deploy/release"
 )
 
 func runAwk(t *testing.T, prog, input string) map[string]string {
@@ -51,5 +53,27 @@ func TestPgRowsAwkCountsCopyLines(t *testing.T) {
 	got := runAwk(t, pgRowsAwk, in)
 	if got["public.t"] != "2" || got[`"Odd"."T x"`] != "0" || got["public.u"] != "1" {
 		t.Errorf("counts = %v", got)
+	}
+}
+
+// A MySQL client that does not print the failed statement gets it named
+// from the dump's line the error points at.
+func TestMyLineScriptPrintsTheNamedLine(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "d.sql")
+	if err := os.WriteFile(f, []byte("CREATE TABLE a (x int);\nINSERT INTO `a` VALUES\n(1);\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("gzip", "-n", f).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	out, err := exec.Command("sh", "-c", myLineScript, "sh", f+".gz", "2").CombinedOutput()
+	if err != nil || string(out) != "INSERT INTO `a` VALUES\n" {
+		t.Fatalf("line 2 = %q, %v", out, err)
+	}
+	err = loadError(&release.ExitError{Argv: []string{"sh"}, Code: 1}, []string{"ERROR 1062 (23000) at line 2: Duplicate entry '1' for key 'PRIMARY'",
+		"--------------", string(out[:len(out)-1]), "--------------"})
+	if err == nil || err.Error() != "ERROR 1062 (23000) at line 2: Duplicate entry '1' for key 'PRIMARY'; failed statement: INSERT INTO `a` VALUES" {
+		t.Errorf("loadError = %v", err)
 	}
 }

@@ -369,21 +369,48 @@ type loaded struct {
 	objects map[string]int
 }
 
-// myLoad feeds a plain SQL file to database. The client stops at the
-// first failed statement (--abort-source-on-error; --execute already
-// turns --force off) and exits non-zero; the error names the statement.
-func (s *session) myLoad(ctx context.Context, cred, database, sql string) error {
-	if strings.ContainsAny(sql, " \t\n;'\"\\") {
-		return fmt.Errorf("path %q cannot be sourced", sql)
-	}
+// myLoadScript feeds a gzipped dump to the client on stdin. Without
+// --force the client stops at the first failed statement and exits
+// non-zero, MariaDB's and MySQL's alike. A dump gzip cannot read becomes a
+// statement that fails. The script is a constant: paths and the database
+// name arrive as positional parameters.
+const myLoadScript = `{ gzip -dc -- "$1" || echo "shipbot:dump-unreadable;"; } | mysql --defaults-extra-file="$2" ` + maxPacket + ` --batch --database="$3"`
+
+// myLineScript prints one line of a gzipped dump, for naming the failed
+// statement when the client did not print it.
+const myLineScript = `gzip -dc -- "$1" | sed -n "$2{p;q}"`
+
+// myLoad loads a gzipped dump into database, stopping at the first error;
+// the error names the statement.
+func (s *session) myLoad(ctx context.Context, cred, database, gz string) error {
 	out := newTail(40)
 	tctx, cancel := context.WithTimeout(ctx, s.r.timeout())
 	defer cancel()
-	err := s.host.Run(tctx, "", myClient(cred, "--batch", "--abort-source-on-error", "--database="+database, "--execute=source "+sql), out.add)
-	if err != nil {
-		return loadError(err, out.lines())
+	err := s.host.Run(tctx, "", []string{"sh", "-c", myLoadScript, "sh", gz, cred, database}, out.add)
+	if err == nil {
+		return nil
 	}
-	return nil
+	lines := out.lines()
+	if !printedStatement(lines) {
+		for _, l := range lines {
+			if m := myErrorLine.FindStringSubmatch(l); m != nil {
+				if stmt, serr := s.capture(ctx, "sh", "-c", myLineScript, "sh", gz, m[1]); serr == nil && len(stmt) > 0 {
+					lines = append(lines, "--------------", stmt[0], "--------------")
+				}
+				break
+			}
+		}
+	}
+	return loadError(err, lines)
+}
+
+func printedStatement(lines []string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "--------------") {
+			return true
+		}
+	}
+	return false
 }
 
 // pgLoad restores a custom-format dump into database, owners and grants
@@ -563,32 +590,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// unpacked makes the plain SQL of a gzipped MySQL dump for the client's
-// source command; the returned func removes it.
-func (s *session) unpack(ctx context.Context, dir string, f deploy.BackupFile) (string, func(), error) {
-	gz := path.Join(dir, f.Name)
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	// Inside the backup's own 0700 directory: the plain dump holds every row.
-	sql := path.Join(dir, ".restore-"+hex.EncodeToString(rnd[:])+".sql")
-	remove := func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		_ = s.host.Run(cctx, "", []string{"rm", "-f", "--", sql, sql + ".gz"}, nil)
-	}
-	// gzip writes to stdout only through a shell redirect; copy the archive
-	// and decompress the copy in place instead.
-	if err := s.run(ctx, "cp", "--", gz, sql+".gz"); err != nil {
-		remove()
-		return "", nil, err
-	}
-	if err := s.run(ctx, "gzip", "-d", "--", sql+".gz"); err != nil {
-		remove()
-		return "", nil, err
-	}
-	return sql, remove, nil
 }
 
 // myCreate creates database with the recorded charset and collation.

@@ -55,7 +55,7 @@ func (l loaded) describe(m *deploy.DBManifest) string {
 
 // loadScratch loads dump f of db into a new scratch database, holding it
 // to the manifest. The scratch database is dropped unless keep and the load
-// passed; sql is the unpacked dump for MySQL.
+// passed.
 func (s *session) loadScratch(ctx context.Context, cred string, f deploy.BackupFile, db Database, dumpPath string, keep bool) (string, loaded, error) {
 	scratch := scratchName("drill")
 	var got loaded
@@ -115,17 +115,8 @@ func (s *session) dropScratch(ctx context.Context, cred string, db Database, scr
 func (s *session) drill(ctx context.Context, dir string, f deploy.BackupFile, db Database) (loaded, error) {
 	var got loaded
 	err := s.withCredentials(ctx, db, func(cred string) error {
-		dump := path.Join(dir, f.Name)
-		if db.Engine != Postgres {
-			sql, remove, err := s.unpack(ctx, dir, f)
-			if err != nil {
-				return err
-			}
-			defer remove()
-			dump = sql
-		}
 		var err error
-		_, got, err = s.loadScratch(ctx, cred, f, db, dump, false)
+		_, got, err = s.loadScratch(ctx, cred, f, db, path.Join(dir, f.Name), false)
 		return err
 	})
 	return got, err
@@ -148,10 +139,6 @@ type part struct {
 	db Database
 	// files: where the archive was unpacked.
 	staging string
-	// MySQL: the unpacked dump, proven loadable, reloaded into the live
-	// database (MySQL cannot rename a database).
-	sql       string
-	removeSQL func()
 	// PostgreSQL: the loaded scratch database, renamed into place.
 	scratch string
 }
@@ -242,15 +229,7 @@ func (st *staged) loadDB(ctx context.Context, pt *part) (string, error) {
 	s := st.s
 	var detail string
 	err := s.withCredentials(ctx, pt.db, func(cred string) error {
-		dump := path.Join(st.b.Location, pt.f.Name)
-		if pt.db.Engine != Postgres {
-			sql, remove, err := s.unpack(ctx, st.b.Location, pt.f)
-			if err != nil {
-				return err
-			}
-			pt.sql, pt.removeSQL, dump = sql, remove, sql
-		}
-		scratch, got, err := s.loadScratch(ctx, cred, pt.f, pt.db, dump, pt.db.Engine == Postgres)
+		scratch, got, err := s.loadScratch(ctx, cred, pt.f, pt.db, path.Join(st.b.Location, pt.f.Name), pt.db.Engine == Postgres)
 		if err != nil {
 			return err
 		}
@@ -361,7 +340,7 @@ func (st *staged) reloadMy(ctx context.Context, pt *part, changed *bool) error {
 		if err := s.myCreate(ctx, cred, pt.db.Database, pt.f.Manifest); err != nil {
 			return err
 		}
-		if err := s.myLoad(ctx, cred, pt.db.Database, pt.sql); err != nil {
+		if err := s.myLoad(ctx, cred, pt.db.Database, path.Join(st.b.Location, pt.f.Name)); err != nil {
 			return err
 		}
 		got, err := s.myInspect(ctx, cred, pt.db.Database)
@@ -386,9 +365,6 @@ func (st *staged) Discard(ctx context.Context) {
 	for _, pt := range st.parts {
 		if pt.staging != "" {
 			_ = s.host.Run(cctx, "", []string{"rm", "-rf", "--", pt.staging}, nil)
-		}
-		if pt.removeSQL != nil {
-			pt.removeSQL()
 		}
 		if pt.scratch != "" {
 			scratch := pt.scratch
