@@ -373,4 +373,3 @@ func (st *staged) Discard(ctx context.Context) {
 	}
 	_ = s.host.Close()
 }
-
