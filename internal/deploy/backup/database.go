@@ -429,7 +429,8 @@ func (s *session) pgLoad(ctx context.Context, cred string, db Database, database
 var (
 	myErrorLine   = regexp.MustCompile(`^ERROR \d+ \(\w+\) at line (\d+)`)
 	pgMissingRole = regexp.MustCompile(`role "([^"]+)" does not exist`)
-	// The unpacked dump's temporary path means nothing to a reader.
+	pgNotMember   = regexp.MustCompile(`must be (a )?member of role|must be able to SET ROLE|must be owner of`)
+	// A sourced file's path (a temporary copy) means nothing to a reader.
 	myInFile = regexp.MustCompile(` in file: '[^']*'`)
 	myPacket = regexp.MustCompile(`^ERROR (1153|2006|2013) `)
 )
@@ -465,6 +466,9 @@ func loadError(err error, lines []string) error {
 	if m := pgMissingRole.FindStringSubmatch(text); m != nil {
 		text = fmt.Sprintf("role %q named in the dump does not exist on this server (create it, e.g. CREATE ROLE %s, and try again): %s",
 			m[1], pgIdent(m[1]), text)
+	}
+	if pgNotMember.MatchString(text) {
+		text += " (restoring owners and grants needs a superuser, or a user that is a member of every role owning objects in the dump)"
 	}
 	if len(stmt) > 0 {
 		text += "; failed statement: " + strings.Join(stmt, " / ")

@@ -303,3 +303,29 @@ func TestLoadedCopyIsCheckedAgainstTheManifest(t *testing.T) {
 	}
 	noScratchLeft(t)
 }
+
+// A backup taken before manifests were recorded still restores, keeping
+// the live database's collation, and its drill says nothing was compared.
+func TestBackupWithoutManifestRestoresWithLiveProperties(t *testing.T) {
+	my := seedMaria(t)
+	r := newRunner(t, local.NewHost(), nil, my)
+	ctx := context.Background()
+	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "old-1"}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Files[0].Manifest = nil
+	rec := deploy.Backup{ID: "old-1", Location: res.Location, Files: res.Files, State: deploy.BackupOK}
+	v, err := r.VerifyBackup(ctx, rec, &deploytest.Progress{})
+	if err != nil || !strings.Contains(v.Message, "no manifest recorded") {
+		t.Fatalf("drill = %+v, %v", v, err)
+	}
+	maria(t, "USE "+my.Database+"; DELETE FROM users;")
+	if _, err := r.Restore(ctx, rec, true, &deploytest.Progress{}); err != nil {
+		t.Fatal(err)
+	}
+	got := maria(t, "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+my.Database+"'; SELECT COUNT(*) FROM "+my.Database+".users;")
+	if got != "utf8mb4_unicode_ci\n3\n" {
+		t.Errorf("after restore: %q", got)
+	}
+}

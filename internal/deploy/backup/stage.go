@@ -58,10 +58,11 @@ func (l loaded) describe(m *deploy.DBManifest) string {
 // passed.
 func (s *session) loadScratch(ctx context.Context, cred string, f deploy.BackupFile, db Database, dumpPath string, keep bool) (string, loaded, error) {
 	scratch := scratchName("drill")
+	props := s.createProps(ctx, cred, f.Manifest, db)
 	var got loaded
 	var err error
 	if db.Engine == Postgres {
-		if err = s.pgCreate(ctx, cred, db, scratch, f.Manifest); err != nil {
+		if err = s.pgCreate(ctx, cred, db, scratch, props); err != nil {
 			return "", loaded{}, err
 		}
 		s.p.Output("scratch database " + scratch + " created")
@@ -69,7 +70,7 @@ func (s *session) loadScratch(ctx context.Context, cred string, f deploy.BackupF
 			got, err = s.pgInspect(ctx, cred, db, scratch)
 		}
 	} else {
-		if err = s.myCreate(ctx, cred, scratch, f.Manifest); err != nil {
+		if err = s.myCreate(ctx, cred, scratch, props); err != nil {
 			return "", loaded{}, err
 		}
 		s.p.Output("scratch database " + scratch + " created")
@@ -93,6 +94,29 @@ func (s *session) loadScratch(ctx context.Context, cred string, f deploy.BackupF
 		return "", loaded{}, err
 	}
 	return scratch, got, nil
+}
+
+// createProps are the database-level properties a scratch database is
+// created with: the manifest's, or for a backup taken before manifests
+// were recorded, the live database's (what a restore into it kept).
+func (s *session) createProps(ctx context.Context, cred string, m *deploy.DBManifest, db Database) *deploy.DBManifest {
+	if m != nil && (m.Charset != "" || m.Owner != "") {
+		return m
+	}
+	var lines []string
+	var err error
+	if db.Engine == Postgres {
+		lines, err = s.psql(ctx, cred, db, db.Database, pgObjectsQuery)
+	} else {
+		lines, err = s.mysql(ctx, cred, myObjectsQuery(db.Database))
+	}
+	if err != nil {
+		// The live database may be gone; the server's defaults then.
+		return nil
+	}
+	f := facts(lines)
+	return &deploy.DBManifest{Charset: f["charset"], Collation: f["collation"] + f["collate"], Owner: f["owner"],
+		Encoding: f["encoding"], Ctype: f["ctype"], ACL: f["acl"]}
 }
 
 func (s *session) dropScratch(ctx context.Context, cred string, db Database, scratch string) error {
