@@ -357,11 +357,12 @@ func (st *staged) swapPG(ctx context.Context, pt *part, changed *bool) error {
 func (st *staged) reloadMy(ctx context.Context, pt *part, changed *bool) error {
 	s := st.s
 	return s.withCredentials(ctx, pt.db, func(cred string) error {
+		props := s.createProps(ctx, cred, pt.f.Manifest, pt.db)
 		if _, err := s.mysql(ctx, cred, "DROP DATABASE IF EXISTS "+myIdent(pt.db.Database)); err != nil {
 			return err
 		}
 		*changed = true
-		if err := s.myCreate(ctx, cred, pt.db.Database, pt.f.Manifest); err != nil {
+		if err := s.myCreate(ctx, cred, pt.db.Database, props); err != nil {
 			return err
 		}
 		if err := s.myLoad(ctx, cred, pt.db.Database, path.Join(st.b.Location, pt.f.Name)); err != nil {
