@@ -1,8 +1,10 @@
 // Package backup backs up and restores an env on its host: a tar.gz of the
 // configured paths and a dump of each configured database (mysqldump
-// --single-transaction, pg_dump -Fc), with sizes and SHA-256 checksums, a
-// restore drill into a scratch database, and restore. It runs over the same
-// release.Host as the release runner, so the local and SSH drivers share it.
+// --single-transaction, pg_dump -Fc), with sizes, SHA-256 checksums and a
+// manifest of what each database held; a restore drill into a scratch
+// database; and restore, which loads and checks every part aside before
+// anything live changes (stage.go). It runs over the same release.Host as
+// the release runner, so the local and SSH drivers share it.
 //
 // Database passwords never appear on a command line: they go into an option
 // file (MySQL/MariaDB) or a passfile (PostgreSQL) uploaded with mode 0600 and
