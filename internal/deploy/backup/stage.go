@@ -93,6 +93,9 @@ func (s *session) loadScratch(ctx context.Context, cred string, f deploy.BackupF
 	if err != nil {
 		return "", loaded{}, err
 	}
+	if !keep {
+		return "", got, nil
+	}
 	return scratch, got, nil
 }
 
@@ -253,7 +256,10 @@ func (st *staged) loadDB(ctx context.Context, pt *part) (string, error) {
 	s := st.s
 	var detail string
 	err := s.withCredentials(ctx, pt.db, func(cred string) error {
-		scratch, got, err := s.loadScratch(ctx, cred, pt.f, pt.db, path.Join(st.b.Location, pt.f.Name), pt.db.Engine == Postgres)
+		// PostgreSQL always swaps the loaded copy in; MySQL can when the
+		// database holds tables only (see renameMy).
+		keep := pt.db.Engine == Postgres || tablesOnly(pt.f.Manifest)
+		scratch, got, err := s.loadScratch(ctx, cred, pt.f, pt.db, path.Join(st.b.Location, pt.f.Name), keep)
 		if err != nil {
 			return err
 		}
@@ -351,14 +357,43 @@ func (st *staged) swapPG(ctx context.Context, pt *part, changed *bool) error {
 	})
 }
 
-// reloadMy empties the live MySQL database and loads the dump that just
-// loaded without an error into a scratch database on the same server with
-// the same user and client; the live load is held to the manifest too.
+// tablesOnly reports whether a MySQL dump's manifest records no views,
+// triggers, routines or events: its loaded copy can then be moved in by
+// renaming tables.
+func tablesOnly(m *deploy.DBManifest) bool {
+	if m == nil {
+		return false
+	}
+	for _, k := range myKinds {
+		if m.Objects[k] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// myLockWait bounds how long a DROP or RENAME waits for a metadata lock a
+// long transaction holds, instead of the server's default of a year.
+const myLockWait = "SET SESSION lock_wait_timeout = 120; "
+
+// reloadMy puts a MySQL dump in place of the live database. MySQL cannot
+// rename a database; when both the dump and the live database hold tables
+// only, one atomic RENAME TABLE moves the live tables aside and the loaded
+// ones in (renameMy). Otherwise the live database is dropped, recreated and
+// loaded from the dump that just loaded without an error into a scratch
+// database on the same server with the same user and client. Either way the
+// result is held to the manifest.
 func (st *staged) reloadMy(ctx context.Context, pt *part, changed *bool) error {
 	s := st.s
 	return s.withCredentials(ctx, pt.db, func(cred string) error {
 		props := s.createProps(ctx, cred, pt.f.Manifest, pt.db)
-		if _, err := s.mysql(ctx, cred, "DROP DATABASE IF EXISTS "+myIdent(pt.db.Database)); err != nil {
+		if pt.scratch != "" {
+			done, err := st.renameMy(ctx, cred, pt, props, changed)
+			if done || err != nil {
+				return err
+			}
+		}
+		if _, err := s.mysql(ctx, cred, myLockWait+"DROP DATABASE IF EXISTS "+myIdent(pt.db.Database)); err != nil {
 			return err
 		}
 		*changed = true
@@ -374,6 +409,91 @@ func (st *staged) reloadMy(ctx context.Context, pt *part, changed *bool) error {
 		}
 		return check(pt.f.Manifest, got)
 	})
+}
+
+// renameMy swaps the loaded scratch database's tables for the live ones
+// with one RENAME TABLE statement, which MariaDB and MySQL apply all or
+// not at all (foreign keys follow their tables). It does nothing, returning
+// false, when the live database holds views, triggers, routines or events:
+// a trigger cannot move to another database, and those objects would
+// outlive the restore.
+func (st *staged) renameMy(ctx context.Context, cred string, pt *part, props *deploy.DBManifest, changed *bool) (bool, error) {
+	s := st.s
+	live, scratch := pt.db.Database, pt.scratch
+	if pt.f.Manifest == nil {
+		// Without a manifest nothing could tell an empty result from a
+		// restored one.
+		return false, nil
+	}
+	f := facts(mustLines(s.mysql(ctx, cred, myObjectsQuery(live))))
+	for _, k := range myKinds {
+		if f[k] != "0" && f[k] != "" {
+			return false, nil
+		}
+	}
+	lines, err := s.mysql(ctx, cred, "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ("+
+		myLit(live)+", "+myLit(scratch)+") AND TABLE_TYPE <> 'VIEW' ORDER BY 1, 2")
+	if err != nil {
+		return false, err
+	}
+	old := scratchName("drill")
+	// Renames apply left to right: every live table leaves before a loaded
+	// one takes its name.
+	var out, in []string
+	for _, l := range lines {
+		schema, table, ok := strings.Cut(l, "\t")
+		switch {
+		case !ok:
+		case schema == live:
+			out = append(out, myIdent(live)+"."+myIdent(table)+" TO "+myIdent(old)+"."+myIdent(table))
+		case schema == scratch:
+			in = append(in, myIdent(scratch)+"."+myIdent(table)+" TO "+myIdent(live)+"."+myIdent(table))
+		}
+	}
+	renames := append(out, in...)
+	stmt := "CREATE DATABASE " + myIdent(old) + "; CREATE DATABASE IF NOT EXISTS " + myIdent(live) + "; "
+	if len(renames) > 0 {
+		stmt += myLockWait + "RENAME TABLE " + strings.Join(renames, ", ")
+	}
+	if _, err := s.mysql(ctx, cred, stmt); err != nil {
+		_ = s.dropScratch(ctx, cred, pt.db, old)
+		return true, err
+	}
+	*changed = true
+	alter := "ALTER DATABASE " + myIdent(live)
+	if props != nil && props.Charset != "" {
+		alter += " CHARACTER SET " + myLit(props.Charset)
+	}
+	if props != nil && props.Collation != "" {
+		alter += " COLLATE " + myLit(props.Collation)
+	}
+	if alter != "ALTER DATABASE "+myIdent(live) {
+		if _, err := s.mysql(ctx, cred, alter); err != nil {
+			return true, err
+		}
+	}
+	got, err := s.myInspect(ctx, cred, live)
+	if err != nil {
+		return true, err
+	}
+	if err := check(pt.f.Manifest, got); err != nil {
+		return true, err
+	}
+	s.p.Output("database " + live + " replaced by the loaded copy")
+	for _, db := range []string{old, scratch} {
+		if err := s.dropScratch(ctx, cred, pt.db, db); err != nil {
+			s.p.Output(fmt.Sprintf("the restore is complete, but %v", err))
+		}
+	}
+	pt.scratch = ""
+	return true, nil
+}
+
+func mustLines(lines []string, err error) []string {
+	if err != nil {
+		return nil
+	}
+	return lines
 }
 
 // Discard implements deploy.StagedRestore.
