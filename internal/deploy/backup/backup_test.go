@@ -311,12 +311,7 @@ CREATE TABLE notes (id int PRIMARY KEY, interview int REFERENCES interviews(id))
 		t.Errorf("drill message = %q", v.Message)
 	}
 	// Scratch databases were dropped.
-	if out := maria(t, "SHOW DATABASES LIKE 'shipbot\\_drill\\_%'"); strings.TrimSpace(out) != "" {
-		t.Errorf("mariadb scratch databases left: %s", out)
-	}
-	if out := pg(t, "test", "SELECT datname FROM pg_database WHERE datname LIKE 'shipbot_drill_%'"); strings.TrimSpace(out) != "" {
-		t.Errorf("postgres scratch databases left: %s", out)
-	}
+	noScratchLeft(t, p2, p3)
 
 	// The plain SQL unpacked for the drill and the restore is gone.
 	if left, _ := filepath.Glob(filepath.Join(res.Location, ".restore-*")); len(left) != 0 {

@@ -348,7 +348,7 @@ func (st *staged) swapPG(ctx context.Context, pt *part, changed *bool) error {
 		}
 		*changed = true
 		pt.scratch = ""
-		s.p.Output("database " + pt.db.Database + " replaced by the loaded copy")
+		s.p.Output("database " + pt.db.Database + " replaced by the loaded copy; the replaced one, renamed " + old + ", is dropped")
 		if err := s.pgDrop(ctx, cred, pt.db, old); err != nil {
 			// The restore itself is complete; only space is left taken.
 			s.p.Output(fmt.Sprintf("the replaced database was kept as %s: dropping it failed: %v", old, err))
@@ -460,6 +460,7 @@ func (st *staged) renameMy(ctx context.Context, cred string, pt *part, props *de
 		return true, err
 	}
 	*changed = true
+	s.p.Output("database " + old + " created to hold the replaced tables")
 	alter := "ALTER DATABASE " + myIdent(live)
 	if props != nil && props.Charset != "" {
 		alter += " CHARACTER SET " + myLit(props.Charset)
