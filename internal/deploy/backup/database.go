@@ -679,27 +679,30 @@ END LOOP; END$$`
 }
 
 // pgSwap puts the loaded database in place of the live one with two
-// renames in one transaction; the live one is kept as old. New
-// connections are refused while the live database's sessions are ended,
-// and allowed again if the swap fails.
+// renames in one transaction; the live one is kept as old. A rename needs
+// the database to itself: its sessions are ended first, and if a client
+// reconnects in between, the rename fails and is tried again, up to 20
+// times. One statement, so a crash cannot leave the live database in a
+// changed state (such as refusing connections).
 func (s *session) pgSwap(ctx context.Context, cred string, db Database, loaded, old string) error {
 	live := db.Database
 	if err := s.pgCopySettings(ctx, cred, db, live, loaded); err != nil {
 		return err
 	}
-	if _, err := s.psql(ctx, cred, db, pgMaintenanceDB, "ALTER DATABASE "+pgIdent(live)+" WITH ALLOW_CONNECTIONS false"); err != nil {
-		return err
-	}
-	_, err := s.psql(ctx, cred, db, pgMaintenanceDB,
-		"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "+pgLit(live)+" AND pid <> pg_backend_pid()",
-		"BEGIN; ALTER DATABASE "+pgIdent(live)+" RENAME TO "+pgIdent(old)+"; ALTER DATABASE "+pgIdent(loaded)+" RENAME TO "+pgIdent(live)+"; COMMIT")
-	if err != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if _, rerr := s.psql(cctx, cred, db, pgMaintenanceDB, "ALTER DATABASE "+pgIdent(live)+" WITH ALLOW_CONNECTIONS true"); rerr != nil {
-			return fmt.Errorf("%w; allowing connections to %s again also failed: %v", err, live, rerr)
-		}
-		return err
-	}
-	return nil
+	swap := `DO $$DECLARE tries int := 0; BEGIN
+LOOP
+  PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ` + pgLit(live) + ` AND pid <> pg_backend_pid();
+  BEGIN
+    EXECUTE format('ALTER DATABASE %I RENAME TO %I', ` + pgLit(live) + `, ` + pgLit(old) + `);
+    EXECUTE format('ALTER DATABASE %I RENAME TO %I', ` + pgLit(loaded) + `, ` + pgLit(live) + `);
+    RETURN;
+  EXCEPTION WHEN object_in_use THEN
+    tries := tries + 1;
+    IF tries >= 20 THEN RAISE; END IF;
+    PERFORM pg_sleep(0.1);
+  END;
+END LOOP;
+END$$`
+	_, err := s.psql(ctx, cred, db, pgMaintenanceDB, swap)
+	return err
 }

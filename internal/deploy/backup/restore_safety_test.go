@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy/backup"
@@ -401,4 +402,54 @@ func TestTablesOnlyDatabaseIsSwappedByRenameAndNothingNewSurvives(t *testing.T) 
 		t.Errorf("after the reload:\n%s\nwant\n%s", got, want)
 	}
 	noScratchLeft(t, p2)
+}
+
+// An app holding connections to the live PostgreSQL database does not stop
+// the swap: its sessions are ended and it reconnects to the restored copy.
+func TestPostgresSwapEndsOpenSessions(t *testing.T) {
+	db := seedPG(t)
+	r := newRunner(t, local.NewHost(), nil, db)
+	ctx := context.Background()
+	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "sess-1"}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := deploy.Backup{ID: "sess-1", Location: res.Location, Files: res.Files, State: deploy.BackupOK}
+	pg(t, db.Database, "DELETE FROM interviews;")
+	// Two sessions, one of them inside an open transaction.
+	var held []*exec.Cmd
+	for _, sql := range []string{"SELECT pg_sleep(60)", "BEGIN; SELECT count(*) FROM interviews; SELECT pg_sleep(60)"} {
+		c := exec.Command("psql", "-h", pgAddr, "-U", "postgres", "-X", "-d", db.Database, "-c", sql)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range held {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.TrimSpace(pg(t, "test", "SELECT count(*) FROM pg_stat_activity WHERE datname = '"+db.Database+"' AND query LIKE '%pg_sleep%'")) != "2" {
+		if time.Now().After(deadline) {
+			t.Fatal("the held sessions never showed up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p := &deploytest.Progress{}
+	if _, err := r.Restore(ctx, rec, true, p); err != nil {
+		t.Fatalf("restore with open sessions: %v\n%s", err, p.Text())
+	}
+	if got := strings.TrimSpace(pg(t, db.Database, "SELECT count(*) FROM interviews")); got != "3000" {
+		t.Errorf("rows after restore = %s", got)
+	}
+	for _, c := range held {
+		if err := c.Wait(); err == nil {
+			t.Error("a session on the replaced database was not ended")
+		}
+	}
+	held = nil
+	noScratchLeft(t, p)
 }
