@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,5 +76,12 @@ func TestMyLineScriptPrintsTheNamedLine(t *testing.T) {
 		"--------------", string(out[:len(out)-1]), "--------------"})
 	if err == nil || err.Error() != "ERROR 1062 (23000) at line 2: Duplicate entry '1' for key 'PRIMARY'; failed statement: INSERT INTO `a` VALUES" {
 		t.Errorf("loadError = %v", err)
+	}
+}
+
+func TestPsqlDoRefusesABodyThatEndsItsQuote(t *testing.T) {
+	_, err := (&session{}).psqlDo(context.Background(), "", Database{}, "DO $shipbot$BEGIN PERFORM 'a$shipbot$b'; END$shipbot$")
+	if err == nil || !strings.Contains(err.Error(), "cannot quote") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -125,6 +125,17 @@ func (s *session) psql(ctx context.Context, cred string, db Database, database s
 	return lines, err
 }
 
+// psqlDo runs a DO block quoted with $shipbot$ on the maintenance
+// database. Names may hold '$', so a body that would end the quote early
+// is refused rather than run.
+func (s *session) psqlDo(ctx context.Context, cred string, db Database, block string) ([]string, error) {
+	body := strings.TrimSuffix(strings.TrimPrefix(block, "DO $shipbot$"), "$shipbot$")
+	if strings.Contains(body, "$shipbot$") {
+		return nil, errors.New("a database or role name contains $shipbot$; shipbot cannot quote it")
+	}
+	return s.psql(ctx, cred, db, pgMaintenanceDB, block)
+}
+
 var noMaintenanceDB = regexp.MustCompile(`database "postgres" does not exist|permission denied for database "?postgres|pg_hba\.conf.*database "postgres"`)
 
 // maxPacket is the client packet limit of every MySQL dump and load: a
@@ -631,14 +642,14 @@ func (s *session) pgCreate(ctx context.Context, cred string, db Database, databa
 		return nil
 	}
 	// The server parses the recorded ACL; each entry becomes a GRANT.
-	grants := `DO $$DECLARE r record; BEGIN
+	grants := `DO $shipbot$DECLARE r record; BEGIN
 EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', ` + pgLit(database) + `);
 FOR r IN SELECT * FROM aclexplode(` + pgLit(m.ACL) + `::aclitem[]) LOOP
   EXECUTE format('GRANT %s ON DATABASE %I TO %s%s', r.privilege_type, ` + pgLit(database) + `,
     CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END,
     CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-END LOOP; END$$`
-	_, err := s.psql(ctx, cred, db, pgMaintenanceDB, grants)
+END LOOP; END$shipbot$`
+	_, err := s.psqlDo(ctx, cred, db, grants)
 	return err
 }
 
@@ -654,7 +665,7 @@ func (s *session) pgDrop(ctx context.Context, cred string, db Database, database
 // List settings are split and quoted element by element, as pg_dump's
 // makeAlterConfigCommand does; other values are one literal.
 func (s *session) pgCopySettings(ctx context.Context, cred string, db Database, from, to string) error {
-	stmt := `DO $$DECLARE r record; n text; v text; val text; BEGIN
+	stmt := `DO $shipbot$DECLARE r record; n text; v text; val text; BEGIN
 FOR r IN SELECT st.setrole, c.kv FROM pg_db_role_setting st, unnest(st.setconfig) AS c(kv)
     WHERE st.setdatabase = (SELECT oid FROM pg_database WHERE datname = ` + pgLit(from) + `) LOOP
   n := split_part(r.kv, '=', 1);
@@ -670,8 +681,8 @@ FOR r IN SELECT st.setrole, c.kv FROM pg_db_role_setting st, unnest(st.setconfig
   ELSE
     EXECUTE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s', pg_get_userbyid(r.setrole), ` + pgLit(to) + `, n, val);
   END IF;
-END LOOP; END$$`
-	_, err := s.psql(ctx, cred, db, pgMaintenanceDB, stmt)
+END LOOP; END$shipbot$`
+	_, err := s.psqlDo(ctx, cred, db, stmt)
 	if err != nil {
 		return fmt.Errorf("copying the database's settings: %w", err)
 	}
@@ -689,7 +700,7 @@ func (s *session) pgSwap(ctx context.Context, cred string, db Database, loaded, 
 	if err := s.pgCopySettings(ctx, cred, db, live, loaded); err != nil {
 		return err
 	}
-	swap := `DO $$DECLARE tries int := 0; BEGIN
+	swap := `DO $shipbot$DECLARE tries int := 0; BEGIN
 LOOP
   PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ` + pgLit(live) + ` AND pid <> pg_backend_pid();
   BEGIN
@@ -702,7 +713,7 @@ LOOP
     PERFORM pg_sleep(0.1);
   END;
 END LOOP;
-END$$`
-	_, err := s.psql(ctx, cred, db, pgMaintenanceDB, swap)
+END$shipbot$`
+	_, err := s.psqlDo(ctx, cred, db, swap)
 	return err
 }
