@@ -305,3 +305,46 @@ func TestE2EUnloadableBackupChangesNothing(t *testing.T) {
 	}
 	a.mustVerify()
 }
+
+// Issue 22: a restore is all or nothing. The database user may load into
+// shipbot's scratch databases but not drop the live one, so the MariaDB
+// part fails while switching, after the files were switched: the files go
+// back from the safety backup, PostgreSQL is never touched, and the card
+// says failed and what was put back.
+func TestE2ERestoreFailingLatePartPutsEarlierPartsBack(t *testing.T) {
+	t.Parallel()
+	a, db, password, uploads, _ := newBackupApp(t)
+	user := regexp.MustCompile(`user: (sbe_\w+)`).FindStringSubmatch(a.extra)[1]
+	a.env = []string{"E2E_DB_PASSWORD=" + password}
+	p := a.startBot(nil, a.env...)
+	p.send("/backup web prod")
+	id := p.waitFor(cardLine(1, `  backup: (\S+)`))[1]
+	p.waitFor(cardState(1, "succeeded"))
+
+	mariaExec(t, fmt.Sprintf("REVOKE DROP ON *.* FROM '%[1]s'@'%%'; GRANT DROP ON `shipbot\\_drill\\_%%`.* TO '%[1]s'@'%%';", user))
+	_ = os.WriteFile(filepath.Join(uploads, "invoice.pdf"), []byte("written since"), 0o644)
+	mariaExec(t, "INSERT INTO "+db+".tickets VALUES (4, 'since')")
+	pgExec(t, db, "INSERT INTO interviews VALUES (3, 'since')")
+	before := mariaExec(t, "CHECKSUM TABLE "+db+".tickets EXTENDED") + pgExec(t, db, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM interviews t")
+
+	p.send("/restore web prod " + id)
+	approval := p.waitFor(cardLine(2, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(2, "failed"))
+	p.mustContain(`the parts already changed \(files\.tar\.gz\) were put back from safety backup \S+-safety, so the env is as it was before the restore`)
+	p.mustContain(`\[x\] put back: files\.tar\.gz from \S+-safety`)
+	if b, _ := os.ReadFile(filepath.Join(uploads, "invoice.pdf")); string(b) != "written since" {
+		t.Errorf("invoice.pdf = %q: the files part was not put back", b)
+	}
+	after := mariaExec(t, "CHECKSUM TABLE "+db+".tickets EXTENDED") + pgExec(t, db, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM interviews t")
+	if after != before {
+		t.Errorf("databases changed by a failed restore:\nbefore %s\nafter  %s", before, after)
+	}
+	p.closeInput()
+	p.mustExit0()
+	if strings.Contains(p.out.String(), "✔ Restore") {
+		t.Error("a partial restore was reported as a success")
+	}
+	a.mustVerify()
+}

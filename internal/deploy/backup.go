@@ -114,6 +114,28 @@ func (e *ApplyError) Error() string {
 
 func (e *ApplyError) Unwrap() error { return e.Err }
 
+// RestartError is a staged restore whose parts were all applied, but whose
+// app restart or health check afterwards failed.
+type RestartError struct{ Err error }
+
+func (e *RestartError) Error() string {
+	return "every part was restored, but the app did not come back: " + e.Err.Error()
+}
+
+func (e *RestartError) Unwrap() error { return e.Err }
+
+// prefixed names a job's steps for a second pass over the same parts (the
+// put-back after a failed restore), so its steps do not overwrite the first
+// pass's on the card.
+type prefixed struct {
+	Progress
+	prefix string
+}
+
+func (p prefixed) Step(name string, state StepState, detail string) {
+	p.Progress.Step(p.prefix+name, state, detail)
+}
+
 // BackupRequest asks for backup ID.
 type BackupRequest struct {
 	JobID    int64
@@ -552,10 +574,17 @@ func (e *Engine) undoRestore(ctx context.Context, st RestoreStager, rec *Backup,
 	uctx := context.WithoutCancel(ctx)
 	touched := strings.Join(ae.Touched, ", ")
 	p.Step("put back", StepRunning, touched)
-	staged, err := st.StageRestore(uctx, safety, RestoreOptions{Parts: ae.Touched}, p)
+	pp := prefixed{p, "put back: "}
+	staged, err := st.StageRestore(uctx, safety, RestoreOptions{Parts: ae.Touched}, pp)
 	if err == nil {
-		_, err = staged.Apply(uctx, p)
+		_, err = staged.Apply(uctx, pp)
 		staged.Discard(uctx)
+	}
+	var re *RestartError
+	if errors.As(err, &re) {
+		p.Step("put back", StepDone, touched+" from "+safety.ID+"; the app restart after it failed")
+		return fmt.Errorf("restore of %s failed: %w; the parts already changed (%s) were put back from safety backup %s, so the env is as it was before the restore, but restarting the app afterwards failed: %v",
+			rec.ID, applyErr, touched, safety.ID, re.Err)
 	}
 	if err != nil {
 		p.Step("put back", StepFailed, e.redact.String(err.Error()))

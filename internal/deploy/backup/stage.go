@@ -201,7 +201,7 @@ func (r *Runner) StageRestore(ctx context.Context, b deploy.Backup, opts deploy.
 	}
 	// Never restore from a damaged backup; checked before the engine takes
 	// its safety backup.
-	if err := s.step("checksum", func() (string, error) {
+	if err := s.step("verify checksums", func() (string, error) {
 		return fmt.Sprintf("%d files match", len(files)), s.checkSums(ctx, b, files)
 	}); err != nil {
 		st.Discard(ctx)
@@ -302,7 +302,7 @@ func (st *staged) Apply(ctx context.Context, p deploy.Progress) (deploy.Result, 
 	}
 	if s.r.Restart != nil {
 		if err := s.r.Restart(ctx, s.p); err != nil {
-			return deploy.Result{}, fmt.Errorf("every part was restored, but the app did not come back: %w", err)
+			return deploy.Result{}, &deploy.RestartError{Err: err}
 		}
 	}
 	return deploy.Result{Message: fmt.Sprintf("%d parts restored", len(st.parts))}, nil
@@ -394,7 +394,7 @@ func (st *staged) reloadMy(ctx context.Context, pt *part, changed *bool) error {
 			}
 		}
 		if _, err := s.mysql(ctx, cred, myLockWait+"DROP DATABASE IF EXISTS "+myIdent(pt.db.Database)); err != nil {
-			return err
+			return fmt.Errorf("emptying the live database for the reload failed: %w", serverError(err))
 		}
 		*changed = true
 		if err := s.myCreate(ctx, cred, pt.db.Database, props); err != nil {
@@ -457,7 +457,7 @@ func (st *staged) renameMy(ctx context.Context, cred string, pt *part, props *de
 	}
 	if _, err := s.mysql(ctx, cred, stmt); err != nil {
 		_ = s.dropScratch(ctx, cred, pt.db, old)
-		return true, err
+		return true, fmt.Errorf("moving the loaded tables in with one RENAME TABLE failed, so none moved: %w", serverError(err))
 	}
 	*changed = true
 	s.p.Output("database " + old + " created to hold the replaced tables")
@@ -488,6 +488,15 @@ func (st *staged) renameMy(ctx context.Context, cred string, pt *part, props *de
 	}
 	pt.scratch = ""
 	return true, nil
+}
+
+// serverError keeps the server's message of a failed client call, without
+// the statement the client echoes before it.
+func serverError(err error) error {
+	if i := strings.Index(err.Error(), "ERROR "); i >= 0 {
+		return errors.New(err.Error()[i:])
+	}
+	return err
 }
 
 func mustLines(lines []string, err error) []string {
