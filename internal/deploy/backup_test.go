@@ -341,6 +341,24 @@ func TestRestorePutsBackChangedPartsWhenALaterPartFails(t *testing.T) {
 	if !strings.Contains(f2.Reason, "PARTLY restored") || !strings.Contains(f2.Reason, "ALSO failed") {
 		t.Errorf("reason = %q", f2.Reason)
 	}
+
+	// Put back, but the app does not come up after it: the data is as it
+	// was, and the reason says the restart failed, not the put-back.
+	r.bd.ApplyErr = func(id string) error {
+		if id == b.ID {
+			return &deploy.ApplyError{Part: "db-main.sql.gz", Touched: []string{"files.tar.gz"}, Err: errors.New("DROP command denied")}
+		}
+		return &deploy.RestartError{Err: errors.New("health check failed")}
+	}
+	j3 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	if _, err := r.engine.Decide(ctx, j3.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	f3 := waitState(t, r.store, j3.ID, deploy.Failed)
+	if !strings.Contains(f3.Reason, "as it was before the restore, but restarting the app afterwards failed: health check failed") ||
+		strings.Contains(f3.Reason, "PARTLY") {
+		t.Errorf("reason = %q", f3.Reason)
+	}
 }
 
 func TestFailedDrillIsRecordedOnTheBackup(t *testing.T) {
