@@ -201,11 +201,12 @@ func (s *session) dump(ctx context.Context, dir string, db Database) (*deploy.DB
 // is a snapshot, and tables written to while it ran hold other counts.
 
 // myRowsAwk counts the rows of mysqldump's INSERT statements per table.
-// MariaDB's mysqldump writes one row per line after "VALUES", MySQL's all
-// rows on the statement's line; either way a row never spans lines
-// (newlines inside values are escaped). On each line escaped backslashes
-// and quotes go first, then every string literal, so what is left is
-// punctuation: "),(" between two rows on a line, and "),"/");" closing one.
+// A row never spans lines (newlines inside values are escaped). MariaDB's
+// mysqldump writes "VALUES" alone at the end of the statement's first line
+// and then one row per line, each ending "),", the last ");": those lines
+// are counted, not parsed. MySQL's writes every row on the statement's
+// line: there escaped backslashes and quotes go first, then every string
+// literal, so the "),(" left between two rows is never inside a value.
 const myRowsAwk = `ins == 0 && index($0, "INSERT INTO ` + "`" + `") == 1 {
   rest = substr($0, 14)
   i = index(rest, "` + "`" + ` VALUES")
@@ -213,19 +214,21 @@ const myRowsAwk = `ins == 0 && index($0, "INSERT INTO ` + "`" + `") == 1 {
   t = substr(rest, 1, i - 1)
   gsub(/` + "``" + `/, "` + "`" + `", t)
   line = substr(rest, i + 8)
-  ins = 1
   n[t] += 0
+  if (line ~ /^[ \t\r]*$/) { ins = 2; next }
+  ins = 1
 }
-ins == 0 { next }
-line == "" { line = $0 }
-{
+ins == 2 {
+  n[t]++
+  if ($0 ~ /;\r?$/) ins = 0
+  next
+}
+ins == 1 {
   gsub(/\\\\/, "", line)
   gsub(/\\'/, "", line)
   gsub(/'[^']*'/, "", line)
-  n[t] += gsub(/\),\(/, "", line)
-  if (line ~ /\),[ \t\r]*$/) n[t]++
-  else if (line ~ /\);[ \t\r]*$/) { n[t]++; ins = 0 }
-  line = ""
+  n[t] += gsub(/\),\(/, "", line) + 1
+  ins = 0
 }
 END { for (t in n) printf "%s\t%d\n", t, n[t] }`
 
