@@ -550,6 +550,24 @@ func (s *session) myInspect(ctx context.Context, cred, database string) (loaded,
 	return res, err
 }
 
+// myShape reads a database's tables and object counts, without counting
+// rows (a live database just switched, which the app already uses).
+func (s *session) myShape(ctx context.Context, cred, database string) (loaded, error) {
+	lines, err := s.mysql(ctx, cred, myObjectsQuery(database))
+	if err != nil {
+		return loaded{}, err
+	}
+	tables, objects, err := objectsOf(facts(lines), myKinds)
+	if err != nil {
+		return loaded{}, err
+	}
+	res := loaded{objects: objects}
+	for _, t := range tables {
+		res.counts = append(res.counts, tableCount{table: t})
+	}
+	return res, nil
+}
+
 // pgInspect reads what a loaded PostgreSQL database holds.
 func (s *session) pgInspect(ctx context.Context, cred string, db Database, database string) (loaded, error) {
 	lines, err := s.psql(ctx, cred, db, database, pgObjectsQuery)
@@ -599,6 +617,24 @@ func check(m *deploy.DBManifest, got loaded) error {
 		return fmt.Errorf("the loaded copy does not match the backup's manifest: %s", strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// checkShape holds a live database just switched to the manifest's tables
+// and object counts, but not its row counts: the app is already writing.
+// (The rows were checked in the scratch copy.)
+func checkShape(m *deploy.DBManifest, got loaded) error {
+	if m == nil {
+		return nil
+	}
+	shape := &deploy.DBManifest{Rows: map[string]int64{}, Objects: m.Objects}
+	for t := range m.Rows {
+		shape.Rows[t] = 0
+	}
+	flat := loaded{objects: got.objects}
+	for _, c := range got.counts {
+		flat.counts = append(flat.counts, tableCount{table: c.table})
+	}
+	return check(shape, flat)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

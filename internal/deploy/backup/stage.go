@@ -403,11 +403,11 @@ func (st *staged) reloadMy(ctx context.Context, pt *part, changed *bool) error {
 		if err := s.myLoad(ctx, cred, pt.db.Database, path.Join(st.b.Location, pt.f.Name)); err != nil {
 			return err
 		}
-		got, err := s.myInspect(ctx, cred, pt.db.Database)
+		got, err := s.myShape(ctx, cred, pt.db.Database)
 		if err != nil {
 			return err
 		}
-		return check(pt.f.Manifest, got)
+		return checkShape(pt.f.Manifest, got)
 	})
 }
 
@@ -473,11 +473,11 @@ func (st *staged) renameMy(ctx context.Context, cred string, pt *part, props *de
 			return true, err
 		}
 	}
-	got, err := s.myInspect(ctx, cred, live)
+	got, err := s.myShape(ctx, cred, live)
 	if err != nil {
 		return true, err
 	}
-	if err := check(pt.f.Manifest, got); err != nil {
+	if err := checkShape(pt.f.Manifest, got); err != nil {
 		return true, err
 	}
 	s.p.Output("database " + live + " replaced by the loaded copy")
