@@ -743,7 +743,10 @@ func (s *session) pgSwap(ctx context.Context, cred string, db Database, loaded, 
 LOOP
   PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ` + pgLit(live) + ` AND pid <> pg_backend_pid();
   BEGIN
-    EXECUTE format('ALTER DATABASE %I RENAME TO %I', ` + pgLit(live) + `, ` + pgLit(old) + `);
+    -- A live database dropped since the backup is simply recreated.
+    IF EXISTS (SELECT 1 FROM pg_database WHERE datname = ` + pgLit(live) + `) THEN
+      EXECUTE format('ALTER DATABASE %I RENAME TO %I', ` + pgLit(live) + `, ` + pgLit(old) + `);
+    END IF;
     EXECUTE format('ALTER DATABASE %I RENAME TO %I', ` + pgLit(loaded) + `, ` + pgLit(live) + `);
     RETURN;
   EXCEPTION WHEN object_in_use THEN

@@ -452,4 +452,14 @@ func TestPostgresSwapEndsOpenSessions(t *testing.T) {
 	}
 	held = nil
 	noScratchLeft(t, p)
+
+	// A database dropped since the backup comes back.
+	pg(t, "test", "DROP DATABASE "+db.Database+" WITH (FORCE)")
+	p2 := &deploytest.Progress{}
+	if _, err := r.Restore(ctx, rec, true, p2); err != nil {
+		t.Fatalf("restore of a dropped database: %v\n%s", err, p2.Text())
+	}
+	if got := strings.TrimSpace(pg(t, db.Database, "SELECT count(*) FROM interviews")); got != "3000" {
+		t.Errorf("rows after restoring a dropped database = %s", got)
+	}
 }

@@ -349,7 +349,7 @@ func (st *staged) swapPG(ctx context.Context, pt *part, changed *bool) error {
 		*changed = true
 		pt.scratch = ""
 		s.p.Output("database " + pt.db.Database + " replaced by the loaded copy; the replaced one, renamed " + old + ", is dropped")
-		if err := s.pgDrop(ctx, cred, pt.db, old); err != nil {
+		if err := s.pgDrop(ctx, cred, pt.db, old); err != nil { // IF EXISTS: there may have been no live one
 			// The restore itself is complete; only space is left taken.
 			s.p.Output(fmt.Sprintf("the replaced database was kept as %s: dropping it failed: %v", old, err))
 		}
