@@ -463,3 +463,17 @@ func TestPostgresSwapEndsOpenSessions(t *testing.T) {
 		t.Errorf("rows after restoring a dropped database = %s", got)
 	}
 }
+
+// A PostgreSQL client failure reads as the server's message, not as
+// "env: exit status 1" (env(1) starts every PostgreSQL client).
+func TestPostgresFailureShowsTheRealError(t *testing.T) {
+	missing := "shipbot_missing_" + randHex(3)
+	bad := backup.Database{Name: "pg", Engine: backup.Postgres, Host: pgAddr, Port: pgPort, User: "postgres",
+		Password: audit.NewSecret("x"), Database: missing}
+	r := newRunner(t, local.NewHost(), nil, bad)
+	_, err := r.Backup(context.Background(), deploy.BackupRequest{ID: "pgerr-1"}, &deploytest.Progress{})
+	if err == nil || strings.Contains(err.Error(), "env: exit status") || !strings.Contains(err.Error(), "pg_dump failed") ||
+		!strings.Contains(err.Error(), `database "`+missing+`" does not exist`) {
+		t.Fatalf("error = %v", err)
+	}
+}
