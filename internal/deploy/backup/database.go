@@ -534,20 +534,27 @@ func (s *session) myInspect(ctx context.Context, cred, database string) (loaded,
 	if err != nil {
 		return loaded{}, err
 	}
-	var parts []string
-	for _, t := range tables {
-		parts = append(parts, "SELECT "+myLit(t)+", COUNT(*) FROM "+myIdent(database)+"."+myIdent(t))
-	}
 	res := loaded{objects: objects}
-	if len(parts) == 0 {
-		return res, nil
+	// In batches: one argument of a command line is at most 128 KiB on Linux.
+	for len(tables) > 0 {
+		n := min(len(tables), 200)
+		var parts []string
+		for _, t := range tables[:n] {
+			parts = append(parts, "SELECT "+myLit(t)+", COUNT(*) FROM "+myIdent(database)+"."+myIdent(t))
+		}
+		tables = tables[n:]
+		lines, err = s.mysql(ctx, cred, strings.Join(parts, " UNION ALL "))
+		if err != nil {
+			return loaded{}, err
+		}
+		counts, err := parseCounts(lines)
+		if err != nil {
+			return loaded{}, err
+		}
+		res.counts = append(res.counts, counts...)
 	}
-	lines, err = s.mysql(ctx, cred, strings.Join(parts, " UNION ALL "))
-	if err != nil {
-		return loaded{}, err
-	}
-	res.counts, err = parseCounts(lines)
-	return res, err
+	sort.Slice(res.counts, func(i, k int) bool { return res.counts[i].table < res.counts[k].table })
+	return res, nil
 }
 
 // myShape reads a database's tables and object counts, without counting

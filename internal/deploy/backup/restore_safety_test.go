@@ -477,3 +477,40 @@ func TestPostgresFailureShowsTheRealError(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// Many tables: counts run in batches (one argument of a command line is at
+// most 128 KiB), and the rename moves them all in one statement.
+func TestManyTablesDrillAndRestore(t *testing.T) {
+	my := seedMaria(t)
+	var b strings.Builder
+	b.WriteString("USE " + my.Database + ";")
+	// MyISAM: 220 InnoDB tables take seconds to create on a busy disk.
+	for i := 0; i < 220; i++ {
+		fmt.Fprintf(&b, "CREATE TABLE a_rather_long_table_name_to_fill_the_statement_%03d (x INT PRIMARY KEY) ENGINE=MyISAM; INSERT INTO a_rather_long_table_name_to_fill_the_statement_%03d VALUES (%d);", i, i, i)
+	}
+	maria(t, b.String())
+	r := newRunner(t, local.NewHost(), nil, my)
+	ctx := context.Background()
+	res, err := r.Backup(ctx, deploy.BackupRequest{ID: "many-1"}, &deploytest.Progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := deploy.Backup{ID: "many-1", Location: res.Location, Files: res.Files, State: deploy.BackupOK}
+	v, err := r.VerifyBackup(ctx, rec, &deploytest.Progress{})
+	if err != nil || !strings.Contains(v.Message, "main: 222 tables, 5223 rows") {
+		t.Fatalf("drill = %+v, %v", v, err)
+	}
+	maria(t, "USE "+my.Database+"; DELETE FROM a_rather_long_table_name_to_fill_the_statement_219;")
+	want := maria(t, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '"+my.Database+"'")
+	p := &deploytest.Progress{}
+	if _, err := r.Restore(ctx, rec, true, p); err != nil {
+		t.Fatalf("restore: %v\n%s", err, p.Text())
+	}
+	if got := maria(t, "SELECT COUNT(*) FROM "+my.Database+".a_rather_long_table_name_to_fill_the_statement_219"); got != "1\n" {
+		t.Errorf("rows after restore = %q", got)
+	}
+	if got := maria(t, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '"+my.Database+"'"); got != want {
+		t.Errorf("tables after restore = %s, want %s", got, want)
+	}
+	noScratchLeft(t, p)
+}

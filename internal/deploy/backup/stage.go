@@ -455,6 +455,11 @@ func (st *staged) renameMy(ctx context.Context, cred string, pt *part, props *de
 	if len(renames) > 0 {
 		stmt += myLockWait + "RENAME TABLE " + strings.Join(renames, ", ")
 	}
+	if len(stmt) > 100<<10 {
+		// One argument of a command line is at most 128 KiB on Linux, and
+		// the rename must be one statement to be all or nothing.
+		return false, nil
+	}
 	if _, err := s.mysql(ctx, cred, stmt); err != nil {
 		_ = s.dropScratch(ctx, cred, pt.db, old)
 		return true, fmt.Errorf("moving the loaded tables in with one RENAME TABLE failed, so none moved: %w", serverError(err))
