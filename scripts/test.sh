@@ -17,6 +17,8 @@ missing=()
 command -v git >/dev/null || missing+=(git)
 command -v mysqldump >/dev/null || missing+=(mariadb-client)
 command -v pg_dump >/dev/null || missing+=(postgresql-client)
+# systemd-analyze verifies configs/shipbot.service (configs/service_test.go).
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

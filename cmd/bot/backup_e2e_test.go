@@ -223,6 +223,7 @@ func TestE2EBackupVerifyRestoreOverSSH(t *testing.T) {
 	if strings.Contains(all, password) {
 		t.Fatal("the database password appears in the bot's output, log or audit")
 	}
+	noInternalError(t, p.out.String())
 	a.mustVerify()
 }
 
@@ -236,6 +237,7 @@ func TestE2EFailingBackupBlocksGatedDeploy(t *testing.T) {
 	p.closeInput()
 	p.mustExit0()
 	a.noReleasesDir()
+	noInternalError(t, p.out.String())
 	if entries, _ := os.ReadDir(backups); len(entries) != 0 {
 		t.Fatalf("the failed backup left %d entries in %s", len(entries), backups)
 	}

@@ -42,5 +42,6 @@ func TestE2EDemoBackupAndRestore(t *testing.T) {
 	if !strings.Contains(list, id+" ") || !strings.Contains(list, "safety by alice") {
 		t.Fatalf("/backups:\n%s", list)
 	}
+	noInternalError(t, p.out.String())
 	e.mustVerify()
 }

@@ -33,14 +33,15 @@ func TestE2EScriptedDeploy(t *testing.T) {
 }
 
 // Four eyes: the requester cannot approve, a lead can, and a used approval
-// button does nothing the second time.
+// does nothing the second time. Buttons are labelled per card ("1a").
 func TestE2EFourEyesApproval(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
 	p := e.startBot(nil)
 
 	p.send("/deploy demo production")
-	approve := p.waitFor(cardLine(1, `\[(\d+)\] Approve  \[\d+\] Deny`))[1]
+	approve := p.waitFor(cardLine(1, `\[(1a)\] Approve  \[1b\] Deny`))[1]
+	id := p.mustContain(`Approval id: ([a-z2-7]{24})`)[1]
 	p.send(approve)
 	p.waitFor(`(?m)^! you requested this; someone else must approve it$`)
 
@@ -50,8 +51,12 @@ func TestE2EFourEyesApproval(t *testing.T) {
 	p.waitFor(`(?m)^Approved job #1$`)
 	p.waitFor(cardState(1, "succeeded") + `(?:[^─\n][^\n]*\n)*?  approved by: bob\n`)
 
+	// The finished card has no buttons left to press; the approval itself
+	// is spent too.
 	p.send(approve)
-	p.waitFor(`(?m)^! approval \w+ was already approved by bob$`)
+	p.waitFor(`(?m)^! no button \[1a\]$`)
+	p.send("/approve " + id)
+	p.waitFor(`(?m)^approval \w+ was already approved by bob$`)
 	p.closeInput()
 	p.mustExit0()
 

@@ -286,6 +286,7 @@ func TestE2ESSHDeployReleasesLogs(t *testing.T) {
 			t.Fatalf("job #%d outcomes %+v, want one succeeded", id, outs)
 		}
 	}
+	noInternalError(t, out)
 	a.mustVerify()
 }
 

@@ -43,7 +43,7 @@ func TestE2ECrashRecovery(t *testing.T) {
 			}
 			// The recovered card and the replies come from different
 			// goroutines, so their order is not fixed.
-			p.mustContain(cardState(2, "interrupted — lock still held") + `(?:[^─\n][^\n]*\n)*?\[\d+\] Unlock  \[\d+\] Rollback\n`)
+			p.mustContain(cardState(2, "interrupted — lock still held") + `(?:[^─\n][^\n]*\n)*?\[\d+a\] Unlock  \[\d+b\] Rollback\n`)
 			p.mustContain(`(?m)^  │ #2 +deploy +demo/staging +interrupted `)
 			// The card the crashed run posted is edited, not posted again:
 			// its ref survived in the database.

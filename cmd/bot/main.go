@@ -3,6 +3,7 @@
 //
 //	bot [run] [--config F]        run the bot (default: the embedded configs/example.yaml)
 //	bot check [--config F]        validate a config and print a summary
+//	bot check --explain APP ENV   print an env with its app's defaults applied
 //	bot audit verify [--config F] recompute the audit hash chain
 //	bot audit export [--config F] write the audit log as JSON lines
 //	bot version
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 const usage = `usage:
   bot [run] [--config FILE]         run shipbot (default config: the embedded configs/example.yaml)
   bot check [--config FILE]         validate a config file and print a summary
+  bot check [--config FILE] --explain APP ENV
+                                    print APP's ENV as resolved, with the app's defaults applied
   bot audit verify [--config FILE]  recompute the audit hash chain; exit 1 naming the first bad row
   bot audit export [--config FILE]  write the audit log as JSON lines to stdout
   bot hosts scan HOST[:PORT]        print a host's SSH key line for known_hosts (trusts nothing)
@@ -86,14 +89,21 @@ func flags(name string, args []string, stderr io.Writer) (*flag.FlagSet, *string
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs, name, err := flags("check", args, stderr)
-	if err != nil || fs.NArg() != 0 {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("config", "", "config file (default: embedded configs/example.yaml)")
+	explain := fs.Bool("explain", false, "print APP ENV as resolved: the app's defaults applied")
+	if err := fs.Parse(args); err != nil || (fs.NArg() != 0 && !*explain) || (*explain && fs.NArg() != 2) {
+		fmt.Fprintln(stderr, "usage: bot check [--config FILE] [--explain APP ENV]")
 		return 2
 	}
 	c, err := loadConfig(*name)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	if *explain {
+		return explainEnv(c, fs.Arg(0), fs.Arg(1), stdout, stderr)
 	}
 	fmt.Fprintln(stdout, c.Summary())
 	fmt.Fprintln(stdout, "config OK")

@@ -28,6 +28,7 @@ import (
 	"github.com/shipbot/shipbot/internal/metrics"
 	"github.com/shipbot/shipbot/internal/notify"
 	"github.com/shipbot/shipbot/internal/pipeline"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/sqlite"
 )
 
@@ -71,6 +72,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if err != nil {
 		return err
 	}
+	lv := &live{cfg: c, drivers: drivers} // SIGHUP replaces both
 
 	router := notify.Router{}
 	cards := notify.NewCards(router, time.Second, log)
@@ -92,13 +94,13 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	schedObserver := &lateObserver{}
 	engine := deploy.NewEngine(deploy.Options{
 		Store:        db,
-		Drivers:      func(app, env string) (deploy.Driver, bool) { d, ok := drivers[app+"/"+env]; return d, ok },
+		Drivers:      lv.driver,
 		Observer:     observers{cards, schedObserver},
 		JobTimeout:   c.Bot.JobTimeout.Duration,
 		OutputLines:  c.Bot.OutputLines,
 		Redactor:     redact,
 		Log:          log,
-		BackupPolicy: c.BackupPolicy,
+		BackupPolicy: lv.backupPolicy,
 	})
 	sched, err := scheduler(c, engine, db, relay, log)
 	if err != nil {
@@ -159,6 +161,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	runCtx, stopChat := context.WithCancel(context.Background())
 	defer stopChat()
 	go expireLoop(runCtx, engine, log)
+	go schedule.Every(runCtx, time.Second, "lock expiry", d.WatchLocks, log)
+	watchReload(runCtx, &reloader{live: lv, d: d, db: db, wake: relay.Wake, log: log})
 	sched.Start()
 	defer sched.Stop()
 	relayDone := make(chan struct{})
@@ -265,7 +269,7 @@ func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats
 		Secrets: pipeline.Secrets{GitLab: pc.GitLabToken, GitHub: pc.GitHubSecret, Generic: pc.GenericSecret,
 			Dokploy: pc.DokploySecret, DokployHeader: pc.DokployHeader}}
 	for _, r := range pc.Routes {
-		rule := pipeline.Rule{Sources: r.Sources, Projects: r.Projects, Refs: r.Refs, Statuses: r.Statuses}
+		rule := pipeline.Rule{Sources: r.Sources, Projects: r.Projects, Refs: r.Refs, Statuses: r.Statuses, Workflows: r.Workflows}
 		for _, ch := range r.Chats {
 			if cp, err := notify.ParseChannel(ch); err == nil { // validated with the config
 				rule.Chats = append(rule.Chats, cp)
@@ -274,7 +278,8 @@ func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats
 		o.Routes = append(o.Routes, rule)
 	}
 	for _, b := range pc.DeployButtons {
-		o.Offers = append(o.Offers, pipeline.DeployOffer{Project: b.Project, Ref: b.Ref, App: b.App, Env: b.Env})
+		o.Offers = append(o.Offers, pipeline.DeployOffer{Project: b.Project, Ref: b.Ref, App: b.App, Env: b.Env, Workflows: b.Workflows,
+			ByName: c.Apps[b.App].Envs[b.Env].Driver == "dokploy"})
 	}
 	for name, a := range c.Apps {
 		if a.Project != "" {
@@ -362,7 +367,8 @@ func catalog(c *config.Config) commands.Catalog {
 		cat[app] = map[string]commands.EnvInfo{}
 		for env, e := range a.Envs {
 			cat[app][env] = commands.EnvInfo{Driver: e.Driver, DefaultRef: e.Fetch.Ref, Approval: deploy.ApprovalPolicy{
-				Required: e.Approval.Required, Roles: e.Approval.ApproverRoles, TTL: e.Approval.TTL.Duration}}
+				Required: e.Approval.Required, Roles: e.Approval.ApproverRoles, TTL: e.Approval.TTL.Duration},
+				LockTTL: e.Lock.DefaultTTL.Duration}
 		}
 	}
 	return cat

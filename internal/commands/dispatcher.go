@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -23,6 +25,8 @@ type EnvInfo struct {
 	// DefaultRef is deployed when /deploy names no ref; filling it in here
 	// binds approvals to it and shows it on the card and in /releases.
 	DefaultRef string
+	// LockTTL is how long a /lock without --for lasts; 0: until unlocked.
+	LockTTL time.Duration
 }
 
 // Catalog is the configured apps: app -> env -> info.
@@ -50,8 +54,7 @@ type Options struct {
 type Dispatcher struct {
 	engine  *deploy.Engine
 	store   deploy.Store
-	policy  *Policy
-	catalog Catalog
+	access  atomic.Pointer[access] // replaced whole on a config reload
 	sender  notify.Sender
 	audit   AuditReader
 	log     *slog.Logger
@@ -62,8 +65,9 @@ var _ Handler = (*Dispatcher)(nil)
 
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
-	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(), policy: o.Policy, catalog: o.Catalog,
+	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(),
 		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe}
+	d.SetAccess(o.Policy, o.Catalog)
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -93,7 +97,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	req := c.req
 	identity := req.Platform + ":" + req.UserID
 	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String()}
-	actor, ok := d.policy.Actor(identity)
+	actor, ok := d.pol().Actor(identity)
 	if !ok {
 		return d.deny(ctx, c, "unknown identity", fmt.Sprintf("I don't know %s. Ask an admin to add this identity to a user in shipbot's config.", identity))
 	}
@@ -120,10 +124,10 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.deny(ctx, c, "draining", "shipbot is shutting down and takes no new work; try again in a minute")
 	}
 	if cmd.App != "" && cmd.Name != "audit" {
-		if _, ok := d.catalog[cmd.App]; !ok {
+		if _, ok := d.cat()[cmd.App]; !ok {
 			return d.deny(ctx, c, "unknown app", fmt.Sprintf("unknown app %q; see /apps", cmd.App))
 		}
-		if _, ok := d.catalog[cmd.App][cmd.Env]; !ok {
+		if _, ok := d.cat()[cmd.App][cmd.Env]; !ok {
 			return d.deny(ctx, c, "unknown env", fmt.Sprintf("unknown env %q for %s; see /apps", cmd.Env, cmd.App))
 		}
 	}
@@ -171,6 +175,10 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.lock(ctx, c)
 	case "unlock":
 		return d.unlock(ctx, c)
+	case "extend":
+		return d.extend(ctx, c)
+	case "locks":
+		return d.locks(ctx, c)
 	case "pending":
 		return d.pending(ctx, c)
 	case "approve", "deny":
@@ -183,7 +191,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 
 func mutating(name string) bool {
 	switch name {
-	case "deploy", "rollback", "cancel", "lock", "unlock", "approve", "deny", "backup", "restore", "stop", "start":
+	case "deploy", "rollback", "cancel", "lock", "unlock", "extend", "approve", "deny", "backup", "restore", "stop", "start":
 		return true
 	}
 	return false
@@ -216,6 +224,8 @@ func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, er
 			return "", errors.New("this button refers to no job")
 		}
 		return "/" + verb + " " + j.App + " " + j.Env, nil
+	case ButtonExtendLock, ButtonUnlockLock:
+		return d.lockButtonCommand(ctx, verb, token)
 	case notify.ButtonDeploy:
 		// "deploy:APP:ENV:REF" from a green pipeline: the same as typing
 		// /deploy, so it meets the same parser, policy and approval.
@@ -278,6 +288,7 @@ func (d *Dispatcher) fail(ctx context.Context, c *call, err error) Reply {
 	var denied *deploy.DeniedError
 	var refusal *deploy.Refusal
 	var pe *ParseError
+	var cond *deploy.Error
 	switch {
 	case errors.As(err, &locked):
 		return d.deny(ctx, c, "locked", err.Error())
@@ -295,6 +306,13 @@ func (d *Dispatcher) fail(ctx context.Context, c *call, err error) Reply {
 		return d.deny(ctx, c, "not found", err.Error())
 	case errors.Is(err, deploy.ErrConflict):
 		return d.deny(ctx, c, "conflict", "that changed while you asked; look again and retry")
+	case errors.As(err, &cond):
+		// An expected condition outside shipbot (host down, key refused,
+		// file missing, disk full): its own message says what and where;
+		// the wrapping, for the log, says which step met it.
+		d.log.Warn("command met a condition", "command", c.cmd.Name, "app", c.cmd.App, "env", c.cmd.Env,
+			"code", cond.Code, "err", err)
+		return d.say(ctx, c, notify.Message{Title: "Error", Style: notify.StyleDanger, Text: cond.Msg + "; nothing was done"}, true)
 	case errors.As(err, new(*deploy.TargetError)):
 		d.log.Warn("target error", "command", c.cmd.Name, "app", c.cmd.App, "env", c.cmd.Env, "err", err)
 		return d.say(ctx, c, notify.Message{Title: "Error", Style: notify.StyleDanger, Text: err.Error() + "; nothing was done"}, true)
@@ -332,13 +350,16 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 			return r
 		}
 	}
-	env := d.catalog[c.cmd.App][c.cmd.Env]
+	env := d.cat()[c.cmd.App][c.cmd.Env]
 	if c.cmd.Plan {
 		return d.plan(ctx, c)
 	}
 	ref := c.cmd.Ref
 	if ref == "" && action == deploy.ActionDeploy {
 		ref = env.DefaultRef
+	}
+	if err := RefForDriver(env.Driver, ref); err != nil {
+		return d.deny(ctx, c, "bad input", err.Error())
 	}
 	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
 		Ref: ref, Release: firstNonEmpty(c.cmd.Release, c.cmd.Backup), WithDB: c.cmd.WithDB, Redeploy: c.cmd.Redeploy, Approval: env.Approval, Args: c.cmd.Args})
@@ -365,7 +386,7 @@ func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {
 	} else {
 		m.Fields = append(m.Fields, notify.Field{Name: "lock", Value: "free"})
 	}
-	if d.catalog[c.cmd.App][c.cmd.Env].Approval.Required {
+	if d.cat()[c.cmd.App][c.cmd.Env].Approval.Required {
 		m.Fields = append(m.Fields, notify.Field{Name: "approval", Value: "required (a second person)"})
 	}
 	for _, s := range p.Steps {
@@ -384,9 +405,9 @@ func (d *Dispatcher) apps(ctx context.Context, c *call) Reply {
 		lockOf[l.App+"/"+l.Env] = l
 	}
 	m := notify.Message{Title: "Apps"}
-	for _, app := range sortedKeys(d.catalog) {
-		for _, env := range sortedKeys(d.catalog[app]) {
-			info := d.catalog[app][env]
+	for _, app := range sortedKeys(d.cat()) {
+		for _, env := range sortedKeys(d.cat()[app]) {
+			info := d.cat()[app][env]
 			cur := d.lastKnownCurrent(ctx, app, env)
 			line := fmt.Sprintf("%s/%s  driver=%s  current=%s", app, env, info.Driver, orNone(cur))
 			if info.Approval.Required {
@@ -517,11 +538,15 @@ func (d *Dispatcher) logs(ctx context.Context, c *call) Reply {
 	if n == 0 {
 		n = 50
 	}
-	l, err := d.engine.Logs(ctx, c.cmd.App, c.cmd.Env, n)
+	logs, what := d.engine.Logs, "Logs"
+	if c.cmd.Build {
+		logs, what = d.engine.BuildLogs, "Build log"
+	}
+	l, err := logs(ctx, c.cmd.App, c.cmd.Env, n)
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
-	m := notify.Message{Title: fmt.Sprintf("Logs of %s/%s (last %d lines)", c.cmd.App, c.cmd.Env, len(l.Lines)), Code: l.Lines}
+	m := notify.Message{Title: fmt.Sprintf("%s of %s/%s (%s)", what, c.cmd.App, c.cmd.Env, lastLines(len(l.Lines))), Code: l.Lines}
 	if l.Truncated {
 		m.Text = fmt.Sprintf("(truncated: %d lines asked, the env's logs limit gave %d)", n, len(l.Lines))
 	}
@@ -586,11 +611,15 @@ func (d *Dispatcher) lock(ctx context.Context, c *call) Reply {
 	if r, ok := d.need(ctx, c, "lock"); !ok {
 		return r
 	}
-	if err := d.engine.Lock(ctx, c.cmd.App, c.cmd.Env, c.cmd.Reason, c.who); err != nil {
+	ttl := c.cmd.For
+	if ttl == 0 {
+		ttl = d.cat()[c.cmd.App][c.cmd.Env].LockTTL
+	}
+	l, err := d.engine.LockFor(ctx, c.cmd.App, c.cmd.Env, c.cmd.Reason, c.who, ttl)
+	if err != nil {
 		return d.fail(ctx, c, err)
 	}
-	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Locked %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleWarning,
-		Text: "reason: " + c.cmd.Reason}, false)
+	return d.say(ctx, c, lockedMessage(l), false)
 }
 
 func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
@@ -681,6 +710,17 @@ func (d *Dispatcher) auditLog(ctx context.Context, c *call) Reply {
 		m.Code = append(m.Code, line)
 	}
 	return d.read(ctx, c, m)
+}
+
+// lastLines says how many lines a log excerpt holds, in English.
+func lastLines(n int) string {
+	switch n {
+	case 0:
+		return "empty"
+	case 1:
+		return "last line"
+	}
+	return fmt.Sprintf("last %d lines", n)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

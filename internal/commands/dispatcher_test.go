@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,7 +88,7 @@ func newEnv(t *testing.T) *env {
 		"carol": {Identities: []string{"shell:carol"}, Roles: []string{"viewer"}},
 	}, map[string][]string{
 		"developer": {"deploy:staging", "deploy:production", "rollback:staging", "status:*", "lock:staging"},
-		"lead":      {"deploy:*", "approve:production", "lock:*", "lock:force", "audit:read", "status:*"},
+		"lead":      {"deploy:*", "approve:production", "lock:*", "lock:force", "audit:read", "status:*", "logs:*"},
 		"viewer":    {"status:*"},
 	})
 	cat := commands.Catalog{"demo": {
@@ -339,5 +340,67 @@ func TestDeployButtonGoesThroughPolicyAndApproval(t *testing.T) {
 	}
 	if e.driver.Calls() != 0 {
 		t.Fatal("a deploy ran without approval")
+	}
+}
+
+// A condition a person can act on is answered with what and where, never
+// "internal error"; nothing runs.
+func TestConditionsAreNamed(t *testing.T) {
+	e := newEnv(t)
+	e.driver.ReadErr = deploy.Errorf(deploy.CodeUnreachable, errors.New("dial tcp: connection refused"),
+		"cannot reach web1:22: connection refused")
+	for _, cmd := range []string{"/deploy demo staging", "/logs demo staging", "/status demo staging", "/releases demo staging"} {
+		e.say("bob", cmd)
+		txt := e.sender.last().Text
+		if txt != "cannot reach web1:22: connection refused; nothing was done" {
+			t.Errorf("%s answered %q", cmd, txt)
+		}
+	}
+	if e.driver.Calls() != 0 {
+		t.Fatal("a deploy ran against an unreachable host")
+	}
+}
+
+func TestLogsTitleCountsLines(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		lines []string
+		title string
+	}{{[]string{"one"}, "Logs of demo/staging (last line)"}, {[]string{"a", "b"}, "Logs of demo/staging (last 2 lines)"},
+		{[]string{}, "Logs of demo/staging (empty)"}} {
+		e.driver.LogLines = c.lines
+		e.say("bob", "/logs demo staging 5")
+		if got := e.sender.last().Title; got != c.title {
+			t.Errorf("%d lines: title %q, want %q", len(c.lines), got, c.title)
+		}
+	}
+}
+
+// A lock reminder's buttons act on the lock they were sent for; once that
+// lock is gone they press nothing, and say so.
+func TestLockReminderButtons(t *testing.T) {
+	e := newEnv(t)
+	e.say("alice", "/lock demo staging --for 2h db work")
+	l, err := e.store.Lock(context.Background(), "demo", "staging")
+	if err != nil || l.Expires.Sub(l.Since) != 2*time.Hour || l.Chat == "" {
+		t.Fatalf("lock = %+v, %v", l, err)
+	}
+	token := fmt.Sprint(l.Since.UnixNano())
+	if r := e.press("shell", "carol", commands.ButtonExtendLock+":"+token); !r.Refused {
+		t.Fatalf("carol (no lock permission) extended: %+v", r)
+	}
+	if r := e.press("shell", "alice", commands.ButtonExtendLock+":"+token); r.Refused || !strings.HasPrefix(r.Notice, "expires in 3h") {
+		t.Fatalf("extend: %+v", r)
+	}
+	if r := e.press("shell", "alice", commands.ButtonUnlockLock+":"+token); r.Refused {
+		t.Fatalf("unlock: %+v", r)
+	}
+	e.say("alice", "/lock demo staging again")
+	r := e.press("shell", "alice", commands.ButtonUnlockLock+":"+token)
+	if !r.Refused || !strings.Contains(r.Notice, "gone") {
+		t.Fatalf("a stale reminder unlocked the new lock: %+v", r)
+	}
+	if _, err := e.store.Lock(context.Background(), "demo", "staging"); err != nil {
+		t.Fatalf("the new lock is gone: %v", err)
 	}
 }

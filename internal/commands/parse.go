@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -16,19 +17,21 @@ type Command struct {
 	Name     string
 	App      string
 	Env      string
-	Ref      string // deploy
-	Release  string // rollback
-	Lines    int    // logs
-	JobID    int64  // job, cancel
-	ID       string // approve, deny
-	Reason   string // lock
-	Plan     bool   // deploy --plan
-	WithDB   bool   // rollback --with-db
-	Redeploy bool   // deploy --redeploy
-	Verify   bool   // backup verify
-	Backup   string // backup verify, restore: the backup id
-	Limit    int    // audit
-	User     string // audit filter
+	Ref      string        // deploy
+	Release  string        // rollback
+	Lines    int           // logs
+	JobID    int64         // job, cancel
+	ID       string        // approve, deny
+	Reason   string        // lock
+	For      time.Duration // lock --for, extend
+	Plan     bool          // deploy --plan
+	WithDB   bool          // rollback --with-db
+	Redeploy bool          // deploy --redeploy
+	Build    bool          // logs --build: the last build's log (Dokploy)
+	Verify   bool          // backup verify
+	Backup   string        // backup verify, restore: the backup id
+	Limit    int           // audit
+	User     string        // audit filter
 	Args     []string
 }
 
@@ -57,12 +60,14 @@ var specs = map[string]spec{
 	"restore":  {"/restore APP ENV ID", "restore a backup (always needs a second person; takes a safety backup first)"},
 	"releases": {"/releases APP ENV", "releases on the target with ref, who, when, state"},
 	"status":   {"/status APP ENV", "what is live and healthy"},
-	"logs":     {"/logs APP ENV [LINES]", "the last LINES lines of the app's log"},
+	"logs":     {"/logs APP ENV [LINES] [--build]", "the last LINES lines of the app's log; --build: of the last build's log (Dokploy)"},
 	"jobs":     {"/jobs", "recent jobs"},
 	"job":      {"/job ID", "one job: state, steps, last output"},
 	"cancel":   {"/cancel ID", "stop a job"},
-	"lock":     {"/lock APP ENV REASON…", "stop deploys to ENV until unlocked"},
+	"lock":     {"/lock APP ENV [--for 2h] REASON…", "stop deploys to ENV until unlocked or, with --for (or the env's lock.default_ttl), until it expires"},
 	"unlock":   {"/unlock APP ENV", "remove a lock (holder, or lock:force)"},
+	"extend":   {"/extend APP ENV [DURATION]", "push an expiring lock's end back (default 1h)"},
+	"locks":    {"/locks", "every lock: holder, reason, age, expiry"},
 	"pending":  {"/pending", "approvals waiting for a decision"},
 	"approve":  {"/approve ID", "approve a pending request (not your own)"},
 	"deny":     {"/deny ID", "deny a pending request"},
@@ -70,7 +75,7 @@ var specs = map[string]spec{
 }
 
 var helpOrder = []string{"help", "whoami", "apps", "deploy", "rollback", "releases", "status", "logs",
-	"stop", "start", "backup", "backups", "restore", "jobs", "job", "cancel", "lock", "unlock", "pending", "approve", "deny", "audit"}
+	"stop", "start", "backup", "backups", "restore", "jobs", "job", "cancel", "lock", "unlock", "extend", "locks", "pending", "approve", "deny", "audit"}
 
 var approvalIDPattern = regexp.MustCompile(`^[a-z2-7]{24}$`)
 
@@ -109,6 +114,10 @@ func Parse(text string) (Command, error) {
 				c.Redeploy = true
 				continue
 			}
+			if name == "logs" && w == "--build" {
+				c.Build = true
+				continue
+			}
 			if name == "rollback" && w == "--with-db" {
 				c.WithDB = true
 				continue
@@ -122,7 +131,7 @@ func Parse(text string) (Command, error) {
 	c.Args = args
 	usage := func() error { return perr("usage: %s", sp.usage) }
 	switch name {
-	case "help", "whoami", "apps", "jobs", "pending":
+	case "help", "whoami", "apps", "jobs", "pending", "locks":
 		if len(args) != 0 {
 			return Command{}, usage()
 		}
@@ -209,7 +218,36 @@ func Parse(text string) (Command, error) {
 		if err := c.appEnv(args); err != nil {
 			return Command{}, err
 		}
-		c.Reason = cleanReason(strings.Join(args[2:], " "))
+		rest := args[2:]
+		if d, ok := strings.CutPrefix(rest[0], "--for="); ok {
+			rest = append([]string{"--for", d}, rest[1:]...)
+		}
+		if rest[0] == "--for" {
+			if len(rest) < 3 {
+				return Command{}, perr("usage: %s (a duration and a reason are required)", sp.usage)
+			}
+			d, err := ParseTTL(rest[1])
+			if err != nil {
+				return Command{}, err
+			}
+			c.For, rest = d, rest[2:]
+		}
+		c.Reason = cleanReason(strings.Join(rest, " "))
+	case "extend":
+		if len(args) < 2 || len(args) > 3 {
+			return Command{}, usage()
+		}
+		if err := c.appEnv(args); err != nil {
+			return Command{}, err
+		}
+		c.For = time.Hour
+		if len(args) == 3 {
+			d, err := ParseTTL(args[2])
+			if err != nil {
+				return Command{}, err
+			}
+			c.For = d
+		}
 	case "audit":
 		c.Limit = 20
 		for _, a := range args {
@@ -250,6 +288,24 @@ func (c *Command) appEnv(args []string) error {
 	return nil
 }
 
+// ParseTTL reads a lock duration: Go's form (90s, 45m, 2h, 1h30m) or whole
+// days (3d), from a second up to deploy.MaxLockTTL.
+func ParseTTL(s string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days int
+		days, err = strconv.Atoi(n)
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d < time.Second || d > deploy.MaxLockTTL {
+		return 0, perr("%q is not a duration from 1s to %s (like 30m, 2h, 1d)", clip(s), deploy.FormatDuration(deploy.MaxLockTTL))
+	}
+	return d, nil
+}
+
 // cleanReason keeps a lock reason printable and short: it is shown in chat
 // and stored, never run.
 func cleanReason(s string) string {
@@ -280,4 +336,18 @@ func HelpText() []string {
 		out = append(out, fmt.Sprintf("%-40s %s", specs[n].usage, specs[n].help))
 	}
 	return out
+}
+
+// shaLike is a commit id: 7 to 40 hex digits with at least one letter (a
+// number-only tag such as 20261123 stays a ref).
+var shaLike = regexp.MustCompile(`^[0-9a-fA-F]{7,40}$`)
+
+// RefForDriver refuses a ref the env's driver cannot deploy: Dokploy clones
+// with `git clone --branch REF --depth 1`, which takes a branch or tag name,
+// never a commit.
+func RefForDriver(driver, ref string) error {
+	if driver == "dokploy" && shaLike.MatchString(ref) && strings.ContainsAny(strings.ToLower(ref), "abcdef") {
+		return perr("%s looks like a commit id, and Dokploy deploys a branch or tag only (it clones with git clone --branch REF); deploy the branch or tag, tagging the commit first if needed", clip(ref))
+	}
+	return nil
 }

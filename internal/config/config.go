@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
 )
@@ -30,6 +32,9 @@ type Config struct {
 	Source string
 
 	fromEnv map[string]bool // see decoder.fromEnv
+	// resolved holds, per "app/env" of an app with defaults:, the env's
+	// YAML with the defaults applied (see Explain).
+	resolved map[string]*yaml.Node
 }
 
 // Bot holds process-wide settings.
@@ -138,13 +143,18 @@ type Pipelines struct {
 }
 
 // PipelineRoute sends matching events to Chats ("telegram:-100123/7", "slack:C0123").
+// Workflows (globs) is the GitHub workflow name or GitLab pipeline source.
 type PipelineRoute struct {
-	Sources, Projects, Refs, Statuses []string
-	Chats                             []string
+	Sources, Projects, Refs, Statuses, Workflows []string
+	Chats                                        []string
 }
 
-// DeployButton offers "Deploy to ENV" on green pipelines of Project at Ref.
-type DeployButton struct{ Project, Ref, App, Env string }
+// DeployButton offers "Deploy to ENV" on green pipelines of Project at Ref;
+// with Workflows (globs: [CI, "Deploy*"]) only on those workflows' runs.
+type DeployButton struct {
+	Project, Ref, App, Env string
+	Workflows              []string
+}
 
 // Enabled reports whether any webhook source is configured.
 func (p Pipelines) Enabled() bool {
@@ -172,6 +182,14 @@ type Env struct {
 	Backup *Backup
 	// BackupBeforeDeploy makes every deploy take a backup first and stop if it fails.
 	BackupBeforeDeploy bool
+	// Lock holds the env's manual-lock rules.
+	Lock Lock
+}
+
+// Lock is an env's manual-lock rules.
+type Lock struct {
+	// DefaultTTL is how long a /lock without --for lasts; 0: until unlocked.
+	DefaultTTL Duration
 }
 
 // Dokploy is how the dokploy driver reaches the env's service.
@@ -180,13 +198,20 @@ type Dokploy struct {
 	APIKey        audit.Secret // write ${VAR}
 	ComposeID     string       // exactly one of ComposeID and ApplicationID
 	ApplicationID string
-	// SetBranch lets a compose rollback set the compose's branch to the
-	// release's recorded ref and redeploy.
+	// SetBranch lets /deploy APP ENV REF set the service's git branch
+	// field to REF first, and a compose rollback set it to the release's
+	// recorded branch or tag and deploy it.
 	SetBranch     bool
 	BackupID      string // the Dokploy backup /backup runs
 	PollInterval  Duration
 	PollDeadline  Duration
 	BackupTimeout Duration
+	// QueueGrace is how long a deploy may stay invisible while Dokploy's
+	// queueList does not show it waiting (always, before v0.28.3);
+	// default PollDeadline.
+	QueueGrace Duration
+	// LogsSince bounds /logs to lines newer than this; 0 = only the count.
+	LogsSince Duration
 }
 
 // Backup is an env's backup configuration.
@@ -294,7 +319,7 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
-	d := &decoder{file: name, lookup: lookupEnv, lines: map[string]int{}, fromEnv: map[string]bool{}}
+	d := &decoder{file: name, lookup: lookupEnv, lines: map[string]int{}, fromEnv: map[string]bool{}, resolved: map[string]*yaml.Node{}}
 	cfg := &Config{
 		Bot: Bot{
 			DataDir:         "./var",
@@ -320,7 +345,9 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	}
 	d.validate(cfg)
 	cfg.fromEnv = d.fromEnv
+	cfg.resolved = d.resolved
 	if len(d.errs) > 0 {
+		d.errs = d.errs.dedupe()
 		d.errs.sort()
 		return nil, d.errs
 	}

@@ -30,6 +30,7 @@ type decoder struct {
 	// fromEnv holds key paths whose value came (partly) from ${VAR}: they
 	// may be secrets, so the summary does not print them.
 	fromEnv    map[string]bool
+	resolved   map[string]*yaml.Node // see Config.resolved
 	validating bool
 	visits     int
 }

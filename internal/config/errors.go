@@ -67,3 +67,37 @@ func (es Errors) sort() {
 		return a.Msg < b.Msg
 	})
 }
+
+// dedupe drops an error that repeats an earlier one at the same line about
+// the same key name: a key inherited from an app's defaults is decoded once
+// under defaults and again in every env, and a mistake in it is one mistake.
+func (es Errors) dedupe() Errors {
+	type spot struct {
+		line int
+		name string
+		msg  string
+	}
+	seen := map[spot]bool{}
+	out := es[:0]
+	for _, e := range es {
+		s := spot{e.Line, lastKey(e.Key), e.Msg}
+		if e.Line > 0 && seen[s] {
+			continue
+		}
+		seen[s] = true
+		out = append(out, e)
+	}
+	return out
+}
+
+// lastKey is the last name of a key path, without list indexes.
+func lastKey(k string) string {
+	for k != "" {
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 || k[i] == '.' {
+			return k[i+1:]
+		}
+		k = k[:i]
+	}
+	return ""
+}

@@ -3,11 +3,13 @@ package config
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/deploy"
 )
 
 // This file is the YAML schema: one fields map per block, keys in
@@ -128,15 +130,31 @@ func (d *decoder) chat(n *yaml.Node, path string, c *Chat) {
 
 func (d *decoder) app(n *yaml.Node, path string) App {
 	a := App{Envs: map[string]Env{}}
+	var defaults, envs *yaml.Node
+	envsKey := ""
 	d.object(n, path, fields{
 		"description": func(v *yaml.Node, k string) { d.str(v, k, &a.Description) },
 		"project":     func(v *yaml.Node, k string) { d.str(v, k, &a.Project) },
-		"envs": func(v *yaml.Node, k string) {
-			d.named(v, k, func(name string, v *yaml.Node, k string) {
-				a.Envs[name] = d.env(v, k)
-			})
+		// defaults: keys every env inherits (see inherit). Decoded on its
+		// own first, so a typo in it is reported once, under defaults.
+		"defaults": func(v *yaml.Node, k string) {
+			d.env(v, k)
+			if r := d.resolve(v); r.Kind == yaml.MappingNode {
+				defaults = v
+			}
 		},
+		// Envs are decoded after the loop: defaults may be written below them.
+		"envs": func(v *yaml.Node, k string) { envs, envsKey = v, k },
 	})
+	if envs != nil {
+		d.named(envs, envsKey, func(name string, v *yaml.Node, k string) {
+			if defaults != nil {
+				v = d.inherit(defaults, v, k)
+				d.resolved[strings.TrimPrefix(path, "apps.")+"/"+name] = v
+			}
+			a.Envs[name] = d.env(v, k)
+		})
+	}
 	return a
 }
 
@@ -189,6 +207,16 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 			})
 		},
 		"backup_before_deploy": func(v *yaml.Node, k string) { d.bool(v, k, &e.BackupBeforeDeploy) },
+		"lock": func(v *yaml.Node, k string) {
+			d.object(v, k, fields{
+				"default_ttl": func(v *yaml.Node, k string) {
+					d.duration(v, k, &e.Lock.DefaultTTL)
+					if t := e.Lock.DefaultTTL.Duration; t != 0 && (t < time.Second || t > deploy.MaxLockTTL) {
+						d.fail(v.Line, k, "must be from 1s to %s (or left out: locks never expire)", deploy.FormatDuration(deploy.MaxLockTTL))
+					}
+				},
+			})
+		},
 		"dokploy": func(v *yaml.Node, k string) {
 			if isNull(d.resolve(v)) {
 				return
@@ -206,7 +234,12 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 				"poll_interval":  func(v *yaml.Node, k string) { d.duration(v, k, &dk.PollInterval) },
 				"poll_deadline":  func(v *yaml.Node, k string) { d.duration(v, k, &dk.PollDeadline) },
 				"backup_timeout": func(v *yaml.Node, k string) { d.duration(v, k, &dk.BackupTimeout) },
+				"queue_grace":    func(v *yaml.Node, k string) { d.duration(v, k, &dk.QueueGrace) },
+				"logs_since":     func(v *yaml.Node, k string) { d.duration(v, k, &dk.LogsSince) },
 			})
+			if dk.QueueGrace.Duration == 0 {
+				dk.QueueGrace = dk.PollDeadline
+			}
 			dk.APIKey = audit.NewSecret(key)
 			e.Dokploy = dk
 		},
@@ -263,11 +296,12 @@ func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
 				k := index(k, i)
 				var r PipelineRoute
 				d.object(v, k, fields{
-					"sources":  func(v *yaml.Node, k string) { d.strs(v, k, &r.Sources) },
-					"projects": func(v *yaml.Node, k string) { d.strs(v, k, &r.Projects) },
-					"refs":     func(v *yaml.Node, k string) { d.strs(v, k, &r.Refs) },
-					"statuses": func(v *yaml.Node, k string) { d.strs(v, k, &r.Statuses) },
-					"chats":    func(v *yaml.Node, k string) { d.strs(v, k, &r.Chats) },
+					"sources":   func(v *yaml.Node, k string) { d.strs(v, k, &r.Sources) },
+					"projects":  func(v *yaml.Node, k string) { d.strs(v, k, &r.Projects) },
+					"refs":      func(v *yaml.Node, k string) { d.strs(v, k, &r.Refs) },
+					"statuses":  func(v *yaml.Node, k string) { d.strs(v, k, &r.Statuses) },
+					"workflows": func(v *yaml.Node, k string) { d.strs(v, k, &r.Workflows) },
+					"chats":     func(v *yaml.Node, k string) { d.strs(v, k, &r.Chats) },
 				})
 				p.Routes = append(p.Routes, r)
 			}
@@ -277,10 +311,11 @@ func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
 				k := index(k, i)
 				var b DeployButton
 				d.object(v, k, fields{
-					"project": func(v *yaml.Node, k string) { d.str(v, k, &b.Project) },
-					"ref":     func(v *yaml.Node, k string) { d.str(v, k, &b.Ref) },
-					"app":     func(v *yaml.Node, k string) { d.str(v, k, &b.App) },
-					"env":     func(v *yaml.Node, k string) { d.str(v, k, &b.Env) },
+					"project":   func(v *yaml.Node, k string) { d.str(v, k, &b.Project) },
+					"ref":       func(v *yaml.Node, k string) { d.str(v, k, &b.Ref) },
+					"app":       func(v *yaml.Node, k string) { d.str(v, k, &b.App) },
+					"env":       func(v *yaml.Node, k string) { d.str(v, k, &b.Env) },
+					"workflows": func(v *yaml.Node, k string) { d.strs(v, k, &b.Workflows) },
 				})
 				p.DeployButtons = append(p.DeployButtons, b)
 			}

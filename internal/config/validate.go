@@ -300,7 +300,7 @@ func (d *decoder) validatePipelines(c *Config) {
 				d.fail(d.lineOf(index(key+".chats", j)), index(key+".chats", j), "%v (write telegram:CHAT[/TOPIC] or slack:CHANNEL[/THREAD_TS])", err)
 			}
 		}
-		for _, g := range append(append([]string(nil), r.Projects...), r.Refs...) {
+		for _, g := range slices.Concat(r.Projects, r.Refs, r.Workflows) {
 			if _, err := path.Match(g, ""); err != nil {
 				d.fail(d.lineOf(key), key, "glob %q: %v", g, err)
 			}
@@ -320,6 +320,11 @@ func (d *decoder) validatePipelines(c *Config) {
 		key := index(k+".deploy_buttons", i)
 		if b.Project == "" {
 			d.fail(d.lineOf(key), key+".project", "is required")
+		}
+		for _, g := range b.Workflows {
+			if _, err := path.Match(g, ""); err != nil || g == "" {
+				d.fail(d.lineOf(key+".workflows"), key+".workflows", "glob %q: want a workflow name or pattern (CI, \"Deploy*\")", g)
+			}
 		}
 		if a, ok := c.Apps[b.App]; !ok {
 			d.fail(d.lineOf(key), key+".app", "unknown app %q", b.App)
@@ -461,12 +466,10 @@ func (d *decoder) validateDokploy(c *Config, key string, e Env) {
 			d.fail(d.lineOf(k+"."+name), k+"."+name, "%q is not a Dokploy id", id)
 		}
 	}
-	if dk.SetBranch && dk.ComposeID == "" {
-		d.fail(d.lineOf(k+".set_branch"), k+".set_branch", "applies to compose services only (applications roll back with Dokploy's rollback images)")
-	}
 	d.positive(k+".poll_interval", dk.PollInterval)
 	d.positive(k+".poll_deadline", dk.PollDeadline)
 	d.positive(k+".backup_timeout", dk.BackupTimeout)
+	d.positive(k+".queue_grace", dk.QueueGrace)
 	for _, f := range []struct {
 		name string
 		set  bool

@@ -424,12 +424,10 @@ func (t *tracker) copyInto(j *Job) {
 	j.Steps, j.Output = s.Steps, s.Output
 }
 
-// Lock takes a manual lock on (app, env).
+// Lock takes a manual lock on (app, env) that does not expire (see LockFor).
 func (e *Engine) Lock(ctx context.Context, app, env, reason string, who Who) error {
-	in := intent(who, "lock", app, env, []string{reason})
-	out := outcome(who, "lock", app, env, 0, 0, "locked: "+reason)
-	out.Closes = in
-	return e.store.AcquireLock(ctx, Lock{App: app, Env: env, Owner: who.User, Reason: reason, Since: e.now()}, in, out)
+	_, err := e.LockFor(ctx, app, env, reason, who, 0)
+	return err
 }
 
 // Unlock removes the lock on (app, env). The holder may; so may anyone with

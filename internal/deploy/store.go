@@ -36,6 +36,10 @@ type Store interface {
 	// ReleaseLock removes the lock on (app, env) if check(lock) returns nil;
 	// ErrNotFound if there is none. check runs inside the transaction.
 	ReleaseLock(ctx context.Context, app, env string, check func(Lock) error, events ...*audit.Event) error
+	// UpdateLock changes the lock on (app, env) through update, which runs
+	// inside the transaction and may refuse with an error; only Expires and
+	// Reminded are stored. ErrNotFound if there is no lock.
+	UpdateLock(ctx context.Context, app, env string, update func(*Lock) error, events ...*audit.Event) error
 	PutRelease(ctx context.Context, r Release) error
 	Releases(ctx context.Context, app, env string) ([]Release, error) // newest first
 	// Append writes events that belong to no state change (denials, read commands).

@@ -140,6 +140,13 @@ type Lock struct {
 	Reason   string
 	JobID    int64
 	Since    time.Time
+	// Expires is when a manual lock is released on its own; zero: never.
+	// Job locks never expire: they end with their job.
+	Expires time.Time
+	// Chat is where the lock was taken; its reminder and expiry notice go there.
+	Chat string
+	// Reminded is set once the holder was told the lock is about to expire.
+	Reminded bool
 }
 
 // Release is the engine's record of a release, beside what the driver finds on disk.
@@ -206,8 +213,12 @@ func (e *LockedError) Error() string {
 	if l.JobID != 0 {
 		what = fmt.Sprintf("job #%d", l.JobID)
 	}
-	return fmt.Sprintf("%s/%s is locked by %s since %s (%s): %s", l.App, l.Env, l.Owner,
+	msg := fmt.Sprintf("%s/%s is locked by %s since %s (%s): %s", l.App, l.Env, l.Owner,
 		l.Since.UTC().Format("2006-01-02 15:04 MST"), what, l.Reason)
+	if !l.Expires.IsZero() {
+		msg += "; expires " + l.Expires.UTC().Format("2006-01-02 15:04 MST")
+	}
+	return msg
 }
 
 // NamePattern is what app, env and release names must match.

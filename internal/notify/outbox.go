@@ -29,11 +29,14 @@ type Tracked struct {
 }
 
 // Ingester records a webhook delivery in one transaction: the delivery key
-// (dedupe), the tracked state and the outbox rows plan returns for it.
-// plan sees the stored state (nil when new) and returns ok=false to record
-// only the key (a stale event). dup reports a key seen before.
+// (dedupe), the tracked state of topic and the outbox rows plan returns.
+// plan sees the stored state (nil when new) and returns the state to store
+// in its place (the event merged into it) with the posts, or nil to record
+// only the key (an event that changes nothing); an error from plan rolls
+// everything back, the key included, so the source's retry is not a
+// duplicate. dup reports a key seen before.
 type Ingester interface {
-	Ingest(ctx context.Context, key string, next Tracked, plan func(prev *Tracked) (posts []Post, ok bool)) (dup bool, err error)
+	Ingest(ctx context.Context, key, topic string, plan func(prev *Tracked) (next *Tracked, posts []Post, err error)) (dup bool, err error)
 }
 
 // Delivery is an outbox row: the newest Version of one topic's message in

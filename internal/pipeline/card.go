@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,21 +20,31 @@ var statusStyle = map[string]notify.Style{
 	StatusCancelled: notify.StyleWarning, StatusSkipped: notify.StyleWarning,
 }
 
-// Card is the one message a pipeline (or deployment) keeps in a chat.
-// offer, when set and the pipeline passed, adds a "Deploy to ENV" button.
+// maxJobsListed bounds each job list on a card: a matrix of 200 jobs must
+// not push the link off the message.
+const maxJobsListed = 10
+
+// Card is the one message a pipeline (or deployment) keeps in a chat,
+// rendered from its merged record. offer, when set and the pipeline itself
+// passed, adds a "Deploy to ENV" button.
 func Card(e Event, offer *DeployOffer) notify.Message {
+	status := e.Shown()
 	what := "pipeline #" + e.ID
 	switch {
 	case e.Kind == KindDeployment && e.Environment != "":
 		what = "deploy to " + e.Environment
 	case e.Kind == KindDeployment:
 		what = "deploy"
+	case e.Kind == KindBackup:
+		what = "backup of " + e.Environment
+	case e.Source == GitHub && e.Workflow != "":
+		what = e.Workflow + " #" + e.ID // the workflow's name: "CI #30433642"
 	}
 	title := e.Project
 	if e.Ref != "" {
 		title += " · " + e.Ref
 	}
-	m := notify.Message{Title: title + " · " + what + " " + statusWord[e.Status], Style: statusStyle[e.Status]}
+	m := notify.Message{Title: title + " · " + what + " " + statusWord[status], Style: statusStyle[status]}
 	if m.Style == "" {
 		m.Style = notify.StyleInfo
 	}
@@ -43,18 +54,38 @@ func Card(e Event, offer *DeployOffer) notify.Message {
 	if e.Author != "" {
 		m.Fields = append(m.Fields, notify.Field{Name: "author", Value: e.Author})
 	}
+	if e.Source == GitLab && e.Workflow != "" {
+		m.Fields = append(m.Fields, notify.Field{Name: "source", Value: e.Workflow})
+	}
 	if e.Duration > 0 {
 		m.Fields = append(m.Fields, notify.Field{Name: "duration", Value: e.Duration.Round(time.Second).String()})
 	}
-	if len(e.FailedJobs) > 0 {
-		m.Fields = append(m.Fields, notify.Field{Name: "failed jobs", Value: strings.Join(e.FailedJobs, ", ")})
+	var running []string
+	failed := append([]string(nil), e.FailedJobs...)
+	for _, j := range e.Jobs {
+		switch {
+		case j.Status == StatusRunning:
+			running = append(running, j.Name)
+		case j.Status == StatusFailed && !j.AllowFailure && !slices.Contains(failed, j.Name):
+			failed = append(failed, j.Name)
+		}
+	}
+	// A finished pipeline has no running jobs, whatever events went missing.
+	if len(running) > 0 && !Final(status) {
+		m.Fields = append(m.Fields, notify.Field{Name: "running jobs", Value: jobList(running)})
+	}
+	if len(failed) > 0 {
+		m.Fields = append(m.Fields, notify.Field{Name: "failed jobs", Value: jobList(failed)})
 	}
 	if e.URL != "" {
 		m.Fields = append(m.Fields, notify.Field{Name: "link", Value: e.URL})
 	}
 	m.Text = e.Error
-	if offer := offer; offer != nil && e.Status == StatusSuccess {
+	if offer := offer; offer != nil && status == StatusSuccess {
 		ref := e.SHA
+		if offer.ByName {
+			ref = e.Ref
+		}
 		data := fmt.Sprintf("%s:%s:%s:%s", notify.ButtonDeploy, offer.App, offer.Env, ref)
 		if len(data) > 64 || deploy.ValidateRef(ref) != nil {
 			// Too long for a button (Telegram allows 64 bytes): deploy the
@@ -67,6 +98,14 @@ func Card(e Event, offer *DeployOffer) notify.Message {
 		}
 	}
 	return m
+}
+
+// jobList names up to maxJobsListed jobs and counts the rest.
+func jobList(names []string) string {
+	if len(names) <= maxJobsListed {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:maxJobsListed], ", ") + fmt.Sprintf(", +%d more", len(names)-maxJobsListed)
 }
 
 func short(sha string) string {

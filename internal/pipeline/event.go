@@ -9,6 +9,8 @@
 package pipeline
 
 import (
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -40,27 +42,52 @@ const (
 	KindDeployment = "deployment"
 )
 
-// Event is one CI/CD happening in shipbot's terms.
+// Event is one CI/CD happening in shipbot's terms, and, merged, the record
+// shipbot keeps of one pipeline (see Merge): the stored record is an Event
+// whose Jobs hold every job heard of.
 type Event struct {
-	Source      string        `json:"source"`
-	Kind        string        `json:"kind"`
-	Project     string        `json:"project"` // "group/name", "owner/repo", a Dokploy project/app
-	ID          string        `json:"id"`      // the pipeline/run/deployment id at the source
-	Ref         string        `json:"ref"`
-	SHA         string        `json:"sha"`
-	CommitTitle string        `json:"commit_title,omitempty"`
-	Author      string        `json:"author,omitempty"`
-	Status      string        `json:"status"`
-	URL         string        `json:"url,omitempty"`
-	Duration    time.Duration `json:"duration,omitempty"`
-	FailedJobs  []string      `json:"failed_jobs,omitempty"`
-	Environment string        `json:"environment,omitempty"`
-	Error       string        `json:"error,omitempty"` // Dokploy's errorMessage and the like
-	Time        time.Time     `json:"time"`            // when the source says this state began
+	Source      string `json:"source"`
+	Kind        string `json:"kind"`
+	Project     string `json:"project"` // "group/name", "owner/repo", a Dokploy project/app
+	ID          string `json:"id"`      // the pipeline/run/deployment id at the source
+	Ref         string `json:"ref"`
+	SHA         string `json:"sha"`
+	CommitTitle string `json:"commit_title,omitempty"`
+	Author      string `json:"author,omitempty"`
+	// Status is the pipeline's own status, set only by pipeline-level news
+	// (GitHub workflow_run, GitLab Pipeline Hook, a Job Hook's commit.status).
+	// A job event that does not say how its pipeline stands leaves it empty:
+	// one job's success is not its pipeline's.
+	Status     string        `json:"status"`
+	URL        string        `json:"url,omitempty"`
+	Duration   time.Duration `json:"duration,omitempty"`
+	FailedJobs []string      `json:"failed_jobs,omitempty"` // from sources that name failed jobs only (generic)
+	// Workflow is the GitHub workflow's name ("CI") or the GitLab
+	// pipeline's source ("push", "schedule"); deploy buttons and routes may
+	// filter on it.
+	Workflow    string    `json:"workflow,omitempty"`
+	Jobs        []Job     `json:"jobs,omitempty"`
+	Environment string    `json:"environment,omitempty"`
+	Error       string    `json:"error,omitempty"` // Dokploy's errorMessage and the like
+	Time        time.Time `json:"time"`            // when the source says Status began
 	// Untrusted marks code that is not the project's own branch: a fork's
 	// run, or a merge request pipeline. A fork can name its branch "main",
 	// so such a pipeline never offers a Deploy button.
 	Untrusted bool `json:"untrusted,omitempty"`
+	// Vetted: an event that can tell (a GitHub workflow_run, a GitLab
+	// Pipeline Hook, a generic post) has said whose code this is. A job
+	// event cannot (a GitLab Job Hook names no merge request, a
+	// workflow_job no head repository), so until then no Deploy button.
+	Vetted bool `json:"vetted,omitempty"`
+}
+
+// Job is one job's newest known state within its pipeline.
+type Job struct {
+	Name   string    `json:"name"`
+	Status string    `json:"status"`
+	Time   time.Time `json:"time"` // the job's own time of Status: queued, started or finished
+	// AllowFailure: a GitLab job whose failure does not fail the pipeline.
+	AllowFailure bool `json:"allow_failure,omitempty"`
 }
 
 // Key names the pipeline an event belongs to: every event with the same key
@@ -75,50 +102,113 @@ func (e Event) Key() string {
 	return "pipeline:" + e.Source + ":" + e.Project + ":" + kind + ":" + e.ID
 }
 
-// Merge folds a job event into its pipeline's stored state: the pipeline's
-// status stays (a job does not end a pipeline) unless nothing better is
-// known, and a failed job is listed.
-func Merge(prev, job Event) Event {
-	out := prev
-	for _, f := range job.FailedJobs {
-		found := false
-		for _, g := range out.FailedJobs {
-			found = found || g == f
-		}
-		if !found {
-			out.FailedJobs = append(out.FailedJobs, f)
-		}
-	}
-	if !Final(prev.Status) && job.Status == StatusRunning {
-		out.Status = StatusRunning
-	}
-	if job.Time.After(out.Time) {
-		out.Time = job.Time
-	}
-	return out
-}
-
-// rank orders statuses within one pipeline: later states win, and a final
-// state is never replaced by an earlier one.
+// rank orders statuses within one pipeline (or one job): later states
+// win, and a final state is never replaced by an earlier one.
 var rank = map[string]int{StatusPending: 1, StatusRunning: 2, StatusSkipped: 3, StatusCancelled: 3, StatusFailed: 3, StatusSuccess: 3}
 
 // Final reports whether s ends a pipeline.
 func Final(s string) bool { return rank[s] == 3 }
 
-// Newer reports whether next should replace prev as the pipeline's state.
-// Sources redeliver and reorder: a "running" arriving after "success" must
-// not undo it. A final state replaces a final state only when it is
-// strictly later (a retried pipeline that now passed).
-func Newer(prev, next Event) bool {
-	rp, rn := rank[prev.Status], rank[next.Status]
-	if rn != rp {
-		if rn < rp && Final(prev.Status) {
-			return false
+// supersedes reports whether state next (at nextT) replaces prev (at prevT)
+// of one pipeline or one job. Sources redeliver and reorder, so:
+//   - a final state is never undone by one still in progress ("running"
+//     arriving after "success"), and is replaced by another final state
+//     only when that is strictly later (a retried pipeline that now
+//     passed); an equal or unknown time keeps what is stored;
+//   - between states in progress the later time wins, and at an equal or
+//     unknown time the further state (running over pending).
+func supersedes(prev string, prevT time.Time, next string, nextT time.Time) bool {
+	if rank[next] == 0 {
+		return false
+	}
+	if rank[prev] == 0 {
+		return true
+	}
+	known := !prevT.IsZero() && !nextT.IsZero()
+	switch {
+	case Final(prev):
+		return Final(next) && known && nextT.After(prevT)
+	case Final(next):
+		return true
+	case known && !nextT.Equal(prevT):
+		return nextT.After(prevT)
+	}
+	return rank[next] > rank[prev]
+}
+
+// Newer reports whether next's status should replace prev's.
+func Newer(prev, next Event) bool { return supersedes(prev.Status, prev.Time, next.Status, next.Time) }
+
+// Merge folds event e into rec, the stored record of its pipeline (the
+// zero Event when there is none), and returns the new record. The status
+// moves only by Newer; each job moves only by its own times; commit,
+// author, link, duration and workflow are kept from whichever event carried
+// them (a newer pipeline state may correct them). A failed job stays listed
+// until a strictly later state of that job replaces it.
+func Merge(rec, e Event) Event {
+	out := rec
+	out.Jobs = append([]Job(nil), rec.Jobs...)
+	if out.Source == "" {
+		out.Source, out.Kind, out.Project, out.ID = e.Source, e.Kind, e.Project, e.ID
+	}
+	// The record is its pipeline's, whichever event started it. A record
+	// stored before pipelines had records of their own says "job" when a
+	// job event started it, and its status was that job's: forgotten.
+	if out.Kind == KindJob {
+		out.Kind = KindPipeline
+		if rec.Kind == KindJob {
+			out.Status, out.Time = "", time.Time{}
 		}
-		return rn > rp || next.Time.After(prev.Time)
 	}
-	if next.Time.IsZero() || prev.Time.IsZero() {
-		return next.Status != prev.Status || len(next.FailedJobs) != len(prev.FailedJobs)
+	newer := e.Status != "" && Newer(out, e)
+	if newer {
+		out.Status, out.Time, out.Error = e.Status, e.Time, e.Error
+		if len(e.FailedJobs) > 0 {
+			out.FailedJobs = e.FailedJobs
+		}
 	}
-	return !next.Time.Before(prev.Time)
+	keep := func(dst *string, v string) {
+		if v != "" && (*dst == "" || newer) {
+			*dst = v
+		}
+	}
+	keep(&out.Ref, e.Ref)
+	keep(&out.SHA, e.SHA)
+	keep(&out.CommitTitle, e.CommitTitle)
+	keep(&out.Author, e.Author)
+	keep(&out.URL, e.URL)
+	keep(&out.Workflow, e.Workflow)
+	keep(&out.Environment, e.Environment)
+	if e.Duration > 0 && (out.Duration == 0 || newer) {
+		out.Duration = e.Duration
+	}
+	// Once any event says this is a fork's or a merge request's code, it is.
+	out.Untrusted = out.Untrusted || e.Untrusted
+	out.Vetted = out.Vetted || e.Vetted
+	for _, j := range e.Jobs {
+		i := slices.IndexFunc(out.Jobs, func(k Job) bool { return k.Name == j.Name })
+		switch {
+		case i < 0:
+			out.Jobs = append(out.Jobs, j)
+		case supersedes(out.Jobs[i].Status, out.Jobs[i].Time, j.Status, j.Time):
+			out.Jobs[i] = j
+		}
+	}
+	slices.SortFunc(out.Jobs, func(a, b Job) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Shown is the status the card shows and routes match: the pipeline's own,
+// or, before any pipeline-level news, "running" once a job has started
+// (a job at work proves its pipeline runs) and "pending" until then.
+func (e Event) Shown() string {
+	if e.Status != "" {
+		return e.Status
+	}
+	for _, j := range e.Jobs {
+		if j.Status != StatusPending {
+			return StatusRunning
+		}
+	}
+	return StatusPending
 }

@@ -40,8 +40,14 @@ func Parse(source string, h http.Header, body []byte) ([]Event, error) {
 		return nil, err
 	}
 	e.Source = source
-	if e.Project == "" || e.ID == "" || e.Status == "" {
-		return nil, fmt.Errorf("%s event without project, id or status", source)
+	// A signed body of the wrong shape (a workflow_job under
+	// X-GitHub-Event: workflow_run) has no pipeline id: refused, never
+	// "pipeline #0".
+	if e.Project == "" || e.ID == "" || (e.Status == "" && e.Kind != KindJob) {
+		return nil, fmt.Errorf("%s event without project, pipeline id or status", source)
+	}
+	if e.Kind == KindJob && (len(e.Jobs) != 1 || e.Jobs[0].Name == "" || e.Jobs[0].Status == "") {
+		return nil, fmt.Errorf("%s job event without job name or status", source)
 	}
 	return []Event{e}, nil
 }
@@ -76,6 +82,33 @@ func parseTime(s string) time.Time {
 	}
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 1e12 {
 		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
+}
+
+// idString is a source's numeric id as shipbot keys it; a missing (zero)
+// id is "" so Parse refuses the event.
+func idString(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// jobTime is the time of a job's status from the job's own timestamps:
+// finished for a final state, started while running, created before.
+func jobTime(status, created, started, finished string) time.Time {
+	order := []string{created, started}
+	switch {
+	case Final(status):
+		order = []string{finished, started, created}
+	case status == StatusRunning:
+		order = []string{started, created}
+	}
+	for _, v := range order {
+		if t := parseTime(v); !t.IsZero() {
+			return t
+		}
 	}
 	return time.Time{}
 }
@@ -137,15 +170,18 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 			} `json:"commit"`
 			Builds []struct {
 				Name, Status string
-				AllowFailure bool `json:"allow_failure"`
+				CreatedAt    string `json:"created_at"`
+				StartedAt    string `json:"started_at"`
+				FinishedAt   string `json:"finished_at"`
+				AllowFailure bool   `json:"allow_failure"`
 			} `json:"builds"`
 		}
 		if err := decode(body, &p); err != nil {
 			return Event{}, err
 		}
-		e := Event{Kind: KindPipeline, Project: p.Project.Path, ID: strconv.FormatInt(p.Attrs.ID, 10), Ref: p.Attrs.Ref,
+		e := Event{Kind: KindPipeline, Project: p.Project.Path, ID: idString(p.Attrs.ID), Ref: p.Attrs.Ref,
 			SHA: p.Attrs.SHA, Status: gitlabStatus(p.Attrs.Status), URL: p.Attrs.URL, Author: p.Commit.Author.Name,
-			CommitTitle: p.Commit.Title}
+			CommitTitle: p.Commit.Title, Workflow: p.Attrs.Source}
 		if e.CommitTitle == "" {
 			e.CommitTitle = firstLine(p.Commit.Message)
 		}
@@ -155,8 +191,9 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 		// A merge request pipeline runs the MR's code (maybe a fork's),
 		// whatever its ref says.
 		e.Untrusted = p.Attrs.Source == "merge_request_event" || p.MergeRequest != nil
-		if e.URL == "" && p.Project.WebURL != "" {
-			e.URL = p.Project.WebURL + "/-/pipelines/" + e.ID
+		e.Vetted = true
+		if e.URL == "" {
+			e.URL = gitlabPipelineURL(p.Project.WebURL, e.ID)
 		}
 		if p.Attrs.Duration != nil {
 			e.Duration = time.Duration(*p.Attrs.Duration * float64(time.Second))
@@ -165,10 +202,14 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 		if t := parseTime(p.Attrs.FinishedAt); !t.IsZero() && Final(e.Status) {
 			e.Time = t
 		}
+		// builds: every job of the pipeline as of this event (webhook_events.md, "Pipeline events").
 		for _, b := range p.Builds {
-			if b.Status == "failed" && !b.AllowFailure {
-				e.FailedJobs = append(e.FailedJobs, b.Name)
+			st := gitlabStatus(b.Status)
+			if b.Name == "" || st == "" {
+				continue
 			}
+			e.Jobs = append(e.Jobs, Job{Name: b.Name, Status: st, AllowFailure: b.AllowFailure,
+				Time: jobTime(st, b.CreatedAt, b.StartedAt, b.FinishedAt)})
 		}
 		return e, nil
 	case "Job Hook":
@@ -176,6 +217,7 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 			Kind         string    `json:"object_kind"`
 			Name         string    `json:"build_name"`
 			Status       string    `json:"build_status"`
+			CreatedAt    string    `json:"build_created_at"`
 			StartedAt    string    `json:"build_started_at"`
 			FinishedAt   string    `json:"build_finished_at"`
 			Duration     *float64  `json:"build_duration"`
@@ -188,9 +230,15 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 			Repository   struct {
 				Homepage string `json:"homepage"`
 			} `json:"repository"`
+			// commit describes the pipeline, not the commit: its id is the
+			// pipeline's and its status the pipeline's status
+			// (webhook_events.md, "Job events").
 			Commit struct {
-				Message    string `json:"message"`
-				AuthorName string `json:"author_name"`
+				Message    string   `json:"message"`
+				AuthorName string   `json:"author_name"`
+				Status     string   `json:"status"`
+				Duration   *float64 `json:"duration"`
+				FinishedAt string   `json:"finished_at"`
 			} `json:"commit"`
 		}
 		if err := decode(body, &j); err != nil {
@@ -201,15 +249,29 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 			// Older GitLab sends "Group / Name" only; the homepage has the path.
 			project = strings.TrimPrefix(pathOf(j.Repository.Homepage), "/")
 		}
-		e := Event{Kind: KindJob, Project: project, ID: strconv.FormatInt(j.PipelineID, 10), Ref: j.Ref, SHA: j.SHA,
-			Status: gitlabStatus(j.Status), CommitTitle: firstLine(j.Commit.Message), Author: j.Commit.AuthorName}
-		if j.Status == "failed" && !j.AllowFailure {
-			e.FailedJobs = []string{j.Name}
+		e := Event{Kind: KindJob, Project: project, ID: idString(j.PipelineID), Ref: j.Ref, SHA: j.SHA,
+			Status: gitlabStatus(j.Commit.Status), CommitTitle: firstLine(j.Commit.Message), Author: j.Commit.AuthorName}
+		web := j.Project.WebURL
+		if web == "" {
+			web = j.Repository.Homepage
 		}
-		e.Time = parseTime(j.StartedAt)
-		if t := parseTime(j.FinishedAt); !t.IsZero() {
-			e.Time = t
+		e.URL = gitlabPipelineURL(web, e.ID)
+		// The pipeline's time is known only once it finished; in progress it
+		// ranks by state alone, so a stale "pending" never undoes "running".
+		if Final(e.Status) {
+			e.Time = parseTime(j.Commit.FinishedAt)
+			if j.Commit.Duration != nil {
+				e.Duration = time.Duration(*j.Commit.Duration * float64(time.Second))
+			}
+			if e.Time.IsZero() {
+				// A finished pipeline without its finish time could never
+				// be replaced by a retry's later result: not taken as the
+				// pipeline's status; its Pipeline Hook will say.
+				e.Status, e.Duration = "", 0
+			}
 		}
+		st := gitlabStatus(j.Status)
+		e.Jobs = []Job{{Name: j.Name, Status: st, AllowFailure: j.AllowFailure, Time: jobTime(st, j.CreatedAt, j.StartedAt, j.FinishedAt)}}
 		return e, nil
 	case "Deployment Hook":
 		var d struct {
@@ -237,6 +299,15 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 			Environment: d.Environment, Time: parseTime(d.StatusChangedAt)}, nil
 	}
 	return Event{}, fmt.Errorf("%w: GitLab %q", ErrIgnored, kind)
+}
+
+// gitlabPipelineURL is a pipeline's page: the project's web_url plus
+// /-/pipelines/ID, the form the Pipeline Hook's own url has.
+func gitlabPipelineURL(web, id string) string {
+	if web == "" || id == "" {
+		return ""
+	}
+	return strings.TrimSuffix(web, "/") + "/-/pipelines/" + id
 }
 
 func pathOf(u string) string {
@@ -269,6 +340,32 @@ func githubConclusion(c string) string {
 
 type ghRepo struct {
 	FullName string `json:"full_name"`
+	HTMLURL  string `json:"html_url"`
+}
+
+// githubRunURL is a run's page for a job event: the repository's html_url
+// plus /actions/runs/RUN_ID (the form workflow_run.html_url has), else the
+// job's html_url cut before "/job", else its API run_url turned into the
+// page (https://api.github.com/repos/O/R/actions/runs/N, or
+// https://HOST/api/v3/repos/... on GitHub Enterprise Server).
+func githubRunURL(repoHTML, id, jobHTML, runAPI string) string {
+	if repoHTML != "" && id != "" {
+		return strings.TrimSuffix(repoHTML, "/") + "/actions/runs/" + id
+	}
+	if i := strings.Index(jobHTML, "/actions/runs/"); i >= 0 {
+		rest := jobHTML[i+len("/actions/runs/"):]
+		if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+			rest = rest[:j]
+		}
+		return jobHTML[:i] + "/actions/runs/" + rest
+	}
+	if strings.HasPrefix(runAPI, "https://api.github.com/repos/") {
+		return "https://github.com/" + strings.TrimPrefix(runAPI, "https://api.github.com/repos/")
+	}
+	if i := strings.Index(runAPI, "/api/v3/repos/"); i >= 0 {
+		return runAPI[:i] + "/" + runAPI[i+len("/api/v3/repos/"):]
+	}
+	return ""
 }
 
 func parseGitHub(kind string, body []byte) (Event, error) {
@@ -293,20 +390,28 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 				Actor          struct{ Login string } `json:"actor"`
 				HeadRepository ghRepo                 `json:"head_repository"`
 			} `json:"workflow_run"`
-			Repo ghRepo `json:"repository"`
+			Workflow struct{ Name string } `json:"workflow"`
+			Repo     ghRepo                `json:"repository"`
 		}
 		if err := decode(body, &p); err != nil {
 			return Event{}, err
 		}
 		r := p.Run
-		e := Event{Kind: KindPipeline, Project: p.Repo.FullName, ID: strconv.FormatInt(r.ID, 10), Ref: r.HeadBranch,
+		e := Event{Kind: KindPipeline, Project: p.Repo.FullName, ID: idString(r.ID), Ref: r.HeadBranch,
 			SHA: r.HeadSHA, URL: r.HTMLURL, CommitTitle: firstLine(r.HeadCommit.Message), Author: r.HeadCommit.Author.Name,
-			Time: parseTime(r.UpdatedAt)}
+			Time: parseTime(r.UpdatedAt), Workflow: r.Name}
+		if e.Workflow == "" {
+			e.Workflow = p.Workflow.Name
+		}
+		if e.URL == "" {
+			e.URL = githubRunURL(p.Repo.HTMLURL, e.ID, "", "")
+		}
 		if e.CommitTitle == "" {
 			e.CommitTitle = r.DisplayTitle
 		}
 		// A fork's run: its head_branch may well be called main.
 		e.Untrusted = r.HeadRepository.FullName != "" && r.HeadRepository.FullName != p.Repo.FullName
+		e.Vetted = true
 		if e.Author == "" {
 			e.Author = r.Actor.Login
 		}
@@ -328,13 +433,17 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 		var p struct {
 			Action string `json:"action"`
 			Job    struct {
-				RunID       int64  `json:"run_id"`
-				Name        string `json:"name"`
-				Conclusion  string `json:"conclusion"`
-				HeadSHA     string `json:"head_sha"`
-				HeadBranch  string `json:"head_branch"`
-				StartedAt   string `json:"started_at"`
-				CompletedAt string `json:"completed_at"`
+				RunID        int64  `json:"run_id"`
+				RunURL       string `json:"run_url"`
+				HTMLURL      string `json:"html_url"`
+				Name         string `json:"name"`
+				WorkflowName string `json:"workflow_name"`
+				Conclusion   string `json:"conclusion"`
+				HeadSHA      string `json:"head_sha"`
+				HeadBranch   string `json:"head_branch"`
+				CreatedAt    string `json:"created_at"`
+				StartedAt    string `json:"started_at"`
+				CompletedAt  string `json:"completed_at"`
 			} `json:"workflow_job"`
 			Repo ghRepo `json:"repository"`
 		}
@@ -342,24 +451,23 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 			return Event{}, err
 		}
 		j := p.Job
-		e := Event{Kind: KindJob, Project: p.Repo.FullName, ID: strconv.FormatInt(j.RunID, 10), Ref: j.HeadBranch,
-			SHA: j.HeadSHA, Time: parseTime(j.StartedAt)}
+		// A job event says nothing of its run's status: Status stays empty
+		// and only the job's own state is merged.
+		e := Event{Kind: KindJob, Project: p.Repo.FullName, ID: idString(j.RunID), Ref: j.HeadBranch,
+			SHA: j.HeadSHA, Workflow: j.WorkflowName}
+		e.URL = githubRunURL(p.Repo.HTMLURL, e.ID, j.HTMLURL, j.RunURL)
+		var st string
 		switch p.Action {
 		case "queued", "waiting":
-			e.Status = StatusPending
+			st = StatusPending
 		case "in_progress":
-			e.Status = StatusRunning
+			st = StatusRunning
 		case "completed":
-			e.Status = githubConclusion(j.Conclusion)
-			if e.Status == StatusFailed {
-				e.FailedJobs = []string{j.Name}
-			}
-			if t := parseTime(j.CompletedAt); !t.IsZero() {
-				e.Time = t
-			}
+			st = githubConclusion(j.Conclusion)
 		default:
 			return Event{}, fmt.Errorf("%w: workflow_job action %q", ErrIgnored, p.Action)
 		}
+		e.Jobs = []Job{{Name: j.Name, Status: st, Time: jobTime(st, j.CreatedAt, j.StartedAt, j.CompletedAt)}}
 		return e, nil
 	case "deployment_status":
 		var p struct {
@@ -411,56 +519,6 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 	return Event{}, fmt.Errorf("%w: GitHub %q", ErrIgnored, kind)
 }
 
-// parseDokploy reads the JSON Dokploy's "custom" notification provider posts.
-func parseDokploy(body []byte) (Event, error) {
-	var d struct {
-		Title           string `json:"title"`
-		Message         string `json:"message"`
-		ProjectName     string `json:"projectName"`
-		ApplicationName string `json:"applicationName"`
-		ApplicationType string `json:"applicationType"`
-		BuildLink       string `json:"buildLink"`
-		Timestamp       string `json:"timestamp"`
-		Status          string `json:"status"`
-		Type            string `json:"type"`
-		ErrorMessage    string `json:"errorMessage"`
-	}
-	if err := decode(body, &d); err != nil {
-		return Event{}, err
-	}
-	e := Event{Kind: KindDeployment, Project: strings.Trim(d.ProjectName+"/"+d.ApplicationName, "/"), URL: d.BuildLink,
-		CommitTitle: firstLine(d.Message), Error: d.ErrorMessage, Time: parseTime(d.Timestamp), Environment: d.ApplicationType}
-	if e.CommitTitle == "" {
-		e.CommitTitle = d.Title
-	}
-	switch strings.ToLower(d.Status) {
-	case "success", "done", "succeeded":
-		e.Status = StatusSuccess
-	case "error", "failed", "failure":
-		e.Status = StatusFailed
-	case "running", "started":
-		e.Status = StatusRunning
-	case "cancelled", "canceled":
-		e.Status = StatusCancelled
-	case "":
-		if d.ErrorMessage != "" || strings.Contains(strings.ToLower(d.Type), "error") {
-			e.Status = StatusFailed
-		} else {
-			e.Status = StatusSuccess
-		}
-	default:
-		return Event{}, fmt.Errorf("status %q from Dokploy is not one shipbot knows", d.Status)
-	}
-	// Dokploy sends one notice per finished build and no build id: the
-	// application and time name it.
-	e.ID = d.Timestamp
-	if e.ID == "" {
-		sum := sha256.Sum256(body)
-		e.ID = hex.EncodeToString(sum[:8])
-	}
-	return e, nil
-}
-
 // GenericEvent is the JSON the generic endpoint takes, signed with
 // X-Shipbot-Signature: sha256=HMAC-SHA256(secret, body), for CI systems
 // shipbot has no parser for (a curl at the end of a Jenkins job).
@@ -493,5 +551,5 @@ func parseGeneric(body []byte) (Event, error) {
 	}
 	return Event{Kind: kind, Project: g.Project, ID: g.ID, Ref: g.Ref, SHA: g.SHA, Status: g.Status, CommitTitle: g.Title,
 		Author: g.Author, URL: g.URL, Duration: time.Duration(g.DurationSec * float64(time.Second)), FailedJobs: g.FailedJobs,
-		Environment: g.Environment, Time: parseTime(g.Time)}, nil
+		Environment: g.Environment, Time: parseTime(g.Time), Vetted: true}, nil
 }

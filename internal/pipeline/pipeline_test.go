@@ -44,26 +44,33 @@ func TestParseRealSamples(t *testing.T) {
 		{GitLab, "gitlab_pipeline.json", hdr("X-Gitlab-Event", "Pipeline Hook"), Event{Source: GitLab, Kind: KindPipeline,
 			Project: "gitlab-org/gitlab-test", ID: "31", Ref: "master", SHA: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
 			CommitTitle: "test", Author: "User", Status: StatusSuccess, URL: "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/pipelines/31",
-			Duration: 63 * time.Second, Time: time.Date(2016, 8, 12, 15, 26, 29, 0, time.UTC), Untrusted: true}},
+			Duration: 63 * time.Second, Time: time.Date(2016, 8, 12, 15, 26, 29, 0, time.UTC), Untrusted: true, Vetted: true,
+			Workflow: "merge_request_event", Jobs: []Job{
+				{Name: "production", Status: StatusSkipped, Time: time.Date(2016, 8, 12, 15, 23, 28, 0, time.UTC), AllowFailure: true},
+				{Name: "test-image", Status: StatusSuccess, Time: time.Date(2016, 8, 12, 15, 26, 12, 0, time.UTC)},
+				{Name: "test-build", Status: StatusSuccess, Time: time.Date(2016, 8, 12, 15, 26, 29, 0, time.UTC)},
+				{Name: "build-image", Status: StatusSuccess, Time: time.Date(2016, 8, 12, 15, 23, 28, 0, time.UTC)},
+				{Name: "staging", Status: StatusPending, Time: time.Date(2016, 8, 12, 15, 23, 28, 0, time.UTC)}}}},
 		{GitLab, "gitlab_job.json", hdr("X-Gitlab-Event", "Job Hook"), Event{Source: GitLab, Kind: KindJob,
 			Project: "gitlab-org/gitlab-test", ID: "2366", Ref: "gitlab-script-trigger", SHA: "2293ada6b400935a1378653304eaf6221e0fdb8f",
-			CommitTitle: "test", Author: "User", Status: StatusFailed, FailedJobs: []string{"test"},
-			Time: time.Date(2021, 2, 23, 2, 42, 1, 0, time.UTC)}},
+			CommitTitle: "test", Author: "User", Status: StatusPending, URL: "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/pipelines/2366",
+			Jobs: []Job{{Name: "test", Status: StatusFailed, Time: time.Date(2021, 2, 23, 2, 42, 1, 0, time.UTC)}}}},
 		{GitLab, "gitlab_deployment.json", hdr("X-Gitlab-Event", "Deployment Hook"), Event{Source: GitLab, Kind: KindDeployment,
 			Project: "root/test-deployment-webhooks", ID: "15", Ref: "main", SHA: "279484c09fbe69ededfced8c1bb6e6d24616b468",
 			CommitTitle: "Add new file", Author: "Administrator", Status: StatusSuccess, Environment: "staging",
 			URL: "http://10.126.0.2:3000/root/test-deployment-webhooks/-/jobs/796", Time: time.Date(2021, 4, 28, 19, 50, 0, 0, time.UTC)}},
 		{GitHub, "github_workflow_run_requested.json", hdr("X-GitHub-Event", "workflow_run"), Event{Source: GitHub, Kind: KindPipeline,
 			Project: "octo-org/octo-repo", ID: "30433642", Ref: "main", SHA: "acb5820ced9479c074f688cc328bf03f341a511d",
-			CommitTitle: "Update README.md", Author: "Octo Cat", Status: StatusPending,
+			CommitTitle: "Update README.md", Author: "Octo Cat", Status: StatusPending, Workflow: "Build", Vetted: true,
 			URL: "https://github.com/octo-org/octo-repo/actions/runs/30433642", Time: time.Date(2020, 1, 22, 19, 33, 10, 0, time.UTC)}},
 		{GitHub, "github_workflow_run_failure.json", hdr("X-GitHub-Event", "workflow_run"), Event{Source: GitHub, Kind: KindPipeline,
 			Project: "octo-org/octo-repo", ID: "30433642", Ref: "main", SHA: "acb5820ced9479c074f688cc328bf03f341a511d",
-			CommitTitle: "Update README.md", Author: "Octo Cat", Status: StatusFailed, Duration: 2 * time.Minute,
+			CommitTitle: "Update README.md", Author: "Octo Cat", Status: StatusFailed, Duration: 2 * time.Minute, Workflow: "Build", Vetted: true,
 			URL: "https://github.com/octo-org/octo-repo/actions/runs/30433642", Time: time.Date(2020, 1, 22, 19, 35, 8, 0, time.UTC)}},
 		{GitHub, "github_workflow_job_failure.json", hdr("X-GitHub-Event", "workflow_job"), Event{Source: GitHub, Kind: KindJob,
 			Project: "octo-org/octo-repo", ID: "30433642", Ref: "main", SHA: "acb5820ced9479c074f688cc328bf03f341a511d",
-			Status: StatusFailed, FailedJobs: []string{"test (ubuntu-latest)"}, Time: time.Date(2020, 1, 22, 19, 34, 58, 0, time.UTC)}},
+			URL:  "https://github.com/octo-org/octo-repo/actions/runs/30433642",
+			Jobs: []Job{{Name: "test (ubuntu-latest)", Status: StatusFailed, Time: time.Date(2020, 1, 22, 19, 34, 58, 0, time.UTC)}}}},
 		{GitHub, "github_deployment_status.json", hdr("X-GitHub-Event", "deployment_status"), Event{Source: GitHub, Kind: KindDeployment,
 			Project: "octo-org/octo-repo", ID: "145", Ref: "main", SHA: "acb5820ced9479c074f688cc328bf03f341a511d", Author: "octocat",
 			Status: StatusFailed, Error: "Deployment failed: health check", Environment: "production",
@@ -222,7 +229,10 @@ func newMem() *memStore {
 	return &memStore{seen: map[string]bool{}, tracked: map[string]notify.Tracked{}}
 }
 
-func (m *memStore) Ingest(_ context.Context, key string, next notify.Tracked, plan func(*notify.Tracked) ([]notify.Post, bool)) (bool, error) {
+// Ingest stores what plan returns, as sqlite.DB does: the merge is the
+// plan's, so this store merges exactly like the real one (the lifecycle
+// tests run on the real one).
+func (m *memStore) Ingest(_ context.Context, key, topic string, plan func(*notify.Tracked) (*notify.Tracked, []notify.Post, error)) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
@@ -231,14 +241,17 @@ func (m *memStore) Ingest(_ context.Context, key string, next notify.Tracked, pl
 	if m.seen[key] {
 		return true, nil
 	}
-	m.seen[key] = true
 	var prev *notify.Tracked
-	if p, ok := m.tracked[next.Topic]; ok {
+	if p, ok := m.tracked[topic]; ok {
 		prev = &p
 	}
-	posts, ok := plan(prev)
-	if ok {
-		m.tracked[next.Topic] = next
+	next, posts, err := plan(prev)
+	if err != nil {
+		return false, err
+	}
+	m.seen[key] = true
+	if next != nil {
+		m.tracked[topic] = *next
 		m.posts = append(m.posts, posts...)
 	}
 	return false, nil

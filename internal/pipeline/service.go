@@ -150,40 +150,40 @@ func (s *Service) handler(source string, verify func(*http.Request, []byte) erro
 	})
 }
 
-// ingest stores e and the outbox rows for its chats in one transaction.
+// ingest merges e into its pipeline's stored record and writes the record
+// and the outbox rows of the card rendered from it, in one transaction.
 func (s *Service) ingest(ctx context.Context, key string, e Event) (string, error) {
 	result := ResultAccepted
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return "", err
-	}
-	next := notify.Tracked{Topic: e.Key(), Project: e.Project, SHA: e.SHA, Status: e.Status, Event: raw}
-	dup, err := s.o.Store.Ingest(ctx, key, next, func(prev *notify.Tracked) ([]notify.Post, bool) {
-		merged := e
+	dup, err := s.o.Store.Ingest(ctx, key, e.Key(), func(prev *notify.Tracked) (*notify.Tracked, []notify.Post, error) {
+		var rec Event
 		if prev != nil {
-			var old Event
-			if json.Unmarshal(prev.Event, &old) == nil {
-				if e.Kind == KindJob {
-					merged = Merge(old, e)
-				} else if !Newer(old, e) {
-					result = ResultStale
-					return nil, false
-				} else if len(e.FailedJobs) == 0 {
-					merged.FailedJobs = old.FailedJobs // job hooks listed them earlier
-				}
+			if err := json.Unmarshal(prev.Event, &rec); err != nil {
+				// A record this shipbot cannot read is not overwritten
+				// with less than it held: the delivery fails and is retried.
+				return nil, nil, fmt.Errorf("stored pipeline %s: %w", prev.Topic, err)
 			}
 		}
+		merged := Merge(rec, e)
+		raw, err := json.Marshal(merged)
+		if err != nil {
+			return nil, nil, err
+		}
+		if prev != nil && string(raw) == string(prev.Event) {
+			result = ResultStale // late, redelivered in other words, or older than what is known
+			return nil, nil, nil
+		}
+		next := &notify.Tracked{Topic: merged.Key(), Project: merged.Project, SHA: merged.SHA, Status: merged.Shown(), Event: raw}
 		chats := s.o.Routes.Match(merged)
 		if len(chats) == 0 {
 			result = ResultUnrouted
-			return nil, true
+			return next, nil, nil
 		}
 		msg := Card(merged, offerFor(s.o.Offers, merged))
 		posts := make([]notify.Post, len(chats))
 		for i, ch := range chats {
 			posts[i] = notify.Post{Topic: merged.Key(), Channel: ch, Message: msg}
 		}
-		return posts, true
+		return next, posts, nil
 	})
 	if dup {
 		result = ResultDuplicate
@@ -210,7 +210,7 @@ func (s *Service) JobNotices(ctx context.Context, prev deploy.State, j deploy.Jo
 	if p, found := s.o.Projects[j.App]; found {
 		project = p
 	}
-	chats := s.o.Routes.match(Shipbot, project, j.Ref, status)
+	chats := s.o.Routes.match(Shipbot, project, j.Ref, status, "")
 	if len(chats) == 0 {
 		return nil
 	}

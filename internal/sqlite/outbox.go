@@ -31,11 +31,14 @@ func (w *writer) enqueue(now time.Time, posts []notify.Post) error {
 		}
 		ms := now.UnixMilli()
 		// A new version is due at once and gets a fresh set of attempts; a
-		// dead row comes back to life with news.
+		// dead row comes back to life with news. The same message again is
+		// no news: no version, so no chat.update/editMessageText that
+		// changes nothing and spends the chat's rate limit.
 		if _, err := w.exec(`INSERT INTO outbox (topic, channel, message, version, next_attempt, queued)
 			VALUES (?, ?, ?, 1, ?, ?)
 			ON CONFLICT (topic, channel) DO UPDATE SET message = excluded.message, version = version + 1,
-				attempts = 0, next_attempt = excluded.next_attempt, dead = 0, last_error = '', queued = excluded.queued`,
+				attempts = 0, next_attempt = excluded.next_attempt, dead = 0, last_error = '', queued = excluded.queued
+			WHERE outbox.message IS NOT excluded.message`,
 			p.Topic, p.Channel.String(), string(msg), ms, ms); err != nil {
 			return err
 		}
@@ -45,8 +48,8 @@ func (w *writer) enqueue(now time.Time, posts []notify.Post) error {
 
 // Ingest implements notify.Ingester: the dedupe key, the tracked state and
 // its outbox rows commit together, or none of them does.
-func (db *DB) Ingest(ctx context.Context, key string, next notify.Tracked,
-	plan func(prev *notify.Tracked) (posts []notify.Post, ok bool)) (dup bool, err error) {
+func (db *DB) Ingest(ctx context.Context, key, topic string,
+	plan func(prev *notify.Tracked) (next *notify.Tracked, posts []notify.Post, err error)) (dup bool, err error) {
 	err = db.write(ctx, func(w *writer) error {
 		now := time.Now()
 		res, err := w.exec(`INSERT INTO seen (key, time) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, formatTime(now))
@@ -60,7 +63,7 @@ func (db *DB) Ingest(ctx context.Context, key string, next notify.Tracked,
 		var prev *notify.Tracked
 		var p notify.Tracked
 		var event string
-		err = w.scan(`SELECT topic, project, sha, status, event FROM pipelines WHERE topic = ?`, []any{next.Topic},
+		err = w.scan(`SELECT topic, project, sha, status, event FROM pipelines WHERE topic = ?`, []any{topic},
 			&p.Topic, &p.Project, &p.SHA, &p.Status, &event)
 		switch {
 		case err == nil:
@@ -69,14 +72,16 @@ func (db *DB) Ingest(ctx context.Context, key string, next notify.Tracked,
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		posts, ok := plan(prev)
-		if !ok {
-			return nil
+		// plan merges the event into prev inside this transaction: two
+		// deliveries of one pipeline never merge into the same old state.
+		next, posts, err := plan(prev)
+		if err != nil || next == nil {
+			return err
 		}
 		if _, err := w.exec(`INSERT INTO pipelines (topic, project, sha, status, event, updated) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (topic) DO UPDATE SET project = excluded.project, sha = excluded.sha, status = excluded.status,
 				event = excluded.event, updated = excluded.updated`,
-			next.Topic, next.Project, next.SHA, next.Status, string(next.Event), formatTime(now)); err != nil {
+			topic, next.Project, next.SHA, next.Status, string(next.Event), formatTime(now)); err != nil {
 			return err
 		}
 		return w.enqueue(now, posts)

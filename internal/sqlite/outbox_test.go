@@ -221,14 +221,15 @@ func TestIngestPipelineDedupesAndKeepsTheNewestState(t *testing.T) {
 	ch := notify.Channel{Platform: "slack", ID: "C1"}
 	ingest := func(key, status string) (bool, bool) {
 		planned := false
-		dup, err := db.Ingest(ctx, key, notify.Tracked{Topic: "p1", Project: "acme/web", SHA: "abc", Status: status, Event: []byte(`{}`)},
-			func(prev *notify.Tracked) ([]notify.Post, bool) {
+		dup, err := db.Ingest(ctx, key, "p1",
+			func(prev *notify.Tracked) (*notify.Tracked, []notify.Post, error) {
 				// A final state is never replaced by a running one.
 				if prev != nil && prev.Status == "success" && status == "running" {
-					return nil, false
+					return nil, nil, nil
 				}
 				planned = true
-				return []notify.Post{{Topic: "p1", Channel: ch, Message: notify.Message{Title: status}}}, true
+				return &notify.Tracked{Topic: "p1", Project: "acme/web", SHA: "abc", Status: status, Event: []byte(`{}`)},
+					[]notify.Post{{Topic: "p1", Channel: ch, Message: notify.Message{Title: status}}}, nil
 			})
 		if err != nil {
 			t.Fatal(err)

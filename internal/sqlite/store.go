@@ -324,16 +324,19 @@ func (db *DB) PendingApprovals(ctx context.Context) ([]*deploy.Approval, error) 
 
 // ---- locks
 
-const lockCols = `app, env, owner, reason, job_id, since`
+const lockCols = `app, env, owner, reason, job_id, since, expires, chat, reminded`
 
 func scanLock(s rowScanner) (deploy.Lock, error) {
 	var l deploy.Lock
-	var since string
-	if err := s.Scan(&l.App, &l.Env, &l.Owner, &l.Reason, &l.JobID, &since); err != nil {
+	var since, expires string
+	if err := s.Scan(&l.App, &l.Env, &l.Owner, &l.Reason, &l.JobID, &since, &expires, &l.Chat, &l.Reminded); err != nil {
 		return l, err
 	}
 	var err error
-	l.Since, err = parseTime(since)
+	if l.Since, err = parseTime(since); err != nil {
+		return l, err
+	}
+	l.Expires, err = parseTime(expires)
 	return l, err
 }
 
@@ -351,8 +354,8 @@ func (w *writer) lock(app, env string) (deploy.Lock, bool, error) {
 }
 
 func (w *writer) insertLock(l deploy.Lock) error {
-	_, err := w.exec(`INSERT INTO locks (`+lockCols+`) VALUES (?,?,?,?,?,?)`,
-		l.App, l.Env, l.Owner, l.Reason, l.JobID, formatTime(l.Since))
+	_, err := w.exec(`INSERT INTO locks (`+lockCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
+		l.App, l.Env, l.Owner, l.Reason, l.JobID, formatTime(l.Since), formatTime(l.Expires), l.Chat, l.Reminded)
 	return err
 }
 
@@ -441,6 +444,28 @@ func (db *DB) ReleaseLock(ctx context.Context, app, env string, check func(deplo
 			}
 		}
 		if _, err := w.exec(`DELETE FROM locks WHERE app = ? AND env = ?`, app, env); err != nil {
+			return err
+		}
+		return w.append(0, events)
+	})
+}
+
+// UpdateLock implements deploy.Store: update runs in the writer, inside the
+// transaction; the lock's expiry and reminded flag are stored.
+func (db *DB) UpdateLock(ctx context.Context, app, env string, update func(*deploy.Lock) error, events ...*audit.Event) error {
+	return db.write(ctx, func(w *writer) error {
+		held, ok, err := w.lock(app, env)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("lock on %s/%s: %w", app, env, deploy.ErrNotFound)
+		}
+		if err := update(&held); err != nil {
+			return err
+		}
+		if _, err := w.exec(`UPDATE locks SET expires = ?, reminded = ? WHERE app = ? AND env = ?`,
+			formatTime(held.Expires), held.Reminded, app, env); err != nil {
 			return err
 		}
 		return w.append(0, events)

@@ -71,7 +71,7 @@ func (db *DB) write(ctx context.Context, op func(w *writer) error) error {
 	// Once queued the write is not abandoned: the caller must learn what
 	// the database now holds. A request whose ctx ends before it runs is
 	// answered with ctx's error without running.
-	return <-r.done
+	return diskFull(<-r.done)
 }
 
 // run is the writer goroutine: it takes the first waiting request and every
@@ -161,7 +161,7 @@ func (w *writer) runOp(op func(*writer) error) (err, fatal error) {
 	if err = call(op, w); err != nil {
 		w.head, w.after = saved, w.after[:mark]
 		if _, rerr := w.exec(`ROLLBACK TO op`); rerr != nil {
-			return err, fmt.Errorf("undoing a failed write (%v): %w", err, rerr)
+			return err, fmt.Errorf("undoing a failed write (%w): %w", err, rerr)
 		}
 	}
 	if _, rerr := w.exec(`RELEASE op`); rerr != nil {

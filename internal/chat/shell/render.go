@@ -20,11 +20,11 @@ const (
 )
 
 // Render draws m as terminal text, one line per element, every line ending in
-// "\n". number is asked once per button, in order, for the number the person
-// types to press it; a nil number renders "[?]". Every value is cleaned of
+// "\n". label is asked once per button, in order, for what the person types
+// to press it; a nil label renders "[?]". Every value is cleaned of
 // control characters first, so chat text cannot move the cursor, recolour or
 // retitle the terminal.
-func Render(m notify.Message, number func(notify.Button) int) string {
+func Render(m notify.Message, label func(i int, b notify.Button) string) string {
 	var b strings.Builder
 	if m.Title != "" {
 		b.WriteString(styleMarker(m.Style))
@@ -68,8 +68,8 @@ func Render(m notify.Message, number func(notify.Button) int) string {
 				b.WriteString("  ")
 			}
 			b.WriteByte('[')
-			if number != nil {
-				b.WriteString(strconv.Itoa(number(btn)))
+			if label != nil {
+				b.WriteString(label(i, btn))
 			} else {
 				b.WriteByte('?')
 			}

@@ -2,6 +2,7 @@ package shell
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +15,9 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // counter numbers buttons 1, 2, 3... as a fresh Shell would.
-func counter() func(notify.Button) int {
-	n := 0
-	return func(notify.Button) int { n++; return n }
+// counter labels buttons as message #1 would.
+func counter() func(int, notify.Button) string {
+	return func(i int, _ notify.Button) string { return fmt.Sprintf("1%c", 'a'+i) }
 }
 
 func TestRenderGolden(t *testing.T) {
@@ -110,11 +111,14 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
-func TestRenderAsksNumberPerButtonInOrder(t *testing.T) {
+func TestRenderAsksLabelPerButtonInOrder(t *testing.T) {
 	var asked []string
 	got := Render(notify.Message{Buttons: []notify.Button{{Label: "A", Data: "a"}, {Label: "B", Data: "b"}}},
-		func(b notify.Button) int { asked = append(asked, b.Data); return 10 * len(asked) })
-	if got != "[10] A  [20] B\n" {
+		func(i int, b notify.Button) string {
+			asked = append(asked, b.Data)
+			return fmt.Sprintf("%d%c", 10*len(asked), 'a'+i)
+		})
+	if got != "[10a] A  [20b] B\n" {
 		t.Errorf("got %q", got)
 	}
 	if strings.Join(asked, ",") != "a,b" {

@@ -1,7 +1,9 @@
 // Package shell is the terminal chat adapter: the person at the terminal talks
 // to shipbot as if it were a chat. Lines read from In become
 // commands.Requests; messages the bot sends are rendered as text on Out, and
-// their buttons are pressed by typing the number printed next to them.
+// their buttons are pressed by typing the label printed next to them: the
+// message's number and a letter ("5a"), so a button can never be taken for
+// one on another card.
 package shell
 
 import (
@@ -25,9 +27,9 @@ const Platform = "shell"
 // TerminalChannel is the one chat the terminal is; requests come from it.
 var TerminalChannel = notify.Channel{Platform: Platform, ID: "terminal"}
 
-// keep bounds how many button numbers and sent messages are remembered: the
-// terminal can run for weeks, and a number from a thousand buttons ago is not
-// one anybody means to press.
+// keep bounds how many messages (and their buttons) are remembered: the
+// terminal can run for weeks, and a card from a thousand messages ago is not
+// one anybody means to press a button of.
 const keep = 1000
 
 // maxLine bounds one input line; nothing typed at a chat is that long.
@@ -64,13 +66,13 @@ type Shell struct {
 	handler commands.Handler
 	user    string
 
-	// mu serialises everything written to out, and the numbering that is
-	// printed with it, so numbers appear in increasing order.
+	// mu serialises everything written to out, and the button labels that
+	// are printed with it.
 	mu          sync.Mutex
 	out         io.Writer
 	promptShown bool
-	lastButton  int
-	buttons     map[int]string // button number -> Button.Data
+	buttons     map[string][]string // message id -> Button.Data of its last printing, in order
+	buttonOrder []string            // ids in buttons, oldest first, for eviction
 	lastMsg     int
 	sent        map[string]string // message id -> its rendering without numbers
 	sentOrder   []string          // ids in sent, oldest first, for eviction
@@ -98,7 +100,7 @@ func New(o Options) *Shell {
 		waitIdle: o.WaitIdle,
 		handler:  o.Handler,
 		user:     user,
-		buttons:  make(map[int]string),
+		buttons:  make(map[string][]string),
 		sent:     make(map[string]string),
 	}
 }
@@ -208,8 +210,14 @@ func (s *Shell) handleLine(ctx context.Context, line string) (quit bool) {
 		s.switchUser(fields[1:])
 		return false
 	}
-	if n, ok := buttonNumber(line); ok {
-		s.press(ctx, n)
+	if id, idx, ok := buttonLabel(line); ok {
+		s.press(ctx, id, idx)
+		return false
+	}
+	if isNumber(strings.Trim(line, "[]")) {
+		// The old way of pressing (one number across the session) pressed
+		// buttons on the wrong card; say how it works now.
+		s.println("! buttons are pressed by card and letter: type the label shown, like 2a")
 		return false
 	}
 	h, user := s.current()
@@ -247,31 +255,53 @@ func (s *Shell) switchUser(args []string) {
 	s.println("you are now " + name)
 }
 
-// buttonNumber recognises a line that is only a button number, "7" or "[7]".
-func buttonNumber(line string) (int, bool) {
+// buttonLabel recognises a line that is only a button label, "7b" or "[7b]":
+// the message number and the button's letter on that message.
+func buttonLabel(line string) (id string, idx int, ok bool) {
 	if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
 		line = line[1 : len(line)-1]
 	}
-	if line == "" || len(line) > 9 {
-		return 0, false
+	if len(line) < 2 || len(line) > 10 {
+		return "", 0, false
 	}
-	for _, c := range line {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
+	letter := line[len(line)-1]
+	if letter < 'a' || letter > 'z' || !isNumber(line[:len(line)-1]) {
+		return "", 0, false
 	}
-	n, err := strconv.Atoi(line)
-	return n, err == nil
+	return line[:len(line)-1], int(letter - 'a'), true
 }
 
-func (s *Shell) press(ctx context.Context, n int) {
+func isNumber(s string) bool {
+	if s == "" || len(s) > 9 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// buttonName is the label of button idx on message id: "7a", "7b"…
+func buttonName(id string, idx int) string {
+	if idx >= 26 {
+		// No card carries that many buttons; a label that cannot be typed
+		// is better than one that presses another.
+		return id + "?"
+	}
+	return id + string(rune('a'+idx))
+}
+
+func (s *Shell) press(ctx context.Context, id string, idx int) {
 	s.mu.Lock()
-	data, ok := s.buttons[n]
+	datas := s.buttons[id]
 	s.mu.Unlock()
-	if !ok {
-		s.println(fmt.Sprintf("! no button [%d]", n))
+	if idx >= len(datas) {
+		s.println(fmt.Sprintf("! no button [%s]", buttonName(id, idx)))
 		return
 	}
+	data := datas[idx]
 	h, user := s.current()
 	if h == nil {
 		s.println("! not ready: no command handler yet")
@@ -308,7 +338,7 @@ func (s *Shell) Send(ctx context.Context, ch notify.Channel, m notify.Message) (
 	s.lastMsg++
 	id := strconv.Itoa(s.lastMsg)
 	header := "── #" + id + channelNote(ch) + " ──\n"
-	if err := s.writeLocked(header + Render(m, s.numberLocked)); err != nil {
+	if err := s.writeLocked(header + Render(m, s.labeller(id, len(m.Buttons)))); err != nil {
 		return notify.Ref{}, fmt.Errorf("shell: send: %w", err)
 	}
 	s.rememberLocked(id, Render(m, nil))
@@ -325,16 +355,16 @@ func (s *Shell) Edit(ctx context.Context, ref notify.Ref, m notify.Message) erro
 	if ref.Channel.Platform != Platform {
 		return fmt.Errorf("shell: cannot edit message on %s: not a shell channel", ref.Channel)
 	}
-	// Compared without button numbers: they are handed out anew on every
-	// print, so they would make every edit look like a change.
+	// Compared without button labels: only what the person reads counts.
 	plain := Render(m, nil)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if prev, ok := s.sent[ref.ID]; ok && prev == plain {
 		return nil
 	}
-	header := "── #" + oneLine(ref.ID) + channelNote(ref.Channel) + " (updated) ──\n"
-	if err := s.writeLocked(header + Render(m, s.numberLocked)); err != nil {
+	id := oneLine(ref.ID)
+	header := "── #" + id + channelNote(ref.Channel) + " (updated) ──\n"
+	if err := s.writeLocked(header + Render(m, s.labeller(id, len(m.Buttons)))); err != nil {
 		return fmt.Errorf("shell: edit: %w", err)
 	}
 	// Refs from before a restart (the outbox relay keeps them) are printed
@@ -354,14 +384,27 @@ func channelNote(ch notify.Channel) string {
 	return " to " + oneLine(ch.String())
 }
 
-// numberLocked hands out the next button number and remembers its data,
-// forgetting the number that falls out of the window.
-func (s *Shell) numberLocked(b notify.Button) int {
-	s.lastButton++
-	n := s.lastButton
-	s.buttons[n] = b.Data
-	delete(s.buttons, n-keep)
-	return n
+// labeller returns the label function for printing message id with n
+// buttons, and records their data under id, replacing what an earlier
+// printing of the same card had: an edited card's "7a" is its button now.
+// A message printed with no buttons forgets the old ones (a finished job's
+// card loses its Cancel).
+func (s *Shell) labeller(id string, n int) func(int, notify.Button) string {
+	if _, ok := s.buttons[id]; !ok {
+		s.buttonOrder = append(s.buttonOrder, id)
+		if len(s.buttonOrder) > keep {
+			delete(s.buttons, s.buttonOrder[0])
+			s.buttonOrder = slices.Delete(s.buttonOrder, 0, 1)
+		}
+	}
+	datas := make([]string, n)
+	s.buttons[id] = datas
+	return func(i int, b notify.Button) string {
+		if i < len(datas) {
+			datas[i] = b.Data
+		}
+		return buttonName(id, i)
+	}
 }
 
 func (s *Shell) rememberLocked(id, plain string) {

@@ -100,9 +100,11 @@ func TestScriptedSession(t *testing.T) {
 		"   ",
 		"/as bob",
 		"/as mallory",
-		"1",
-		" [2] ",
-		"99",
+		"1a",
+		" [1b] ",
+		"1c",
+		"9a",
+		"2",
 		"/quit",
 		"/deploy demo production",
 	}, "\n") + "\n"
@@ -151,12 +153,14 @@ func TestScriptedSession(t *testing.T) {
 	}
 	wantOut := "── #1 ──\n" +
 		"⚠ Approval needed: deploy demo to staging\n" +
-		"[1] Approve  [2] Deny\n" +
+		"[1a] Approve  [1b] Deny\n" +
 		"you are now bob\n" +
 		"cannot switch to mallory (allowed: alice, bob)\n" +
 		"approved by bob\n" +
 		"! already decided\n" +
-		"! no button [99]\n"
+		"! no button [1c]\n" +
+		"! no button [9a]\n" +
+		"! buttons are pressed by card and letter: type the label shown, like 2a\n"
 	if out.String() != wantOut {
 		t.Errorf("transcript:\n%s\nwant:\n%s", out.String(), wantOut)
 	}
@@ -262,7 +266,7 @@ func TestAsUsage(t *testing.T) {
 func TestRefusedWithoutNotice(t *testing.T) {
 	var out bytes.Buffer
 	rec := &recorder{reply: func(commands.Request) commands.Reply { return commands.Reply{Refused: true} }}
-	sh := New(Options{In: strings.NewReader("1\n"), Out: &out, Handler: rec})
+	sh := New(Options{In: strings.NewReader("1a\n"), Out: &out, Handler: rec})
 	if _, err := sh.Send(context.Background(), TerminalChannel, approvalCard); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +308,7 @@ func TestEdit(t *testing.T) {
 	if err := sh.Edit(ctx, ref, card); err != nil {
 		t.Fatal(err)
 	}
-	want := "── #1 (updated) ──\n• Deploying demo\n  [x] build\n[2] Cancel\n"
+	want := "── #1 (updated) ──\n• Deploying demo\n  [x] build\n[1a] Cancel\n"
 	if out.String() != want {
 		t.Errorf("changed Edit printed %q, want %q", out.String(), want)
 	}
@@ -324,12 +328,12 @@ func TestEdit(t *testing.T) {
 	}
 	out.Reset()
 
-	// Suppressed edits hand out no numbers: the next button is [4].
+	// The next message's buttons carry its own number.
 	ref2, err := sh.Send(ctx, TerminalChannel, card)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ref2.ID != "2" || !strings.HasSuffix(out.String(), "[4] Cancel\n") {
+	if ref2.ID != "2" || !strings.HasSuffix(out.String(), "[2a] Cancel\n") {
 		t.Errorf("next send: ref %+v, printed %q", ref2, out.String())
 	}
 }
@@ -382,7 +386,7 @@ func TestButtonWindowIsBounded(t *testing.T) {
 	ctx := context.Background()
 	rec := &recorder{}
 	var out bytes.Buffer
-	sh := New(Options{In: strings.NewReader("1\n2\n1001\n"), Out: &out, Handler: rec})
+	sh := New(Options{In: strings.NewReader("1a\n2a\n1001a\n"), Out: &out, Handler: rec})
 	for i := 1; i <= keep+1; i++ {
 		if _, err := sh.Send(ctx, TerminalChannel, notify.Message{Buttons: []notify.Button{{Label: "b", Data: fmt.Sprintf("b%d", i)}}}); err != nil {
 			t.Fatal(err)
@@ -392,15 +396,15 @@ func TestButtonWindowIsBounded(t *testing.T) {
 	if err := sh.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "! no button [1]\n" {
+	if out.String() != "! no button [1a]\n" {
 		t.Errorf("out = %q, want only button 1 forgotten", out.String())
 	}
 	reqs := rec.requests()
 	if len(reqs) != 2 || reqs[0].Action != "b2" || reqs[1].Action != "b1001" || reqs[0].Text != "" {
 		t.Errorf("requests = %+v, want presses of b2 and b1001", reqs)
 	}
-	if len(sh.buttons) != keep || len(sh.sent) != keep || len(sh.sentOrder) != keep {
-		t.Errorf("remembered %d buttons, %d messages (%d ids), want %d each", len(sh.buttons), len(sh.sent), len(sh.sentOrder), keep)
+	if len(sh.buttons) != keep || len(sh.buttonOrder) != keep || len(sh.sent) != keep || len(sh.sentOrder) != keep {
+		t.Errorf("remembered buttons of %d messages, %d messages (%d ids), want %d each", len(sh.buttons), len(sh.sent), len(sh.sentOrder), keep)
 	}
 }
 
@@ -500,7 +504,7 @@ func TestConcurrentSendsStayWhole(t *testing.T) {
 	whole := regexp.MustCompile(`^── #\d+ ──\n`)
 	numbers := map[string]bool{}
 	for g := range senders {
-		body := strings.TrimSuffix(Render(bigMessage(g), func(notify.Button) int { return 0 }), "[0] ok\n")
+		body := strings.TrimSuffix(Render(bigMessage(g), func(int, notify.Button) string { return "0" }), "[0] ok\n")
 		found := 0
 		for _, c := range out.chunks {
 			if !strings.Contains(c, fmt.Sprintf("g%02d", g)) {
@@ -510,7 +514,7 @@ func TestConcurrentSendsStayWhole(t *testing.T) {
 			if !whole.MatchString(c) || !strings.Contains(c, body) {
 				t.Errorf("message %d not written whole in one Write: %q", g, c)
 			}
-			m := regexp.MustCompile(`\[(\d+)\] ok\n$`).FindStringSubmatch(c)
+			m := regexp.MustCompile(`\[(\d+)a\] ok\n$`).FindStringSubmatch(c)
 			if m == nil {
 				t.Errorf("message %d lacks its button line: %q", g, c)
 				continue

@@ -2,6 +2,7 @@ package slack
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -71,6 +72,10 @@ func Render(m notify.Message) ([]slackgo.Block, string) {
 	var fields []*slackgo.TextBlockObject
 	for _, f := range m.Fields {
 		v := clipHead(escape(oneLine(f.Name)), 100)
+		if link, ok := linkValue(f.Value); ok {
+			fields = append(fields, mrkdwn("*"+v+"*\n"+link))
+			continue
+		}
 		fields = append(fields, mrkdwn(clipHead("*"+v+"*\n"+escape(strings.TrimSpace(clean(f.Value))), maxFieldText)))
 	}
 	for len(fields) > 0 {
@@ -112,6 +117,28 @@ func Render(m notify.Message) ([]slackgo.Block, string) {
 		blocks = blocks[:maxBlocks]
 	}
 	return blocks, fallback(m, title)
+}
+
+// maxLink bounds a URL rendered as a link; a longer one is shown as text
+// (a cut URL would lead somewhere else).
+const maxLink = 1000
+
+// linkValue renders a value that is exactly one http(s) URL as a Slack
+// link, <URL|text> (api.slack.com/reference/surfaces/formatting, "Linking
+// URLs"): the fields are mrkdwn with verbatim set, and verbatim text gets no
+// automatic linking of bare URLs (api.slack.com/reference/block-kit/
+// composition-objects#text). The link text is the URL without its scheme. A
+// value with anything that could close or split the link (<, >, |, spaces,
+// control characters) stays escaped text.
+func linkValue(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(v) > maxLink ||
+		strings.ContainsAny(v, "<>| \t\n") || clean(v) != v {
+		return "", false
+	}
+	text := clipHead(strings.TrimPrefix(strings.TrimPrefix(v, u.Scheme+"://"), "www."), 200)
+	return "<" + strings.ReplaceAll(v, "&", "&amp;") + "|" + escape(text) + ">", true
 }
 
 // fallback is the notification text: the title and the state, escaped

@@ -26,6 +26,10 @@ type Driver struct {
 	ExtraOutput int
 	// Started is closed (once) when a Deploy begins.
 	Started chan struct{}
+	// ReadErr fails Releases, Status and Logs (a host that does not answer).
+	ReadErr error
+	// LogLines replaces what Logs returns when not nil.
+	LogLines []string
 
 	Deploys   atomic.Int32
 	Rollbacks atomic.Int32
@@ -101,6 +105,9 @@ func (d *Driver) Rollback(ctx context.Context, req deploy.RollbackRequest, p dep
 }
 
 func (d *Driver) Releases(ctx context.Context) ([]deploy.ReleaseInfo, error) {
+	if d.ReadErr != nil {
+		return nil, d.ReadErr
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ids := append([]string(nil), d.releases...)
@@ -113,9 +120,18 @@ func (d *Driver) Releases(ctx context.Context) ([]deploy.ReleaseInfo, error) {
 }
 
 func (d *Driver) Status(ctx context.Context) (deploy.Status, error) {
+	if d.ReadErr != nil {
+		return deploy.Status{}, d.ReadErr
+	}
 	return deploy.Status{Current: d.Current(), Healthy: !d.Unhealthy}, nil
 }
 
 func (d *Driver) Logs(ctx context.Context, lines int) (deploy.Logs, error) {
+	if d.ReadErr != nil {
+		return deploy.Logs{}, d.ReadErr
+	}
+	if d.LogLines != nil {
+		return deploy.Logs{Lines: append([]string(nil), d.LogLines...)}, nil
+	}
 	return deploy.Logs{Lines: []string{"line 1", "password=hunter22 leaked"}, Truncated: lines < 2}, nil
 }

@@ -335,6 +335,26 @@ func (s *Store) ReleaseLock(ctx context.Context, app, env string, check func(dep
 	return nil
 }
 
+func (s *Store) UpdateLock(ctx context.Context, app, env string, update func(*deploy.Lock) error, events ...*audit.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.locks[key(app, env)]
+	if !ok {
+		return deploy.ErrNotFound
+	}
+	if err := update(&l); err != nil {
+		return err
+	}
+	if err := s.check(events); err != nil {
+		return err
+	}
+	cur := s.locks[key(app, env)]
+	cur.Expires, cur.Reminded = l.Expires, l.Reminded
+	s.locks[key(app, env)] = cur
+	s.appendLocked(0, events)
+	return nil
+}
+
 func (s *Store) PutRelease(ctx context.Context, r deploy.Release) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -92,21 +92,54 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// APIError is an error answer from Dokploy: {message, code, issues?}.
+// APIError is an error answer from Dokploy: trpc-openapi's {message, code,
+// issues?} (Dokploy/trpc-openapi src/adapters/node-http/core.ts:211-234), or
+// the bare {"message":"Unauthorized"} of a refused key.
 type APIError struct {
 	Procedure string
 	Status    int
 	Code      string
 	Message   string
-	Issues    []string
+	Issues    []string // "path: message"
+}
+
+// minVersion is the first Dokploy release that has a procedure shipbot may
+// call, where that is newer than v0.22 (from `git tag --contains` of the
+// commit adding it in Dokploy/dokploy).
+var minVersion = map[string]string{
+	"deployment.queueList":       "v0.28.3",
+	"deployment.readLogs":        "v0.29.6",
+	"application.readLogs":       "v0.29.0",
+	"compose.readLogs":           "v0.29.0",
+	"backup.manualBackupLibsql":  "v0.29.0",
+	"backup.manualBackupCompose": "v0.22.0",
+}
+
+// BadKey reports a key Dokploy did not accept at all: wrong, expired,
+// revoked or rate-limited. Its 401 carries no code, unlike the 401 a valid
+// key gets for a service its user may not touch
+// (apps/dokploy/pages/api/[...trpc].ts:8-13 vs services/permission.ts:255-258).
+func (e *APIError) BadKey() bool { return e.Status == http.StatusUnauthorized && e.Code == "" }
+
+// NoProcedure reports that this Dokploy has no such procedure (too old, or
+// the wrong method): trpc-openapi answers 404 "Not found" for both, never 405.
+func (e *APIError) NoProcedure() bool {
+	return e.Status == http.StatusNotFound && e.Message == "Not found"
 }
 
 func (e *APIError) Error() string {
 	switch {
+	case e.BadKey():
+		return fmt.Sprintf("Dokploy refused the API key (401 on %s): it is wrong, expired, revoked or over its rate limit; check the env's dokploy.api_key", e.Procedure)
 	case e.Status == http.StatusUnauthorized:
-		return fmt.Sprintf("Dokploy refused the API key (401 on %s): check the env's dokploy.api_key", e.Procedure)
+		return fmt.Sprintf("Dokploy accepted the API key but its user may not call %s: %s (grant that Dokploy user access to the service, or use another key)", e.Procedure, orDash(e.Message))
 	case e.Status == http.StatusForbidden:
 		return fmt.Sprintf("Dokploy: the API key's user may not call %s (403)", e.Procedure)
+	case e.NoProcedure():
+		if v := minVersion[e.Procedure]; v != "" {
+			return fmt.Sprintf("this Dokploy has no %s (needs %s or newer)", e.Procedure, v)
+		}
+		return fmt.Sprintf("this Dokploy has no %s (check dokploy.base_url, which should end in /api, and Dokploy's version)", e.Procedure)
 	case e.Status >= 300 && e.Status < 400:
 		return fmt.Sprintf("Dokploy %s answered a redirect (%d); check dokploy.base_url (it should end in /api)", e.Procedure, e.Status)
 	}
@@ -193,12 +226,22 @@ func (c *Client) do(ctx context.Context, method, proc string, params url.Values,
 			Code    string `json:"code"`
 			Issues  []struct {
 				Message string `json:"message"`
+				Path    []any  `json:"path"`
 			} `json:"issues"`
 		}
 		if json.Unmarshal(data, &body) == nil {
 			e.Message, e.Code = body.Message, body.Code
 			for _, is := range body.Issues {
-				e.Issues = append(e.Issues, is.Message)
+				// zod's path says which input was wrong: keep it.
+				var path []string
+				for _, p := range is.Path {
+					path = append(path, fmt.Sprint(p))
+				}
+				if len(path) > 0 {
+					e.Issues = append(e.Issues, strings.Join(path, ".")+": "+is.Message)
+				} else {
+					e.Issues = append(e.Issues, is.Message)
+				}
 			}
 		}
 		return &deploy.TargetError{Err: e}

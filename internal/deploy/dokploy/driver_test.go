@@ -194,34 +194,48 @@ func TestComposeRollbackRedeploysRecordedRef(t *testing.T) {
 	s.AddCompose("cmp_1", "supermock", "github", "main")
 	d := driver(t, s, dokploy.Target{ComposeID: "cmp_1", SetBranch: true})
 	ctx := context.Background()
-	_, _ = d.Deploy(ctx, req(1), &deploytest.Progress{})
-	_, _ = d.Deploy(ctx, req(2), &deploytest.Progress{})
-	d.RecordedRef = func(_ context.Context, rel string) (string, error) {
-		if rel == req(1).Release {
-			return "v1.4.2", nil
-		}
-		return "", errors.New("unknown")
+	r1 := req(1)
+	r1.Ref = "v1.4.2" // set_branch: the tag is applied before the deploy
+	if _, err := d.Deploy(ctx, r1, &deploytest.Progress{}); err != nil {
+		t.Fatal(err)
 	}
-	res, err := d.Rollback(ctx, deploy.RollbackRequest{JobID: 3, To: req(1).Release}, &deploytest.Progress{})
+	_, _ = d.Deploy(ctx, req(2), &deploytest.Progress{})
+	if s.Branch("cmp_1") != "main" {
+		t.Fatalf("branch after /deploy main: %q", s.Branch("cmp_1"))
+	}
+	res, err := d.Rollback(ctx, deploy.RollbackRequest{JobID: 3, App: "supermock", Env: "staging", To: req(1).Release}, &deploytest.Progress{})
 	if err != nil {
 		t.Fatalf("compose rollback: %v", err)
 	}
-	if s.Branch("cmp_1") != "v1.4.2" || len(s.CallsTo("compose.update")) != 1 || len(s.CallsTo("compose.redeploy")) != 1 {
+	// compose.redeploy never clones (services/compose.ts:344): a rollback
+	// is compose.update of the source's branch field, then compose.deploy.
+	if s.Branch("cmp_1") != "v1.4.2" || len(s.CallsTo("compose.update")) != 3 || len(s.CallsTo("compose.deploy")) != 3 ||
+		len(s.CallsTo("compose.redeploy")) != 0 {
 		t.Fatalf("branch %q, calls %+v", s.Branch("cmp_1"), s.Calls())
 	}
-	if !strings.Contains(res.Message, "v1.4.2") {
+	if !strings.Contains(res.Message, "v1.4.2") || !strings.Contains(res.Message, "now tracks v1.4.2, not main") ||
+		!strings.Contains(res.Message, "/deploy supermock staging main") {
 		t.Errorf("message %q", res.Message)
 	}
 
 	// Without set_branch, or from a non-git source, it says why not.
+	pins := d.Pins // shipbot's database outlives a driver
 	d = driver(t, s, dokploy.Target{ComposeID: "cmp_1"})
+	d.Pins = pins
 	if _, err := d.Rollback(ctx, deploy.RollbackRequest{To: req(1).Release}, &deploytest.Progress{}); err == nil || !strings.Contains(err.Error(), "set dokploy.set_branch") {
 		t.Errorf("err = %v", err)
 	}
 	s2 := dokploytest.New(t, key)
 	s2.AddCompose("cmp_2", "raw", "raw", "")
 	d2 := driver(t, s2, dokploy.Target{ComposeID: "cmp_2", SetBranch: true})
-	_, _ = d2.Deploy(ctx, req(1), &deploytest.Progress{})
+	raw := req(1)
+	raw.Ref = "" // a raw compose builds no ref
+	if _, err := d2.Deploy(ctx, raw, &deploytest.Progress{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d2.Deploy(ctx, req(2), &deploytest.Progress{}); err == nil || !strings.Contains(err.Error(), `source is "raw", not git`) {
+		t.Errorf("a ref for a raw compose: %v", err)
+	}
 	if _, err := d2.Rollback(ctx, deploy.RollbackRequest{To: req(1).Release}, &deploytest.Progress{}); err == nil || !strings.Contains(err.Error(), `source is "raw"`) {
 		t.Errorf("raw compose err = %v", err)
 	}
@@ -369,8 +383,9 @@ func TestStopStartStatusLogsBackup(t *testing.T) {
 	if c := s.CallsTo("compose.stop"); len(c) != 1 || c[0].Body["composeId"] != "cmp_1" {
 		t.Errorf("stop calls %+v", c)
 	}
+	s.AddContainer("cmp_1", "c0ffee01", "supermock-x1y2z3-api-1", "2026-11-23T09:00:00Z listening on :3000")
 	logs, err := d.Logs(ctx, 10)
-	if err != nil || !strings.Contains(strings.Join(logs.Lines, "\n"), "not exposed by Dokploy's HTTP API") {
+	if err != nil || !strings.Contains(strings.Join(logs.Lines, "\n"), "supermock-x1y2z3-api-1 | 2026-11-23T09:00:00Z listening on :3000") {
 		t.Errorf("logs %+v %v", logs, err)
 	}
 	s.BackupDelay = 30 * time.Millisecond

@@ -90,11 +90,11 @@ func (r *Runner) Releases(ctx context.Context) ([]deploy.ReleaseInfo, error) {
 	t := targets[0]
 	ids, err := listReleases(ctx, t)
 	if err != nil {
-		return nil, fmt.Errorf("list releases on %s: %w", t.name, err)
+		return nil, readError(ctx, t.name, "listing "+t.releasesDir(), err)
 	}
 	cur, err := readCurrent(ctx, t)
 	if err != nil {
-		return nil, err
+		return nil, readError(ctx, t.name, "reading "+t.currentLink(), err)
 	}
 	out := make([]deploy.ReleaseInfo, len(ids))
 	for i, id := range ids {
@@ -237,18 +237,23 @@ func (r *Runner) Logs(ctx context.Context, lines int) (deploy.Logs, error) {
 		vars := r.vars(t, "", "")
 		vars["lines"] = strconv.Itoa(per)
 		argv := expand(src.Command, vars)
-		dir := ""
+		file := ""
 		if len(argv) == 0 {
-			file := expandWord(src.File, vars)
-			dir = t.base // a relative file is relative to the app's base dir
+			// A relative file is relative to the app's base dir; joined
+			// here rather than run there, so a base dir that does not exist
+			// yet reads as the missing file it is.
+			file = expandWord(src.File, vars)
+			if !path.IsAbs(file) {
+				file = path.Join(t.base, file)
+			}
 			argv = []string{"tail", "-n", strconv.Itoa(per), "--", file}
 		}
 		ring := newLineRing(per)
-		if err := t.host.Run(ctx, dir, argv, ring.add); err != nil {
+		if err := t.host.Run(ctx, "", argv, ring.add); err != nil {
 			if ctx.Err() != nil {
-				return deploy.Logs{}, fmt.Errorf("logs on %s: %w", t.name, ctx.Err())
+				return deploy.Logs{}, readError(ctx, t.name, "reading logs", ctx.Err())
 			}
-			return deploy.Logs{}, fmt.Errorf("logs on %s: %s", t.name, errDetail(err))
+			return deploy.Logs{}, logsError(t.name, file, err)
 		}
 		got, dropped := ring.lines()
 		truncated = truncated || dropped
@@ -261,6 +266,35 @@ func (r *Runner) Logs(ctx context.Context, lines int) (deploy.Logs, error) {
 	}
 	kept, cut := capBytes(all, maxBytes)
 	return deploy.Logs{Lines: kept, Truncated: truncated || cut}, nil
+}
+
+// logsError says why reading logs on host failed in words a person can act
+// on: the usual reason is a log file the app has not written yet.
+func logsError(host, file string, err error) error {
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("logs on %s: %s", host, errDetail(err))
+	}
+	switch {
+	case file != "" && strings.Contains(ee.Output, "No such file"):
+		return deploy.Errorf(deploy.CodeMissing, err, "no log file at %s on %s yet: the app has not written it (or logs.file is wrong)", file, host)
+	case strings.Contains(ee.Output, "No space left"):
+		return deploy.Errorf(deploy.CodeDiskFull, err, "reading logs on %s: no space left on device", host)
+	case file != "":
+		return deploy.Errorf(deploy.CodeFailed, err, "cannot read the log file %s on %s: %s", file, host, lastLine(ee.Output))
+	}
+	return deploy.Errorf(deploy.CodeFailed, err, "the logs command failed on %s (exit %d): %s", host, ee.Code, lastLine(ee.Output))
+}
+
+func lastLine(out string) string {
+	out = strings.TrimRight(out, "\n")
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		out = out[i+1:]
+	}
+	if out == "" {
+		return "no output"
+	}
+	return out
 }
 
 // capBytes keeps the newest lines whose total size (with newlines) fits limit.

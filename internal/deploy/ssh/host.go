@@ -174,7 +174,7 @@ func (h *Host) dial(ctx context.Context) (*conn, error) {
 		return nil, &deploy.DeniedError{Err: hke}
 	}
 	if err != nil {
-		return nil, err
+		return nil, dialError(ctx, h.Name(), h.cfg.User, err)
 	}
 	c := &conn{client: gossh.NewClient(cc.Conn, cc.chans, cc.reqs), done: make(chan struct{})}
 	if h.cfg.Keepalive > 0 {
