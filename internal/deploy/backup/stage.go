@@ -425,13 +425,17 @@ func (st *staged) renameMy(ctx context.Context, cred string, pt *part, props *de
 		// restored one.
 		return false, nil
 	}
-	f := facts(mustLines(s.mysql(ctx, cred, myObjectsQuery(live))))
+	lines, err := s.mysql(ctx, cred, myObjectsQuery(live))
+	if err != nil {
+		return true, err
+	}
+	f := facts(lines)
 	for _, k := range myKinds {
 		if f[k] != "0" && f[k] != "" {
 			return false, nil
 		}
 	}
-	lines, err := s.mysql(ctx, cred, "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ("+
+	lines, err = s.mysql(ctx, cred, "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ("+
 		myLit(live)+", "+myLit(scratch)+") AND TABLE_TYPE <> 'VIEW' ORDER BY 1, 2")
 	if err != nil {
 		return false, err
@@ -502,13 +506,6 @@ func serverError(err error) error {
 		return errors.New(err.Error()[i:])
 	}
 	return err
-}
-
-func mustLines(lines []string, err error) []string {
-	if err != nil {
-		return nil
-	}
-	return lines
 }
 
 // Discard implements deploy.StagedRestore.
