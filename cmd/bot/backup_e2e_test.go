@@ -350,3 +350,42 @@ func TestE2ERestoreFailingLatePartPutsEarlierPartsBack(t *testing.T) {
 	}
 	a.mustVerify()
 }
+
+// /rollback --with-db through the checked restore path: the code goes back
+// one release and the databases to the backup taken before the current one
+// was deployed; rows written since are gone, the database swap included.
+func TestE2ERollbackWithDBRestoresThroughTheCheckedPath(t *testing.T) {
+	t.Parallel()
+	a, db, password, _, _ := newBackupApp(t)
+	a.env = []string{"E2E_DB_PASSWORD=" + password}
+	p := a.startBot(nil, a.env...)
+	p.send("/deploy web prod")
+	p.waitFor(cardState(1, "succeeded"))
+	first := a.hostCurrent()
+	mariaExec(t, "INSERT INTO "+db+".tickets VALUES (4, 'before v2')")
+	pgExec(t, db, "INSERT INTO interviews VALUES (3, 'before v2')")
+	p.send("/deploy web prod")
+	p.waitFor(cardState(2, "succeeded"))
+	// Written after the pre-deploy backup of the current release.
+	mariaExec(t, "INSERT INTO "+db+".tickets VALUES (5, 'after v2'); CREATE TABLE "+db+".v2_only (x INT);")
+	pgExec(t, db, "INSERT INTO interviews VALUES (4, 'after v2'); CREATE TABLE v2_only (x int REFERENCES interviews(id));")
+
+	p.send("/rollback web prod --with-db")
+	approval := p.waitFor(cardLine(3, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(3, "succeeded"))
+	p.mustContain(`\[x\] load main: 1 tables, 4 rows, as recorded in a scratch database`)
+	p.closeInput()
+	p.mustExit0()
+	if got := a.hostCurrent(); got != first {
+		t.Errorf("current = %s after the rollback, want %s", got, first)
+	}
+	if got := mariaExec(t, "SELECT GROUP_CONCAT(id ORDER BY id) FROM "+db+".tickets; SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '"+db+"' AND table_name = 'v2_only';"); got != "1,2,3,4\n0\n" {
+		t.Errorf("mariadb after the rollback: %q", got)
+	}
+	if got := pgExec(t, db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM interviews; SELECT count(*) FROM pg_tables WHERE tablename = 'v2_only';"); got != "1,2,3\n0\n" {
+		t.Errorf("postgres after the rollback: %q", got)
+	}
+	a.mustVerify()
+}
