@@ -565,7 +565,11 @@ func (d *Dispatcher) backups(ctx context.Context, c *call) Reply {
 		}
 		line := fmt.Sprintf("%s  %s  %s  %s by %s  %s", b.ID, b.Created.UTC().Format("2006-01-02 15:04"),
 			deploy.FormatSize(b.Size()), b.Reason, b.By, b.State)
-		if !b.Verified.IsZero() {
+		switch {
+		case b.DrillFailed():
+			// A failed drill is news: it says the backup may not restore.
+			line += "  drill FAILED " + b.Verified.UTC().Format("2006-01-02") + ": " + clipLine(strings.TrimPrefix(b.Drill, deploy.DrillFailedPrefix), 80)
+		case !b.Verified.IsZero():
 			line += "  drill " + b.Verified.UTC().Format("2006-01-02")
 		}
 		if b.State == deploy.BackupFailed && b.Error != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -104,17 +103,14 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 			}
 		}
 	case ActionRollback:
+		if j.BackupID != "" {
+			res, err = e.runRollbackWithDB(runCtx, j, d, tr)
+			break
+		}
 		res, err = d.Rollback(runCtx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.Release,
 			From: j.FromRelease, By: j.RequestedBy.User}, tr)
 		if err == nil && j.FromRelease != "" {
 			e.markRolledBack(context.WithoutCancel(ctx), j)
-		}
-		if err == nil && !res.RolledBack && j.BackupID != "" {
-			var db Result
-			db, err = e.runRestoreJob(runCtx, j, tr, true)
-			if err == nil {
-				res.Message = strings.TrimSpace(res.Message + "; " + db.Message)
-			}
 		}
 	case ActionStop:
 		res, err = d.(StartStopper).Stop(runCtx, tr)
