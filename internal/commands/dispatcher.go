@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -460,7 +461,19 @@ func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {
 	return d.read(ctx, c, m)
 }
 
+// needSome asks for verb on at least one env: a list command then shows
+// only the rows of envs the actor may see.
+func (d *Dispatcher) needSome(ctx context.Context, c *call, verb string) (Reply, bool) {
+	if c.actor.CanSome(verb) {
+		return Reply{}, true
+	}
+	return d.deny(ctx, c, "permission", fmt.Sprintf("permission denied: you need %s (or %s:ENV)", verb, verb)), false
+}
+
 func (d *Dispatcher) apps(ctx context.Context, c *call) Reply {
+	if r, ok := d.needSome(ctx, c, PermView); !ok {
+		return r
+	}
 	locks, err := d.store.Locks(ctx)
 	if err != nil {
 		return d.fail(ctx, c, err)
@@ -472,6 +485,9 @@ func (d *Dispatcher) apps(ctx context.Context, c *call) Reply {
 	m := notify.Message{Title: "Apps"}
 	for _, app := range sortedKeys(d.cat()) {
 		for _, env := range sortedKeys(d.cat()[app]) {
+			if !c.actor.Can(PermView, app, env) {
+				continue
+			}
 			info := d.cat()[app][env]
 			cur := d.lastKnownCurrent(ctx, app, env)
 			line := fmt.Sprintf("%s/%s  driver=%s  current=%s", app, env, info.Driver, orNone(cur))
@@ -637,10 +653,14 @@ func (d *Dispatcher) logs(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) jobs(ctx context.Context, c *call) Reply {
+	if r, ok := d.needSome(ctx, c, PermView); !ok {
+		return r
+	}
 	js, err := d.store.Jobs(ctx, deploy.JobFilter{Limit: 15})
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
+	js = slices.DeleteFunc(js, func(j *deploy.Job) bool { return !c.actor.Can(PermView, j.App, j.Env) })
 	m := notify.Message{Title: "Recent jobs"}
 	for _, j := range js {
 		// No column padding: on a phone the lines wrap, and padded
@@ -747,10 +767,14 @@ func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) pending(ctx context.Context, c *call) Reply {
+	if r, ok := d.needSome(ctx, c, PermView); !ok {
+		return r
+	}
 	as, err := d.store.PendingApprovals(ctx)
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
+	as = slices.DeleteFunc(as, func(a *deploy.Approval) bool { return !c.actor.Can(PermView, a.App, a.Env) })
 	m := notify.Message{Title: "Pending approvals"}
 	for _, a := range as {
 		m.Code = append(m.Code, fmt.Sprintf("%s  job #%d  %s %s/%s %s  by %s  expires %s", a.ID, a.JobID, a.Action,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -62,10 +63,14 @@ func (d *Dispatcher) extend(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) locks(ctx context.Context, c *call) Reply {
+	if r, ok := d.needSome(ctx, c, PermView); !ok {
+		return r
+	}
 	ls, err := d.store.Locks(ctx)
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
+	ls = slices.DeleteFunc(ls, func(l deploy.Lock) bool { return !c.actor.Can(PermView, l.App, l.Env) })
 	m := notify.Message{Title: "Locks"}
 	now := time.Now()
 	for _, l := range ls {

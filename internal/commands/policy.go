@@ -28,8 +28,40 @@ type Policy struct {
 	roles      map[string][]string
 }
 
+// PermView is the grant the list commands (/apps, /jobs, /locks, /pending)
+// need; what they list is cut to the envs it covers.
+const PermView = "view"
+
+// SpecialPermissions are grants that read like VERB:ENV but are not: they
+// are whole tokens, matched only by Has. ReservedEnvNames are their second
+// halves, which config refuses as env names so no env can be granted by
+// them.
+var (
+	SpecialPermissions = []string{"lock:force", "audit:read"}
+	ReservedEnvNames   = []string{"force", "read"}
+)
+
+// PermissionVerbs are the verbs a role may grant, each as VERB, VERB:*,
+// VERB:ENV or VERB:APP/ENV.
+func PermissionVerbs() []string {
+	return []string{"deploy", "rollback", "logs", "status", "lock", "approve", "cancel", "audit", "backup", "restore", "stop", "start", PermView}
+}
+
 // NewPolicy builds a policy from users and role -> permissions.
+//
+// A role that grants no view permission of its own gets "view" (every env):
+// before view existed every configured person could list apps, jobs, locks
+// and approvals, and a config written then keeps working. A role that names
+// view (view:staging, say) gets exactly what it names.
 func NewPolicy(users map[string]UserSpec, roles map[string][]string) *Policy {
+	withView := make(map[string][]string, len(roles))
+	for r, perms := range roles {
+		withView[r] = perms
+		if !grantsVerb(perms, PermView) {
+			withView[r] = append(append([]string(nil), perms...), PermView)
+		}
+	}
+	roles = withView
 	p := &Policy{identities: map[string]string{}, users: users, roles: roles}
 	for name, u := range users {
 		for _, id := range u.Identities {
@@ -64,7 +96,38 @@ func (p *Policy) Actor(identity string) (Actor, bool) {
 // "verb:*", "verb:ENV", "verb:APP/ENV".
 func (a Actor) Can(verb, app, env string) bool {
 	for _, p := range a.Perms {
+		if isSpecial(p) {
+			continue // lock:force is not lock on an env named "force"
+		}
 		if p == "*" || p == verb || p == verb+":*" || p == verb+":"+env || p == verb+":"+app+"/"+env {
+			return true
+		}
+	}
+	return false
+}
+
+// CanSome reports whether a holds verb on at least one env: enough to ask
+// for a list, which then shows only what Can allows.
+func (a Actor) CanSome(verb string) bool {
+	return grantsVerb(a.Perms, verb)
+}
+
+// grantsVerb reports whether perms hold verb in any scope.
+func grantsVerb(perms []string, verb string) bool {
+	for _, p := range perms {
+		if isSpecial(p) {
+			continue
+		}
+		if v, _, _ := strings.Cut(p, ":"); p == "*" || v == verb {
+			return true
+		}
+	}
+	return false
+}
+
+func isSpecial(p string) bool {
+	for _, s := range SpecialPermissions {
+		if p == s {
 			return true
 		}
 	}

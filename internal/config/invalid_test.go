@@ -88,6 +88,12 @@ func TestInvalidConfigs(t *testing.T) {
 			[]string{`t.yaml:2: users.-alice: name "-alice" is not allowed`}},
 		{"bad env name", replace("      staging:", "      stag ing:"),
 			[]string{`t.yaml:11: apps.demo.envs.stag ing: name "stag ing" is not allowed`}},
+		// lock:force and audit:read are whole grants; an env called force
+		// would otherwise be granted lock by lock:force.
+		{"env named force", replace("      staging:", "      force:"),
+			[]string{`t.yaml:11: apps.demo.envs.force: env name "force" is reserved: lock:force and audit:read are whole permissions`}},
+		{"env named read", replace("      staging:", "      read:"),
+			[]string{`t.yaml:11: apps.demo.envs.read: env name "read" is reserved`}},
 
 		{"bot values", base + "bot:\n  data_dir: \"\"\n  output_lines: 0\n  shutdown_timeout: 0s\n",
 			[]string{
@@ -272,7 +278,7 @@ func TestPermissions(t *testing.T) {
 		{"lock", ""},
 		{"lock:force", ""},
 		{"audit:read", ""},
-		{"dance:staging", `permission "dance:staging" has unknown verb "dance" (known: deploy, rollback, logs, status, lock, approve, cancel, audit, backup, restore, stop, start)`},
+		{"dance:staging", `permission "dance:staging" has unknown verb "dance" (known: deploy, rollback, logs, status, lock, approve, cancel, audit, backup, restore, stop, start, view)`},
 		{"Deploy", `has unknown verb "Deploy"`},
 		{"", `has unknown verb ""`},
 		{"deploy:", `permission "deploy:" has an empty scope`},

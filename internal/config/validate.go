@@ -13,6 +13,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	cmds "github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/notify"
 )
@@ -20,12 +21,12 @@ import (
 // Platforms are the chat platforms an identity may name.
 var platforms = []string{"shell", "telegram", "slack"}
 
-// Verbs are the actions a permission may grant.
-var verbs = []string{"deploy", "rollback", "logs", "status", "lock", "approve", "cancel", "audit", "backup", "restore", "stop", "start"}
+// Verbs are the actions a permission may grant: the commands' own list.
+var verbs = cmds.PermissionVerbs()
 
 // specialPermissions are grants that are not VERB:SCOPE even though they
 // look like it.
-var specialPermissions = []string{"lock:force", "audit:read"}
+var specialPermissions = cmds.SpecialPermissions
 
 // templateVars are the {{names}} argv, health and logs templates may use.
 var templateVars = []string{"app", "env", "release", "release_path", "path", "shared_path", "current_path", "ref", "lines"}
@@ -364,6 +365,10 @@ func (d *decoder) validateChat(c *Config) {
 
 func (d *decoder) validateEnv(c *Config, key, name string, e Env) {
 	d.checkName(key, name)
+	if slices.Contains(cmds.ReservedEnvNames, name) {
+		d.fail(d.lineOf(key), key, "env name %q is reserved: %s are whole permissions, and an env of that name would read as their scope; pick another name",
+			name, strings.Join(specialPermissions, " and "))
+	}
 	switch e.Driver {
 	case "":
 		d.fail(d.lineOf(key+".driver"), key+".driver", "is required (local or ssh)")
