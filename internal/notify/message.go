@@ -88,7 +88,12 @@ type Ref struct {
 
 // Sender posts and edits messages on one platform.
 type Sender interface {
-	// Send posts m to ch and returns a reference for later edits.
+	// Send posts m to ch and returns a reference for later edits: a ref or
+	// an error, never both. An error means nothing was posted, so the
+	// caller may send again; once the message is out, Send returns its ref
+	// and no error even if a part that follows it (an Attachment) failed,
+	// which the adapter logs and retries on the next Edit. chattest's
+	// SenderContract holds every adapter to this.
 	Send(ctx context.Context, ch Channel, m Message) (Ref, error)
 	// Edit replaces the message ref with m. Editing to identical content is not an error.
 	Edit(ctx context.Context, ref Ref, m Message) error

@@ -59,7 +59,10 @@ func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message)
 	}
 	ref := notify.Ref{Channel: ch, ID: ts}
 	if err := a.attach(ctx, ref, m.Attachment); err != nil {
-		return ref, err
+		// The message is out: an error now would make the caller post it
+		// again (notify.Sender: a ref or an error, never both). The next
+		// Edit of this ref uploads the file instead.
+		a.log.Warn("slack: attachment not uploaded; the next edit retries it", "channel", ch.ID, "err", err)
 	}
 	return ref, nil
 }
