@@ -57,6 +57,8 @@ func TestImportDirection(t *testing.T) {
 		// The release runner is core logic over the Host seam: it must not
 		// reach the machine itself.
 		"internal/deploy/release": {"internal/audit", "internal/deploy"},
+		// What the chat adapters share: no SDK, no adapter.
+		"internal/chat": {"internal/audit", "internal/deploy", "internal/notify"},
 	}
 	forbidden := []string{"database/sql", "net/http", "os/exec", "golang.org/x/crypto/ssh", "github.com/go-telegram/",
 		"github.com/slack-go/", "modernc.org/", "github.com/go-chi/"}
@@ -79,18 +81,32 @@ func TestImportDirection(t *testing.T) {
 			}
 		}
 	}
-	adapters := []string{"internal/chat/", "internal/sqlite", "internal/deploy/local", "internal/deploy/ssh",
-		"internal/deploy/dokploy", "internal/httpserver", "internal/deploy/httpcheck"}
-	isAdapter := func(p string) string {
-		for _, a := range adapters {
-			if strings.HasPrefix(p, a) {
-				return a
-			}
-		}
-		return ""
+	for _, v := range adapterImports(pkgs) {
+		t.Error(v)
 	}
+}
+
+// adapters are the outside-facing packages, each a group of its own (with
+// its subpackages): one never imports another. internal/chat, what the
+// chat adapters share, is not one of them, so each may import it.
+var adapters = []string{"internal/chat/shell", "internal/chat/telegram", "internal/chat/slack", "internal/sqlite",
+	"internal/deploy/local", "internal/deploy/ssh", "internal/deploy/dokploy", "internal/httpserver", "internal/deploy/httpcheck"}
+
+func adapterOf(p string) string {
+	for _, a := range adapters {
+		if p == a || strings.HasPrefix(p, a+"/") {
+			return a
+		}
+	}
+	return ""
+}
+
+// adapterImports lists every import of one adapter by another (test helper
+// packages, named *test, may import what they fake).
+func adapterImports(pkgs map[string]pkgInfo) []string {
+	var out []string
 	for name, p := range pkgs {
-		group := isAdapter(name)
+		group := adapterOf(name)
 		if group == "" || strings.HasSuffix(name, "test") {
 			continue
 		}
@@ -99,10 +115,24 @@ func TestImportDirection(t *testing.T) {
 			if !ok {
 				continue
 			}
-			if other := isAdapter(rel); other != "" && other != group && other != "internal/deploy/httpcheck" {
-				t.Errorf("adapter %s imports adapter %s", name, rel)
+			if other := adapterOf(rel); other != "" && other != group && other != "internal/deploy/httpcheck" {
+				out = append(out, "adapter "+name+" imports adapter "+rel)
 			}
 		}
+	}
+	return out
+}
+
+// One chat adapter importing another is refused like any adapter pair
+// (before, internal/chat/ was one group and telegram could import slack).
+func TestChatAdaptersDoNotImportEachOther(t *testing.T) {
+	pkgs := map[string]pkgInfo{
+		"internal/chat/telegram": {Imports: []string{mod + "internal/chat/slack", mod + "internal/chat"}},
+		"internal/chat/slack":    {Imports: []string{mod + "internal/chat", mod + "internal/chat/slack/slackfake"}},
+	}
+	got := adapterImports(pkgs)
+	if len(got) != 1 || got[0] != "adapter internal/chat/telegram imports adapter internal/chat/slack" {
+		t.Fatalf("violations %q", got)
 	}
 }
 

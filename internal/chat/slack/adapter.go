@@ -21,6 +21,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/notify"
 )
@@ -47,16 +48,10 @@ const queueSize = 256
 // keepAttached bounds the memory of sent attachments.
 const keepAttached = 4096
 
-// refusalEvery limits refusal messages per channel; every refused request is
-// still reported to Denied.
-const refusalEvery = time.Minute
-
 // Deduper remembers inbound keys durably (sqlite.DB implements it), so an
 // event Slack delivers again (a retry after a slow answer, a reconnect)
 // never runs a command twice.
-type Deduper interface {
-	FirstSeen(ctx context.Context, key string) (bool, error)
-}
+type Deduper = chat.Deduper
 
 // Options configure an Adapter.
 type Options struct {
@@ -94,8 +89,7 @@ type Adapter struct {
 	signing  string
 	allowed  map[string]bool
 	dms      bool
-	dedupe   Deduper
-	denied   func(ctx context.Context, identity, chat, reason string)
+	gate     *chat.Gate
 	log      *slog.Logger
 	queue    chan item
 	qmu      sync.RWMutex
@@ -107,8 +101,6 @@ type Adapter struct {
 	attached map[string]bool
 	// attachLog keeps attached's keys oldest first, for eviction.
 	attachLog []string
-	rmu       sync.Mutex
-	refusals  map[string]time.Time
 }
 
 var _ notify.Sender = (*Adapter)(nil)
@@ -162,17 +154,15 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		signing:  o.SigningSecret.Reveal(),
 		allowed:  map[string]bool{},
 		dms:      o.DirectMessages,
-		dedupe:   o.Dedupe,
-		denied:   o.Denied,
 		log:      o.Log,
 		queue:    make(chan item, queueSize),
 		handler:  h,
 		attached: map[string]bool{},
-		refusals: map[string]time.Time{},
 	}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	a.gate = chat.NewGate("slack", o.Dedupe, o.Denied, a.log)
 	for _, s := range []audit.Secret{o.BotToken, o.AppToken, o.SigningSecret} {
 		if !s.IsZero() {
 			a.tokens = append(a.tokens, s.Reveal())
@@ -327,25 +317,11 @@ func (a *Adapter) closeQueue() {
 	}
 }
 
-// process handles one request. It runs on past the end of ctx (a shutdown
-// must not cut a command in half) but within handleTimeout. A dedupe failure
-// counts as "do not handle": running a deploy twice is worse than asking to
-// retry.
+// process handles one request the gate let in. It runs on past the end of
+// ctx (a shutdown must not cut a command in half) but within handleTimeout.
 func (a *Adapter) process(ctx context.Context, it item) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
 	defer cancel()
-	fresh, err := a.dedupe.FirstSeen(ctx, it.key)
-	if err != nil {
-		a.log.Error("slack: request not handled: dedupe failed", "key", it.key, "err", err)
-		if it.button {
-			a.ephemeral(ctx, it.req.Chat, it.user, "shipbot could not record this click; please try again")
-		}
-		return
-	}
-	if !fresh {
-		a.log.Info("slack: duplicate delivery ignored", "key", it.key)
-		return
-	}
 	h, _ := a.current()
 	if h == nil {
 		a.log.Warn("slack: request before the handler is set; dropped", "key", it.key)
@@ -381,36 +357,27 @@ func (a *Adapter) retry(ctx context.Context, what string, f func() error) error 
 	}
 }
 
-// allowedChannel reports whether requests from channel may run.
-func (a *Adapter) allowedChannel(channel string, dm bool) bool {
-	if dm || strings.HasPrefix(channel, "D") {
-		return a.dms
+// inbound is a request at the gate: refused unless its channel (or DM)
+// may use the bot.
+func (a *Adapter) inbound(key, user string, ch notify.Channel, dm bool) chat.Inbound {
+	in := chat.Inbound{Key: key, Identity: Platform + ":" + user, Chat: ch}
+	switch {
+	case dm || strings.HasPrefix(ch.ID, "D"):
+		if !a.dms {
+			in.Refusal = "direct messages are not allowed"
+		}
+	case !a.allowed[ch.ID]:
+		in.Refusal = "channel not allowed"
 	}
-	return a.allowed[channel]
+	return in
 }
 
-// refuse reports a request from a channel that may not use the bot, and says
-// whether the person should be told (at most once a minute per channel).
-func (a *Adapter) refuse(ctx context.Context, user string, ch notify.Channel) (string, bool) {
-	reason := "channel not allowed"
+// refusalText is what a person in a refused channel or DM is told.
+func refusalText(ch notify.Channel) string {
 	if strings.HasPrefix(ch.ID, "D") {
-		reason = "direct messages are not allowed"
+		return "shipbot does not take commands in direct messages here; use an allowed channel."
 	}
-	a.log.Warn("slack: request refused", "user", user, "channel", ch.ID, "reason", reason)
-	if a.denied != nil {
-		a.denied(ctx, "slack:"+user, ch.String(), reason)
-	}
-	a.rmu.Lock()
-	defer a.rmu.Unlock()
-	if last, ok := a.refusals[ch.ID]; ok && time.Since(last) < refusalEvery {
-		return "", false
-	}
-	a.refusals[ch.ID] = time.Now()
-	msg := "shipbot is not enabled in this channel; ask an admin to add its id to chat.slack.channels."
-	if strings.HasPrefix(ch.ID, "D") {
-		msg = "shipbot does not take commands in direct messages here; use an allowed channel."
-	}
-	return msg, true
+	return "shipbot is not enabled in this channel; ask an admin to add its id to chat.slack.channels."
 }
 
 // logWriter sends socketmode's internal log lines to slog, redacted.

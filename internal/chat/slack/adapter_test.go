@@ -470,3 +470,26 @@ func TestClickCarriesItsMessage(t *testing.T) {
 		t.Fatalf("request %+v", r)
 	}
 }
+
+// A redelivery from an unlisted channel is a duplicate first: Slack's retry
+// of one refused mention is audited once, as in Telegram.
+func TestRedeliveredRefusalIsAuditedOnce(t *testing.T) {
+	h := &chattest.Recorder{}
+	b := newBot(t, h)
+	b.run()
+	ev := slackfake.Event(slackfake.AppMention(alice, outside, "<@U0SHIPBOT> deploy demo staging"))
+	first := b.fake.Push(t, "events_api", ev)
+	second := b.fake.Push(t, "events_api", ev) // same event_id
+	b.fake.Eventually(t, "both acks", func() bool {
+		_, a := b.fake.Ack(first)
+		_, c := b.fake.Ack(second)
+		return a && c
+	})
+	b.fake.Eventually(t, "the dedupe check of both", func() bool { return b.dedupe.Asked("slack:event:"+ev["event_id"].(string)) == 2 })
+	if d := b.denials.List(); len(d) != 1 {
+		t.Fatalf("%d denials for one event: %+v", len(d), d)
+	}
+	if n := len(h.Requests()); n != 0 {
+		t.Fatalf("the handler heard %d requests", n)
+	}
+}

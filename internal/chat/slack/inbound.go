@@ -12,6 +12,7 @@ import (
 	slackgo "github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
 
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/notify"
 )
@@ -48,24 +49,21 @@ func slashLine(cmd, text string) string {
 }
 
 // onSlash queues a slash command and returns the acknowledgement payload:
-// nil, or an ephemeral refusal for a channel that may not use the bot.
+// nil, or an ephemeral refusal for a channel that may not use the bot (the
+// acknowledgement reaches the person even where the bot is no member).
 func (a *Adapter) onSlash(ctx context.Context, s slackgo.SlashCommand) any {
 	ch := notify.Channel{Platform: Platform, ID: s.ChannelID}
-	if s.UserID == "" || s.ChannelID == "" {
-		return nil
-	}
-	if !a.allowedChannel(s.ChannelID, s.ChannelName == "directmessage") {
-		if msg, tell := a.refuse(ctx, s.UserID, ch); tell {
-			return map[string]string{"response_type": "ephemeral", "text": msg}
-		}
-		return nil
+	if s.UserID == "" || s.ChannelID == "" || s.TriggerID == "" {
+		return nil // no trigger_id: no way to tell a retry from a new command
 	}
 	key := "slack:slash:" + s.TriggerID
-	if s.TriggerID == "" {
-		return nil // no way to tell a retry from a new command
+	switch a.gate.Check(ctx, a.inbound(key, s.UserID, ch, s.ChannelName == "directmessage")) {
+	case chat.Pass:
+		a.enqueue(ctx, item{key: key, user: s.UserID, req: commands.Request{Platform: Platform, UserID: s.UserID,
+			UserName: s.UserName, Chat: ch, Text: slashLine(s.Command, s.Text)}})
+	case chat.RefusedTell:
+		return map[string]string{"response_type": "ephemeral", "text": refusalText(ch)}
 	}
-	a.enqueue(ctx, item{key: key, user: s.UserID, req: commands.Request{Platform: Platform, UserID: s.UserID,
-		UserName: s.UserName, Chat: ch, Text: slashLine(s.Command, s.Text)}})
 	return nil
 }
 
@@ -86,23 +84,24 @@ func (a *Adapter) onInteraction(ctx context.Context, cb slackgo.InteractionCallb
 		if act == nil || !strings.HasPrefix(act.ActionID, ActionPrefix) {
 			continue
 		}
-		if !a.allowedChannel(channel, false) {
-			if msg, tell := a.refuse(ctx, cb.User.ID, ch); tell {
-				a.ephemeral(ctx, ch, cb.User.ID, msg)
-			}
-			return
-		}
 		// A click has no event id; its trigger_id is unique per click and
 		// comes back unchanged if Slack redelivers the same one.
 		key := "slack:action:" + cb.TriggerID + ":" + act.ActionTs
-		// The message the button is on: container.message_ts
-		// (https://api.slack.com/reference/interaction-payloads/block-actions).
-		msg := cb.Container.MessageTs
-		if msg == "" {
-			msg = cb.Message.Timestamp
+		switch a.gate.Check(ctx, a.inbound(key, cb.User.ID, ch, false)) {
+		case chat.Retry:
+			a.ephemeral(ctx, ch, cb.User.ID, "shipbot could not record this click; please try again")
+		case chat.RefusedTell:
+			a.ephemeral(ctx, ch, cb.User.ID, refusalText(ch))
+		case chat.Pass:
+			// The message the button is on: container.message_ts
+			// (https://api.slack.com/reference/interaction-payloads/block-actions).
+			msg := cb.Container.MessageTs
+			if msg == "" {
+				msg = cb.Message.Timestamp
+			}
+			a.enqueue(ctx, item{key: key, user: cb.User.ID, button: true, req: commands.Request{Platform: Platform,
+				UserID: cb.User.ID, UserName: cb.User.Name, Chat: ch, Action: act.Value, Message: msg}})
 		}
-		a.enqueue(ctx, item{key: key, user: cb.User.ID, button: true, req: commands.Request{Platform: Platform,
-			UserID: cb.User.ID, UserName: cb.User.Name, Chat: ch, Action: act.Value, Message: msg}})
 		return
 	}
 }
@@ -161,14 +160,14 @@ func (a *Adapter) onEventsAPI(ctx context.Context, raw json.RawMessage) {
 		return
 	}
 	ch := notify.Channel{Platform: Platform, ID: ev.Channel, Thread: ev.ThreadTS}
-	if !a.allowedChannel(ev.Channel, dm) {
-		if msg, tell := a.refuse(ctx, ev.User, ch); tell {
-			a.ephemeral(ctx, ch, ev.User, msg)
-		}
-		return
+	key := "slack:event:" + outer.EventID
+	switch a.gate.Check(ctx, a.inbound(key, ev.User, ch, dm)) {
+	case chat.RefusedTell:
+		a.ephemeral(ctx, ch, ev.User, refusalText(ch))
+	case chat.Pass:
+		a.enqueue(ctx, item{key: key, user: ev.User, req: commands.Request{Platform: Platform,
+			UserID: ev.User, Chat: ch, Text: commandLine(text)}})
 	}
-	a.enqueue(ctx, item{key: "slack:event:" + outer.EventID, user: ev.User, req: commands.Request{Platform: Platform,
-		UserID: ev.User, Chat: ch, Text: commandLine(text)}})
 }
 
 // Route is one HTTP-mode endpoint: POST Path is served by Handler.

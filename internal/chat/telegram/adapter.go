@@ -21,6 +21,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/shipbot/shipbot/internal/audit"
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/notify"
 )
@@ -48,10 +49,7 @@ var allowedUpdates = []string{"message", "callback_query"}
 // Deduper remembers inbound update keys durably (sqlite.DB implements it), so
 // an update Telegram delivers again (after a timeout, a restart, a webhook
 // retry) never runs a command twice.
-type Deduper interface {
-	// FirstSeen records key and reports whether it was new.
-	FirstSeen(ctx context.Context, key string) (bool, error)
-}
+type Deduper = chat.Deduper
 
 // Options configure an Adapter.
 type Options struct {
@@ -89,8 +87,7 @@ type Adapter struct {
 	hookURL string
 	secret  string
 	allowed map[int64]bool
-	dedupe  Deduper
-	denied  func(ctx context.Context, identity, chat, reason string)
+	gate    *chat.Gate
 	log     *slog.Logger
 
 	hmu      sync.RWMutex
@@ -104,9 +101,6 @@ type Adapter struct {
 	// not send files refuses every time, so after attachTries it stops.
 	attachFails map[string]int
 
-	rmu      sync.Mutex
-	refusals map[int64]time.Time // last refusal message per unlisted chat
-
 	lanes *commands.Lanes // one ordered lane per chat
 }
 
@@ -119,10 +113,6 @@ const keepAttached = 4096
 // attachTries is how often one message's attachment is tried: once with the
 // message and once more with its next edit, for a passing network error.
 const attachTries = 2
-
-// refusalEvery limits refusal messages to an unlisted chat; every refused
-// request is still reported to Denied.
-const refusalEvery = time.Minute
 
 // webhookSecretPattern is what Telegram accepts as a secret_token.
 var webhookSecretPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
@@ -176,17 +166,15 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		hookURL:  o.WebhookURL,
 		secret:   o.WebhookSecret.Reveal(),
 		allowed:  map[int64]bool{},
-		dedupe:   o.Dedupe,
-		denied:   o.Denied,
 		log:      o.Log,
 		handler:  h,
 		attached: map[string]bool{}, attachFails: map[string]int{},
-		lanes:    commands.NewLanes(0, 0),
-		refusals: map[int64]time.Time{},
+		lanes: commands.NewLanes(0, 0),
 	}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	a.gate = chat.NewGate("telegram", o.Dedupe, o.Denied, a.log)
 	for _, id := range o.AllowedChats {
 		a.allowed[id] = true
 	}

@@ -11,12 +11,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf16"
 
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/notify"
 )
@@ -69,19 +69,8 @@ func laneOf(u *models.Update) string {
 	return "other"
 }
 
-// firstSeen reports whether update id is new. A dedupe failure counts as
-// "do not handle": running a deploy twice is worse than asking to retry.
-func (a *Adapter) firstSeen(ctx context.Context, id int64) (bool, error) {
-	fresh, err := a.dedupe.FirstSeen(ctx, "telegram:update:"+strconv.FormatInt(id, 10))
-	if err != nil {
-		a.log.Error("telegram: update not handled: dedupe failed", "update", id, "err", err)
-		return false, err
-	}
-	if !fresh {
-		a.log.Info("telegram: duplicate update ignored", "update", id)
-	}
-	return fresh, nil
-}
+// updateKey is the dedupe key of update id.
+func updateKey(id int64) string { return "telegram:update:" + strconv.FormatInt(id, 10) }
 
 func (a *Adapter) onMessage(ctx context.Context, id int64, m *models.Message) {
 	if m.From == nil || m.From.IsBot {
@@ -96,20 +85,22 @@ func (a *Adapter) onMessage(ctx context.Context, id int64, m *models.Message) {
 		a.log.Warn("telegram: command before the handler is set; dropped", "update", id)
 		return
 	}
-	if fresh, _ := a.firstSeen(ctx, id); !fresh {
-		return
-	}
 	ch := channelOf(m)
+	in := chat.Inbound{Key: updateKey(id), Identity: identityOf(m.From.ID), Chat: ch}
 	if !a.allowed[m.Chat.ID] {
-		a.refuse(ctx, identityOf(m.From.ID), ch, m.Chat.ID)
-		return
+		in.Refusal = notAllowed(ch)
 	}
-	req := commands.Request{Platform: Platform, UserID: strconv.FormatInt(m.From.ID, 10),
-		UserName: displayName(m.From), Chat: ch, Text: text}
-	if m.Chat.Type != models.ChatTypePrivate {
-		req.ReplyTo = strconv.Itoa(m.ID)
+	switch a.gate.Check(ctx, in) {
+	case chat.RefusedTell:
+		a.tellRefused(ctx, ch, m.Chat.ID)
+	case chat.Pass:
+		req := commands.Request{Platform: Platform, UserID: strconv.FormatInt(m.From.ID, 10),
+			UserName: displayName(m.From), Chat: ch, Text: text}
+		if m.Chat.Type != models.ChatTypePrivate {
+			req.ReplyTo = strconv.Itoa(m.ID)
+		}
+		h.Handle(ctx, req)
 	}
-	h.Handle(ctx, req)
 }
 
 func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQuery) {
@@ -118,45 +109,42 @@ func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQu
 		a.answer(ctx, q.ID, "shipbot is starting; press again in a moment", true)
 		return
 	}
-	fresh, err := a.firstSeen(ctx, id)
-	if err != nil {
-		a.answer(ctx, q.ID, "shipbot could not take this press; try again", true)
-		return
-	}
-	if !fresh {
-		return // answered when it was first handled
-	}
-	identity := identityOf(q.From.ID)
-	if q.Data == "" {
-		a.answer(ctx, q.ID, "", false)
-		return
-	}
 	// The chat comes from the message the button is on. A message too old
 	// for the bot to read still names its chat, and the button data alone
 	// says what to do.
-	var ch notify.Channel
-	var chatID int64
+	in := chat.Inbound{Key: updateKey(id), Identity: identityOf(q.From.ID)}
 	var msgID int
+	refusal := "This chat may not use shipbot."
 	switch {
 	case q.Message.Message != nil:
-		ch, chatID, msgID = channelOf(q.Message.Message), q.Message.Message.Chat.ID, q.Message.Message.ID
+		in.Chat, msgID = channelOf(q.Message.Message), q.Message.Message.ID
 	case q.Message.InaccessibleMessage != nil:
-		chatID, msgID = q.Message.InaccessibleMessage.Chat.ID, q.Message.InaccessibleMessage.MessageID
-		ch = notify.Channel{Platform: Platform, ID: strconv.FormatInt(chatID, 10)}
+		msgID = q.Message.InaccessibleMessage.MessageID
+		in.Chat = notify.Channel{Platform: Platform, ID: strconv.FormatInt(q.Message.InaccessibleMessage.Chat.ID, 10)}
 	default:
 		// Inline-mode messages have no chat; shipbot never posts any.
-		a.answer(ctx, q.ID, "This button cannot be used here.", true)
-		a.deny(ctx, identity, Platform+":?", "button press outside a chat")
-		return
+		in.Chat = notify.Channel{Platform: Platform, ID: "?"}
+		in.Refusal, refusal = "button press outside a chat", "This button cannot be used here."
 	}
-	if !a.allowed[chatID] {
-		a.answer(ctx, q.ID, "This chat may not use shipbot.", true)
-		a.deny(ctx, identity, ch.String(), notAllowed(ch))
-		return
+	if chatID, err := strconv.ParseInt(in.Chat.ID, 10, 64); in.Refusal == "" && (err != nil || !a.allowed[chatID]) {
+		in.Refusal = notAllowed(in.Chat)
 	}
-	rep := h.Handle(ctx, commands.Request{Platform: Platform, UserID: strconv.FormatInt(q.From.ID, 10),
-		UserName: displayName(&q.From), Chat: ch, Action: q.Data, Message: strconv.Itoa(msgID)})
-	a.answer(ctx, q.ID, rep.Notice, rep.Refused)
+	switch a.gate.Check(ctx, in) {
+	case chat.Retry:
+		a.answer(ctx, q.ID, "shipbot could not take this press; try again", true)
+	case chat.Refused, chat.RefusedTell:
+		// Only the presser sees the answer: it is given every time.
+		a.answer(ctx, q.ID, refusal, true)
+	case chat.Pass:
+		if q.Data == "" {
+			a.answer(ctx, q.ID, "", false)
+			return
+		}
+		rep := h.Handle(ctx, commands.Request{Platform: Platform, UserID: strconv.FormatInt(q.From.ID, 10),
+			UserName: displayName(&q.From), Chat: in.Chat, Action: q.Data, Message: strconv.Itoa(msgID)})
+		a.answer(ctx, q.ID, rep.Notice, rep.Refused)
+	}
+	// chat.Drop: answered when it was first handled.
 }
 
 // answer stops the button's spinner; a refusal is an alert the presser must dismiss.
@@ -172,36 +160,9 @@ func notAllowed(ch notify.Channel) string {
 	return "chat " + ch.String() + " is not in chat.telegram.chats"
 }
 
-func (a *Adapter) deny(ctx context.Context, identity, chat, reason string) {
-	a.log.Warn("telegram: request refused", "identity", identity, "chat", chat, "reason", reason)
-	if a.denied != nil {
-		a.denied(ctx, identity, chat, reason)
-	}
-}
-
-// refuse answers a command from a chat that is not allowed. The chat hears
-// it at most once a minute, so a hostile group cannot make the bot spam; the
-// denial is recorded every time.
-func (a *Adapter) refuse(ctx context.Context, identity string, ch notify.Channel, chatID int64) {
-	a.deny(ctx, identity, ch.String(), notAllowed(ch))
-	now := time.Now()
-	a.rmu.Lock()
-	last, seen := a.refusals[chatID]
-	tell := !seen || now.Sub(last) >= refusalEvery
-	if tell {
-		if len(a.refusals) > 1000 {
-			for id, t := range a.refusals {
-				if now.Sub(t) >= refusalEvery {
-					delete(a.refusals, id)
-				}
-			}
-		}
-		a.refusals[chatID] = now
-	}
-	a.rmu.Unlock()
-	if !tell {
-		return
-	}
+// tellRefused tells a chat that is not allowed how an admin can allow it
+// (the gate lets this through at most once a minute per chat).
+func (a *Adapter) tellRefused(ctx context.Context, ch notify.Channel, chatID int64) {
 	msg := notify.Message{Title: "Refused", Style: notify.StyleDanger,
 		Text: fmt.Sprintf("This chat may not use shipbot. An admin can allow it by adding %d to chat.telegram.chats.", chatID)}
 	if _, err := a.Send(ctx, ch, msg); err != nil {
