@@ -3,8 +3,8 @@ package shell
 import (
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -119,111 +119,10 @@ func stepLine(st notify.Step) string {
 	return line
 }
 
-// oneLine cleans s and folds its line breaks into spaces: titles, fields,
-// steps and labels sit on one line each, and an embedded newline would
-// otherwise forge extra checklist or field lines.
-func oneLine(s string) string {
-	return strings.TrimSpace(strings.ReplaceAll(clean(s), "\n", " "))
-}
+// oneLine is chat.OneLine: titles, fields, steps and labels sit on one line
+// each, and an embedded newline cannot forge extra checklist or field lines.
+func oneLine(s string) string { return chat.OneLine(s) }
 
-// clean removes everything from s that a terminal would act on instead of
-// print: ANSI/VT escape sequences (CSI, OSC, DCS and the short ESC forms), C0
-// controls other than "\n" (a tab becomes a space so words stay apart), DEL,
-// C1 controls (U+0080..U+009F, which include the 8-bit CSI) and the Unicode
-// bidirectional overrides that can reorder what the reader sees. Invalid UTF-8
-// becomes U+FFFD so no stray byte reaches the terminal.
-func clean(s string) string {
-	if isPlain(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			b.WriteRune(utf8.RuneError)
-			i += size
-			if size == 0 {
-				i++
-			}
-		case r == 0x1b:
-			i = skipEscape(s, i)
-		case r == '\n':
-			b.WriteByte('\n')
-			i += size
-		case r == '\t':
-			b.WriteByte(' ')
-			i += size
-		case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f, isBidiControl(r):
-			i += size
-		default:
-			b.WriteString(s[i : i+size])
-			i += size
-		}
-	}
-	return b.String()
-}
-
-// isPlain reports whether s is printable ASCII (plus "\n"), the common case
-// that needs no copy.
-func isPlain(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < 0x20 && c != '\n') || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func isBidiControl(r rune) bool {
-	return (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
-}
-
-// skipEscape returns the index just past the escape sequence starting with
-// ESC at s[i]. An unterminated sequence swallows the rest of s: printing its
-// tail could complete it together with whatever the terminal shows next.
-func skipEscape(s string, i int) int {
-	i++ // ESC
-	if i >= len(s) {
-		return i
-	}
-	switch s[i] {
-	case '[': // CSI: parameter and intermediate bytes, then one final byte.
-		i++
-		for i < len(s) {
-			c := s[i]
-			i++
-			if c >= 0x40 && c <= 0x7e {
-				return i
-			}
-			if c < 0x20 || c > 0x7e {
-				// Not a CSI byte: the sequence is malformed; drop what we
-				// have and resume at this byte.
-				return i - 1
-			}
-		}
-		return i
-	case ']', 'P', 'X', '^', '_': // OSC, DCS, SOS, PM, APC: a string ended by BEL or ST (ESC \).
-		i++
-		for i < len(s) {
-			switch {
-			case s[i] == 0x07:
-				return i + 1
-			case s[i] == 0x1b && i+1 < len(s) && s[i+1] == '\\':
-				return i + 2
-			}
-			i++
-		}
-		return i
-	default: // ESC, intermediates (0x20..0x2f), one final byte: ESC ( B, ESC 7, ESC c...
-		for i < len(s) && s[i] >= 0x20 && s[i] <= 0x2f {
-			i++
-		}
-		if i < len(s) && s[i] >= 0x30 && s[i] <= 0x7e {
-			i++
-		}
-		return i
-	}
-}
+// clean is chat.Clean with tabs as spaces (a terminal would jump to a tab
+// stop and misalign the card).
+func clean(s string) string { return strings.ReplaceAll(chat.Clean(s), "\t", " ") }

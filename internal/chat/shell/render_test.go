@@ -155,3 +155,7 @@ func TestClean(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderStripsReordering(t *testing.T) {
+	chattest.NoReordering(t, Render(chattest.Reordered(), nil))
+}

@@ -45,9 +45,6 @@ const handleTimeout = 30 * time.Second
 // queueSize bounds requests acknowledged but not yet handled.
 const queueSize = 256
 
-// keepAttached bounds the memory of sent attachments.
-const keepAttached = 4096
-
 // Deduper remembers inbound keys durably (sqlite.DB implements it), so an
 // event Slack delivers again (a retry after a slow answer, a reconnect)
 // never runs a command twice.
@@ -97,10 +94,7 @@ type Adapter struct {
 	hmu      sync.RWMutex
 	handler  commands.Handler
 	botUser  string // the bot's own user id, from auth.test in Run
-	amu      sync.Mutex
-	attached map[string]bool
-	// attachLog keeps attached's keys oldest first, for eviction.
-	attachLog []string
+	attached chat.Attached
 }
 
 var _ notify.Sender = (*Adapter)(nil)
@@ -150,14 +144,13 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
 	a := &Adapter{
-		mode:     mode,
-		signing:  o.SigningSecret.Reveal(),
-		allowed:  map[string]bool{},
-		dms:      o.DirectMessages,
-		log:      o.Log,
-		queue:    make(chan item, queueSize),
-		handler:  h,
-		attached: map[string]bool{},
+		mode:    mode,
+		signing: o.SigningSecret.Reveal(),
+		allowed: map[string]bool{},
+		dms:     o.DirectMessages,
+		log:     o.Log,
+		queue:   make(chan item, queueSize),
+		handler: h,
 	}
 	if a.log == nil {
 		a.log = slog.Default()

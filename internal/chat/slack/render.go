@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	slackgo "github.com/slack-go/slack"
 
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -37,24 +36,10 @@ var escape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace
 // unescape undoes Slack's escaping of typed text before it is parsed.
 var unescape = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">").Replace
 
-var styleMark = map[notify.Style]string{
-	notify.StyleSuccess: "✅ ",
-	notify.StyleDanger:  "❌ ",
-	notify.StyleWarning: "⚠️ ",
-}
-
 // buttonStyle: Block Kit knows only primary and danger; others get the default.
 var buttonStyle = map[notify.Style]slackgo.Style{
 	notify.StyleSuccess: slackgo.StylePrimary,
 	notify.StyleDanger:  slackgo.StyleDanger,
-}
-
-var stepMark = map[string]string{
-	"done":    "✅",
-	"running": "⏳",
-	"pending": "⬜",
-	"failed":  "❌",
-	"skipped": "➖",
 }
 
 // Render returns m as Block Kit blocks and the plain fallback text Slack
@@ -62,21 +47,21 @@ var stepMark = map[string]string{
 // Block Kit's limits (output keeps its last lines: they say what went wrong).
 func Render(m notify.Message) ([]slackgo.Block, string) {
 	var blocks []slackgo.Block
-	title := clipHead(oneLine(m.Title), maxTitle)
+	title := chat.ClipHeadBytes(chat.OneLine(m.Title), maxTitle)
 	if title != "" {
-		blocks = append(blocks, section("*"+styleMark[m.Style]+escape(title)+"*"))
+		blocks = append(blocks, section("*"+chat.StyleMark(m.Style)+escape(title)+"*"))
 	}
-	if t := strings.TrimSpace(clean(m.Text)); t != "" {
-		blocks = append(blocks, section(clipHead(escape(t), maxSectionText)))
+	if t := strings.TrimSpace(chat.Clean(m.Text)); t != "" {
+		blocks = append(blocks, section(chat.ClipHeadBytes(escape(t), maxSectionText)))
 	}
 	var fields []*slackgo.TextBlockObject
 	for _, f := range m.Fields {
-		v := clipHead(escape(oneLine(f.Name)), 100)
+		v := chat.ClipHeadBytes(escape(chat.OneLine(f.Name)), 100)
 		if link, ok := linkValue(f.Value); ok {
 			fields = append(fields, mrkdwn("*"+v+"*\n"+link))
 			continue
 		}
-		fields = append(fields, mrkdwn(clipHead("*"+v+"*\n"+escape(strings.TrimSpace(clean(f.Value))), maxFieldText)))
+		fields = append(fields, mrkdwn(chat.ClipHeadBytes("*"+v+"*\n"+escape(strings.TrimSpace(chat.Clean(f.Value))), maxFieldText)))
 	}
 	for len(fields) > 0 {
 		n := min(len(fields), maxFields)
@@ -89,16 +74,12 @@ func Render(m notify.Message) ([]slackgo.Block, string) {
 			if i > 0 {
 				b.WriteByte('\n')
 			}
-			mark := stepMark[s.State]
-			if mark == "" {
-				mark = "•"
-			}
-			b.WriteString(mark + " " + escape(oneLine(s.Name)))
-			if d := oneLine(s.Detail); d != "" {
+			b.WriteString(chat.StepMark(s.State) + " " + escape(chat.OneLine(s.Name)))
+			if d := chat.OneLine(s.Detail); d != "" {
 				b.WriteString(" — " + escape(d))
 			}
 		}
-		blocks = append(blocks, section(clipHead(b.String(), maxSectionText)))
+		blocks = append(blocks, section(chat.ClipHeadBytes(b.String(), maxSectionText)))
 	}
 	if len(m.Code) > 0 {
 		blocks = append(blocks, section(codeBlock(m.Code)))
@@ -107,7 +88,7 @@ func Render(m notify.Message) ([]slackgo.Block, string) {
 		var els []slackgo.BlockElement
 		for i, b := range m.Buttons {
 			btn := slackgo.NewButtonBlockElement(fmt.Sprintf("%s%d", ActionPrefix, i), b.Data,
-				slackgo.NewTextBlockObject(slackgo.PlainTextType, clipHead(oneLine(b.Label), maxButtonLabel), false, false))
+				slackgo.NewTextBlockObject(slackgo.PlainTextType, chat.ClipHeadBytes(chat.OneLine(b.Label), maxButtonLabel), false, false))
 			btn.Style = buttonStyle[b.Style]
 			els = append(els, btn)
 		}
@@ -134,24 +115,24 @@ func linkValue(v string) (string, bool) {
 	v = strings.TrimSpace(v)
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(v) > maxLink ||
-		strings.ContainsAny(v, "<>| \t\n") || clean(v) != v {
+		strings.ContainsAny(v, "<>| \t\n") || chat.Clean(v) != v {
 		return "", false
 	}
-	text := clipHead(strings.TrimPrefix(strings.TrimPrefix(v, u.Scheme+"://"), "www."), 200)
+	text := chat.ClipHeadBytes(strings.TrimPrefix(strings.TrimPrefix(v, u.Scheme+"://"), "www."), 200)
 	return "<" + strings.ReplaceAll(v, "&", "&amp;") + "|" + escape(text) + ">", true
 }
 
 // fallback is the notification text: the title and the state, escaped
 // like the blocks (chat.postMessage parses it as mrkdwn too).
 func fallback(m notify.Message, title string) string {
-	s := styleMark[m.Style] + title
+	s := chat.StyleMark(m.Style) + title
 	for _, f := range m.Fields {
 		if f.Name == "state" {
-			s += " — " + oneLine(f.Value)
+			s += " — " + chat.OneLine(f.Value)
 			break
 		}
 	}
-	return clipHead(escape(s), maxFallbackText)
+	return chat.ClipHeadBytes(escape(s), maxFallbackText)
 }
 
 // codeBlock shows output lines in a preformatted block, keeping the last
@@ -163,10 +144,10 @@ func codeBlock(lines []string) string {
 	var kept []string
 	used := 0
 	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.ReplaceAll(escape(clean(lines[i])), fence, "``\u200b`")
+		l := strings.ReplaceAll(escape(chat.Clean(lines[i])), fence, "``\u200b`")
 		if used+len(l)+1 > room {
 			if len(kept) == 0 {
-				kept = append(kept, clipTail(l, room))
+				kept = append(kept, chat.ClipTailBytes(l, room))
 			}
 			kept = append(kept, strings.TrimSuffix(cutNote, "\n"))
 			break
@@ -187,45 +168,3 @@ func section(text string) *slackgo.SectionBlock {
 func mrkdwn(text string) *slackgo.TextBlockObject {
 	return slackgo.NewTextBlockObject(slackgo.MarkdownType, text, false, true)
 }
-
-// clipHead keeps the start of s within n bytes, on a rune boundary. Cuts
-// happen after escaping, so an entity may be split; "&am…" still shows as
-// text, never as markup.
-func clipHead(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-// clipTail keeps the end of s within n bytes.
-func clipTail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	start := len(s) - n + len("…")
-	for start < len(s) && !utf8.RuneStart(s[start]) {
-		start++
-	}
-	return "…" + s[start:]
-}
-
-// clean drops control characters other than newline and tab: they have no
-// business in a chat message and some break Slack's rendering.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\t' {
-			return r
-		}
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return -1
-		}
-		return r
-	}, s)
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(clean(s)), " ") }

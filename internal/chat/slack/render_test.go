@@ -3,11 +3,13 @@ package slack_test
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/shipbot/shipbot/internal/chat/chattest"
 	"github.com/shipbot/shipbot/internal/chat/slack"
 	"github.com/shipbot/shipbot/internal/chat/slack/slackfake"
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -113,4 +115,18 @@ func TestRenderCutsToBlockKitLimits(t *testing.T) {
 	if len(text) > 4000 {
 		t.Fatalf("fallback %d bytes", len(text))
 	}
+}
+
+// Bidi overrides and escapes are stripped here as in the terminal: a ref
+// must not read as something else.
+func TestRenderStripsReordering(t *testing.T) {
+	blocks, text := slack.Render(chattest.Reordered())
+	raw, err := json.Marshal(blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// JSON escapes U+202E as itself but ESC as \u001b; unquote by decoding.
+	var back any
+	_ = json.Unmarshal(raw, &back)
+	chattest.NoReordering(t, text+"\n"+fmt.Sprint(back))
 }

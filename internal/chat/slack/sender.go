@@ -8,6 +8,7 @@ import (
 
 	slackgo "github.com/slack-go/slack"
 
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -96,16 +97,13 @@ func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) er
 	return nil
 }
 
-// attach uploads att as a file in the thread of ref's message, once.
+// attach uploads att as a file in the thread of ref's message, once (tried
+// at most chat.AttachTries times).
 func (a *Adapter) attach(ctx context.Context, ref notify.Ref, att *notify.Attachment) error {
 	if att == nil || len(att.Content) == 0 {
 		return nil
 	}
-	key := ref.Channel.ID + "@" + ref.ID
-	a.amu.Lock()
-	done := a.attached[key]
-	a.amu.Unlock()
-	if done {
+	if !a.attached.Due(ref) {
 		return nil
 	}
 	thread := ref.Channel.Thread
@@ -117,25 +115,17 @@ func (a *Adapter) attach(ctx context.Context, ref notify.Ref, att *notify.Attach
 		Channel: ref.Channel.ID, ThreadTimestamp: thread, SnippetType: "text",
 	})
 	if err != nil {
+		a.attached.Failed(ref)
 		return a.apiErr("files.upload", err)
 	}
-	a.amu.Lock()
-	defer a.amu.Unlock()
-	if !a.attached[key] {
-		a.attached[key] = true
-		a.attachLog = append(a.attachLog, key)
-		if len(a.attachLog) > keepAttached {
-			delete(a.attached, a.attachLog[0])
-			a.attachLog = a.attachLog[1:]
-		}
-	}
+	a.attached.Sent(ref)
 	return nil
 }
 
 // ephemeral tells one person something only they see, in the channel (and
 // thread) they acted in.
 func (a *Adapter) ephemeral(ctx context.Context, ch notify.Channel, user, text string) {
-	opts := []slackgo.MsgOption{slackgo.MsgOptionText(clipHead(escape(text), maxSectionText), false)}
+	opts := []slackgo.MsgOption{slackgo.MsgOptionText(chat.ClipHeadBytes(escape(text), maxSectionText), false)}
 	if ch.Thread != "" {
 		opts = append(opts, slackgo.MsgOptionTS(ch.Thread))
 	}

@@ -94,25 +94,12 @@ type Adapter struct {
 	handler  commands.Handler
 	username string // the bot's @username, from getMe in Run
 
-	amu       sync.Mutex
-	attached  map[string]bool // refs whose Attachment has been sent
-	attachLog []string        // keys of attached, oldest first, for eviction
-	// attachFails counts failed uploads per ref: a chat where the bot may
-	// not send files refuses every time, so after attachTries it stops.
-	attachFails map[string]int
+	attached chat.Attached
 
 	lanes *commands.Lanes // one ordered lane per chat
 }
 
 var _ notify.Sender = (*Adapter)(nil)
-
-// keepAttached bounds the memory of sent attachments; a card edited after
-// thousands of others have ended is not going to be edited again.
-const keepAttached = 4096
-
-// attachTries is how often one message's attachment is tried: once with the
-// message and once more with its next edit, for a passing network error.
-const attachTries = 2
 
 // webhookSecretPattern is what Telegram accepts as a secret_token.
 var webhookSecretPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
@@ -161,15 +148,14 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		poll = time.Minute
 	}
 	a := &Adapter{
-		token:    o.Token.Reveal(),
-		mode:     mode,
-		hookURL:  o.WebhookURL,
-		secret:   o.WebhookSecret.Reveal(),
-		allowed:  map[int64]bool{},
-		log:      o.Log,
-		handler:  h,
-		attached: map[string]bool{}, attachFails: map[string]int{},
-		lanes: commands.NewLanes(0, 0),
+		token:   o.Token.Reveal(),
+		mode:    mode,
+		hookURL: o.WebhookURL,
+		secret:  o.WebhookSecret.Reveal(),
+		allowed: map[int64]bool{},
+		log:     o.Log,
+		handler: h,
+		lanes:   commands.NewLanes(0, 0),
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -321,7 +307,7 @@ func Commands() []models.BotCommand {
 		if desc == "" {
 			desc = name
 		}
-		out = append(out, models.BotCommand{Command: name, Description: clipHead(desc, 250)})
+		out = append(out, models.BotCommand{Command: name, Description: chat.ClipRunes(desc, 250)})
 	}
 	return out
 }

@@ -2,12 +2,11 @@ package telegram
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
 
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -30,24 +29,10 @@ const truncatedNote = "<i>(truncated)</i>"
 // as entities; quotes are escaped too so a value can never end an attribute.
 var escape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace
 
-var styleMark = map[notify.Style]string{
-	notify.StyleSuccess: "✅ ",
-	notify.StyleDanger:  "❌ ",
-	notify.StyleWarning: "⚠️ ",
-}
-
 // buttonStyle maps to the Bot API's button colours; other styles get the app default.
 var buttonStyle = map[notify.Style]string{
 	notify.StyleSuccess: "success",
 	notify.StyleDanger:  "danger",
-}
-
-var stepMark = map[string]string{
-	"done":    "✅",
-	"running": "⏳",
-	"pending": "⬜",
-	"failed":  "❌",
-	"skipped": "➖",
 }
 
 // line is one line of a card: HTML before one plain value, so a cut only
@@ -70,25 +55,22 @@ func Render(m notify.Message) (string, *models.InlineKeyboardMarkup) {
 
 func renderText(m notify.Message) string {
 	var title string
-	if t := oneLine(m.Title); t != "" {
-		title = "<b>" + styleMark[m.Style] + escape(clipHead(t, maxTitle)) + "</b>"
+	if t := chat.OneLine(m.Title); t != "" {
+		title = "<b>" + chat.StyleMark(m.Style) + escape(chat.ClipRunes(t, maxTitle)) + "</b>"
 	}
 	var body []line
 	for _, l := range splitLines(m.Text) {
 		body = append(body, line{plain: l})
 	}
 	for _, f := range m.Fields {
-		body = append(body, line{pre: "<b>" + escape(clipHead(oneLine(f.Name), maxName)) + ":</b> ", plain: oneLine(f.Value)})
+		body = append(body, line{pre: "<b>" + escape(chat.ClipRunes(chat.OneLine(f.Name), maxName)) + ":</b> ", plain: chat.OneLine(f.Value)})
 	}
 	for _, s := range m.Steps {
-		mark, ok := stepMark[s.State]
-		if !ok {
-			mark = "❔"
-		}
-		if d := oneLine(s.Detail); d != "" {
-			body = append(body, line{pre: mark + " " + escape(clipHead(oneLine(s.Name), maxName)) + ": ", plain: d})
+		mark := chat.StepMark(s.State)
+		if d := chat.OneLine(s.Detail); d != "" {
+			body = append(body, line{pre: mark + " " + escape(chat.ClipRunes(chat.OneLine(s.Name), maxName)) + ": ", plain: d})
 		} else {
-			body = append(body, line{pre: mark + " ", plain: oneLine(s.Name)})
+			body = append(body, line{pre: mark + " ", plain: chat.OneLine(s.Name)})
 		}
 	}
 	var code []string
@@ -228,30 +210,8 @@ func clipTailFit(s string, room int) string {
 	return string(rs[len(rs)-lo:])
 }
 
-func clipHead(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
-}
-
-// clean makes s text the Bot API accepts: valid UTF-8, and no control
-// characters but tab and newline.
-func clean(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if r != '\t' && r != '\n' && unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-}
-
-// oneLine keeps a value on its line: chat text cannot fake extra fields.
-func oneLine(s string) string { return strings.Join(strings.Fields(clean(s)), " ") }
-
 func splitLines(s string) []string {
-	s = strings.TrimRight(clean(s), "\n")
+	s = strings.TrimRight(chat.Clean(s), "\n")
 	if s == "" {
 		return nil
 	}
@@ -268,7 +228,7 @@ func keyboard(bs []notify.Button) *models.InlineKeyboardMarkup {
 		if i%3 == 0 {
 			rows = append(rows, nil)
 		}
-		label := clipHead(oneLine(btn.Label), maxName)
+		label := chat.ClipRunes(chat.OneLine(btn.Label), maxName)
 		if label == "" {
 			label = "•" // Telegram refuses a button without a label
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-telegram/bot/models"
 
+	"github.com/shipbot/shipbot/internal/chat/chattest"
 	"github.com/shipbot/shipbot/internal/chat/telegram"
 	"github.com/shipbot/shipbot/internal/chat/telegram/telegramtest"
 	"github.com/shipbot/shipbot/internal/notify"
@@ -208,4 +209,10 @@ func TestRenderEmptyAndButtons(t *testing.T) {
 	if got != want {
 		t.Fatalf("keyboard:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// Bidi overrides and escapes are stripped here as in the terminal: a ref
+// must not read as something else.
+func TestRenderStripsReordering(t *testing.T) {
+	chattest.NoReordering(t, render(t, chattest.Reordered()))
 }

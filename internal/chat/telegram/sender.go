@@ -12,6 +12,7 @@ import (
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
+	"github.com/shipbot/shipbot/internal/chat"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -73,7 +74,7 @@ var noPreview = &models.LinkPreviewOptions{IsDisabled: bot.True()}
 // Send posts m to ch (ID the chat id, Thread a forum topic id). A message
 // with an Attachment is followed by the file, as a reply to it.
 func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
-	chat, thread, err := chatAndThread(ch)
+	chatID, thread, err := chatAndThread(ch)
 	if err != nil {
 		return notify.Ref{}, err
 	}
@@ -81,7 +82,7 @@ func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message)
 		return notify.Ref{}, err
 	}
 	text, kb := Render(m)
-	p := &bot.SendMessageParams{ChatID: chat, MessageThreadID: thread, Text: text, ParseMode: models.ParseModeHTML,
+	p := &bot.SendMessageParams{ChatID: chatID, MessageThreadID: thread, Text: text, ParseMode: models.ParseModeHTML,
 		LinkPreviewOptions: noPreview}
 	if kb != nil {
 		p.ReplyMarkup = wire(kb)
@@ -95,7 +96,7 @@ func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message)
 		return notify.Ref{}, a.apiErr("sendMessage", err)
 	}
 	ref := notify.Ref{Channel: ch, ID: strconv.Itoa(msg.ID)}
-	if err := a.attach(ctx, ref, chat, thread, msg.ID, m); err != nil {
+	if err := a.attach(ctx, ref, chatID, thread, msg.ID, m); err != nil {
 		// The message is out: failing Send now would post it twice. The
 		// next Edit of this ref sends the file instead.
 		a.log.Warn("telegram: attachment not sent; the next edit retries it", "chat", ch.String(), "err", err)
@@ -106,10 +107,10 @@ func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message)
 // Edit replaces the message's text and buttons (a message without buttons
 // loses its keyboard). An edit to identical content is success; an edit of a
 // deleted message wraps notify.ErrMessageGone. The message's Attachment is
-// sent once per ref and tried at most attachTries times: a failed upload is
+// sent once per ref and tried at most chat.AttachTries times: a failed upload is
 // logged and never fails the edit.
 func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
-	chat, thread, err := chatAndThread(ref.Channel)
+	chatID, thread, err := chatAndThread(ref.Channel)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,7 @@ func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) er
 		return err
 	}
 	text, kb := Render(m)
-	p := &bot.EditMessageTextParams{ChatID: chat, MessageID: id, Text: text, ParseMode: models.ParseModeHTML,
+	p := &bot.EditMessageTextParams{ChatID: chatID, MessageID: id, Text: text, ParseMode: models.ParseModeHTML,
 		LinkPreviewOptions: noPreview, ReplyMarkup: wire(kb)}
 	if _, err := a.b.EditMessageText(ctx, p); err != nil && !notModified(err) {
 		if messageGone(err) {
@@ -129,7 +130,7 @@ func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) er
 		}
 		return a.apiErr("editMessageText", err)
 	}
-	if err := a.attach(ctx, ref, chat, thread, id, m); err != nil {
+	if err := a.attach(ctx, ref, chatID, thread, id, m); err != nil {
 		// The card is edited; a group where the bot may not send files
 		// must not make the card look undelivered (and be edited again).
 		a.log.Warn("telegram: attachment not sent", "chat", ref.Channel.String(), "err", err)
@@ -140,44 +141,26 @@ func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) er
 // attach sends m's attachment (a full job log) as a document replying to
 // message id, unless this ref already got it. The card updater edits one
 // card at a time, so two sends of one attachment do not race.
-func (a *Adapter) attach(ctx context.Context, ref notify.Ref, chat int64, thread, id int, m notify.Message) error {
+func (a *Adapter) attach(ctx context.Context, ref notify.Ref, chatID int64, thread, id int, m notify.Message) error {
 	if m.Attachment == nil {
 		return nil
 	}
-	key := ref.Channel.String() + "#" + ref.ID
-	a.amu.Lock()
-	done := a.attached[key] || a.attachFails[key] >= attachTries
-	a.amu.Unlock()
-	if done {
+	if !a.attached.Due(ref) {
 		return nil
 	}
 	name := m.Attachment.Name
 	if name == "" {
 		name = "shipbot.txt"
 	}
-	_, err := a.b.SendDocument(ctx, &bot.SendDocumentParams{ChatID: chat, MessageThreadID: thread,
+	_, err := a.b.SendDocument(ctx, &bot.SendDocumentParams{ChatID: chatID, MessageThreadID: thread,
 		Document: &models.InputFileUpload{Filename: name, Data: bytes.NewReader(m.Attachment.Content)},
-		Caption:  clipHeadFit(oneLine(m.Title), 1024),
+		Caption:  clipHeadFit(chat.OneLine(m.Title), 1024),
 		// The card may have been deleted meanwhile; the log is still worth having.
 		ReplyParameters: &models.ReplyParameters{MessageID: id, AllowSendingWithoutReply: true}})
 	if err != nil {
-		a.amu.Lock()
-		if len(a.attachFails) > keepAttached {
-			clear(a.attachFails) // a bound, not a record
-		}
-		a.attachFails[key]++
-		a.amu.Unlock()
+		a.attached.Failed(ref)
 		return a.apiErr("sendDocument", err)
 	}
-	a.amu.Lock()
-	defer a.amu.Unlock()
-	if !a.attached[key] {
-		a.attached[key] = true
-		a.attachLog = append(a.attachLog, key)
-		if len(a.attachLog) > keepAttached {
-			delete(a.attached, a.attachLog[0])
-			a.attachLog = a.attachLog[1:]
-		}
-	}
+	a.attached.Sent(ref)
 	return nil
 }

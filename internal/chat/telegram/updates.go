@@ -150,7 +150,7 @@ func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQu
 // answer stops the button's spinner; a refusal is an alert the presser must dismiss.
 func (a *Adapter) answer(ctx context.Context, queryID, notice string, alert bool) {
 	_, err := a.b.AnswerCallbackQuery(ctx, &bot.AnswerCallbackQueryParams{CallbackQueryID: queryID,
-		Text: clipHeadFit(oneLine(notice), maxNotice), ShowAlert: alert})
+		Text: clipHeadFit(chat.OneLine(notice), maxNotice), ShowAlert: alert})
 	if err != nil {
 		a.log.Warn("telegram: answerCallbackQuery failed", "err", a.redact(err))
 	}
