@@ -21,6 +21,10 @@ type Deduper interface {
 	FirstSeen(ctx context.Context, key string) (bool, error)
 }
 
+// HandleTimeout bounds the handling of one inbound request. Handling goes
+// on past a shutdown (a command must not be cut in half) but not forever.
+const HandleTimeout = 30 * time.Second
+
 // RefusalEvery limits what a refused chat is told: once a minute, so a
 // hostile group cannot make the bot spam. Every refusal is still audited.
 const RefusalEvery = time.Minute

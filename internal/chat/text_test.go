@@ -1,6 +1,9 @@
 package chat
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestClean(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
@@ -37,5 +40,17 @@ func TestClip(t *testing.T) {
 	}
 	if StepMark("done") != "✅" || StepMark("odd") != "❔" || StyleMark("info") != "" {
 		t.Error("marks")
+	}
+}
+
+func TestRedactor(t *testing.T) {
+	base := errors.New("GET https://api/botSECRET1/getMe: 401 xapp-SECRET2")
+	r := NewRedactor("SECRET1", "", "xapp-SECRET2")
+	err := r.Err(base)
+	if err.Error() != "GET https://api/bot[redacted]/getMe: 401 [redacted]" || !errors.Is(err, base) {
+		t.Fatalf("%v", err)
+	}
+	if plain := errors.New("no secret"); r.Err(plain) != plain || r.Err(nil) != nil {
+		t.Fatal("an error without a secret changed")
 	}
 }

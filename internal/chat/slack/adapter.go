@@ -38,10 +38,6 @@ const (
 // DefaultAPIURL is Slack's Web API; slack-go wants the trailing slash.
 const DefaultAPIURL = "https://slack.com/api/"
 
-// handleTimeout bounds the handling of one request. Handling continues past
-// a shutdown (a command must not be cut in half) but not forever.
-const handleTimeout = 30 * time.Second
-
 // queueSize bounds requests acknowledged but not yet handled.
 const queueSize = 256
 
@@ -82,7 +78,7 @@ type Options struct {
 type Adapter struct {
 	api      *slackgo.Client
 	mode     string
-	tokens   []string // for redaction
+	red      chat.Redactor
 	signing  string
 	allowed  map[string]bool
 	dms      bool
@@ -91,9 +87,7 @@ type Adapter struct {
 	queue    chan item
 	qmu      sync.RWMutex
 	qclosed  bool
-	hmu      sync.RWMutex
-	handler  commands.Handler
-	botUser  string // the bot's own user id, from auth.test in Run
+	slot     chat.Slot // the handler, and the bot's user id from auth.test in Run
 	attached chat.Attached
 }
 
@@ -150,17 +144,12 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		dms:     o.DirectMessages,
 		log:     o.Log,
 		queue:   make(chan item, queueSize),
-		handler: h,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
 	a.gate = chat.NewGate("slack", o.Dedupe, o.Denied, a.log)
-	for _, s := range []audit.Secret{o.BotToken, o.AppToken, o.SigningSecret} {
-		if !s.IsZero() {
-			a.tokens = append(a.tokens, s.Reveal())
-		}
-	}
+	a.red = chat.NewRedactor(o.BotToken.Reveal(), o.AppToken.Reveal(), o.SigningSecret.Reveal())
 	for _, c := range o.AllowedChannels {
 		a.allowed[c] = true
 	}
@@ -169,21 +158,14 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		opts = append(opts, slackgo.OptionAppLevelToken(o.AppToken.Reveal()))
 	}
 	a.api = slackgo.New(o.BotToken.Reveal(), opts...)
+	a.slot.SetHandler(h)
 	return a, nil
 }
 
 // SetHandler sets where requests go.
-func (a *Adapter) SetHandler(h commands.Handler) {
-	a.hmu.Lock()
-	defer a.hmu.Unlock()
-	a.handler = h
-}
+func (a *Adapter) SetHandler(h commands.Handler) { a.slot.SetHandler(h) }
 
-func (a *Adapter) current() (commands.Handler, string) {
-	a.hmu.RLock()
-	defer a.hmu.RUnlock()
-	return a.handler, a.botUser
-}
+func (a *Adapter) current() (commands.Handler, string) { return a.slot.Current() }
 
 // Mode is ModeSocket or ModeHTTP.
 func (a *Adapter) Mode() string { return a.mode }
@@ -205,9 +187,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		a.closeQueue()
 		return err
 	}
-	a.hmu.Lock()
-	a.botUser = me.UserID
-	a.hmu.Unlock()
+	a.slot.SetSelf(me.UserID)
 	a.log.Info("slack: connected", "team", me.Team, "bot", me.User, "mode", a.mode)
 
 	workerDone := make(chan struct{})
@@ -311,9 +291,9 @@ func (a *Adapter) closeQueue() {
 }
 
 // process handles one request the gate let in. It runs on past the end of
-// ctx (a shutdown must not cut a command in half) but within handleTimeout.
+// ctx (a shutdown must not cut a command in half) but within chat.HandleTimeout.
 func (a *Adapter) process(ctx context.Context, it item) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), chat.HandleTimeout)
 	defer cancel()
 	h, _ := a.current()
 	if h == nil {
@@ -327,27 +307,16 @@ func (a *Adapter) process(ctx context.Context, it item) {
 }
 
 // retry calls f until it succeeds, Slack refuses the token for good, or ctx
-// ends (nil). A bot that gave up on a network blip at boot would run on deaf.
+// ends (nil).
 func (a *Adapter) retry(ctx context.Context, what string, f func() error) error {
-	wait := 100 * time.Millisecond
-	for {
-		err := f()
-		if err == nil || ctx.Err() != nil {
-			return nil
-		}
+	return a.red.Retry(ctx, a.log, "slack: "+what, f, func(err error) error {
 		var se slackgo.SlackErrorResponse
 		if errors.As(err, &se) || strings.Contains(err.Error(), "invalid_auth") || strings.Contains(err.Error(), "not_authed") ||
 			strings.Contains(err.Error(), "account_inactive") || strings.Contains(err.Error(), "token_revoked") {
-			return fmt.Errorf("slack: %s: %w (is chat.slack.bot_token right?)", what, a.redact(err))
+			return fmt.Errorf("slack: %s: %w (is chat.slack.bot_token right?)", what, err)
 		}
-		a.log.Warn("slack: "+what+" failed; retrying", "in", wait, "err", a.redact(err))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 30*time.Second)
-	}
+		return nil
+	})
 }
 
 // inbound is a request at the gate: refused unless its channel (or DM)
@@ -382,27 +351,6 @@ func (w logWriter) Output(_ int, s string) error {
 }
 
 // redact removes tokens from an error's text.
-func (a *Adapter) redact(err error) error {
-	if err == nil {
-		return nil
-	}
-	if msg := a.redactText(err.Error()); msg != err.Error() {
-		return &redacted{msg: msg, err: err}
-	}
-	return err
-}
+func (a *Adapter) redact(err error) error { return a.red.Err(err) }
 
-func (a *Adapter) redactText(s string) string {
-	for _, t := range a.tokens {
-		s = strings.ReplaceAll(s, t, "[redacted]")
-	}
-	return s
-}
-
-type redacted struct {
-	msg string
-	err error
-}
-
-func (e *redacted) Error() string { return e.msg }
-func (e *redacted) Unwrap() error { return e.err }
+func (a *Adapter) redactText(s string) string { return a.red.Text(s) }

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-telegram/bot"
@@ -37,10 +36,6 @@ const (
 
 // DefaultAPIURL is the public Bot API server.
 const DefaultAPIURL = "https://api.telegram.org"
-
-// handleTimeout bounds the handling of one update. Handling continues past a
-// shutdown (a command must not be cut in half) but not forever.
-const handleTimeout = 30 * time.Second
 
 // allowedUpdates are the only update kinds shipbot acts on; asking for just
 // these keeps the rest of a group's traffic from reaching the bot at all.
@@ -90,9 +85,7 @@ type Adapter struct {
 	gate    *chat.Gate
 	log     *slog.Logger
 
-	hmu      sync.RWMutex
-	handler  commands.Handler
-	username string // the bot's @username, from getMe in Run
+	slot chat.Slot // the handler, and the bot's @username from getMe in Run
 
 	attached chat.Attached
 
@@ -154,7 +147,6 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		secret:  o.WebhookSecret.Reveal(),
 		allowed: map[int64]bool{},
 		log:     o.Log,
-		handler: h,
 		lanes:   commands.NewLanes(0, 0),
 	}
 	if a.log == nil {
@@ -187,21 +179,14 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		return nil, fmt.Errorf("telegram: %w", a.redact(err))
 	}
 	a.b = b
+	a.slot.SetHandler(h)
 	return a, nil
 }
 
 // SetHandler sets where requests go.
-func (a *Adapter) SetHandler(h commands.Handler) {
-	a.hmu.Lock()
-	defer a.hmu.Unlock()
-	a.handler = h
-}
+func (a *Adapter) SetHandler(h commands.Handler) { a.slot.SetHandler(h) }
 
-func (a *Adapter) current() (commands.Handler, string) {
-	a.hmu.RLock()
-	defer a.hmu.RUnlock()
-	return a.handler, a.username
-}
+func (a *Adapter) current() (commands.Handler, string) { return a.slot.Current() }
 
 // Mode is ModePolling or ModeWebhook.
 func (a *Adapter) Mode() string { return a.mode }
@@ -235,9 +220,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	a.hmu.Lock()
-	a.username = me.Username
-	a.hmu.Unlock()
+	a.slot.SetSelf(me.Username)
 	a.log.Info("telegram: connected", "bot", "@"+me.Username, "mode", a.mode)
 	if _, err := a.b.SetMyCommands(ctx, &bot.SetMyCommandsParams{Commands: Commands()}); err != nil {
 		// The menu is a convenience; commands work without it.
@@ -269,26 +252,14 @@ func (a *Adapter) Run(ctx context.Context) error {
 }
 
 // retry calls f until it succeeds, Telegram refuses for good (a wrong
-// token: 401, or 404 for one that is malformed), or ctx ends (nil). A bot
-// that gave up on a network blip at boot would run on deaf to Telegram.
+// token: 401, or 404 for one that is malformed), or ctx ends (nil).
 func (a *Adapter) retry(ctx context.Context, what string, f func() error) error {
-	wait := 100 * time.Millisecond
-	for {
-		err := f()
-		if err == nil || ctx.Err() != nil {
-			return nil
-		}
+	return chat.NewRedactor(a.token).Retry(ctx, a.log, "telegram: "+what, f, func(err error) error {
 		if errors.Is(err, bot.ErrorUnauthorized) || errors.Is(err, bot.ErrorNotFound) {
-			return fmt.Errorf("telegram: %s: %w (is chat.telegram.token right?)", what, a.redact(err))
+			return fmt.Errorf("telegram: %s: %w (is chat.telegram.token right?)", what, err)
 		}
-		a.log.Warn("telegram: "+what+" failed; retrying", "in", wait, "err", a.redact(err))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 30*time.Second)
-	}
+		return nil
+	})
 }
 
 // Commands is the menu Telegram shows (setMyCommands), made from the
@@ -316,17 +287,4 @@ var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 
 // redact removes the token from an error's text: the library masks it in
 // URLs, but an error may quote a request elsewhere.
-func (a *Adapter) redact(err error) error {
-	if err == nil || a.token == "" || !strings.Contains(err.Error(), a.token) {
-		return err
-	}
-	return &redacted{msg: strings.ReplaceAll(err.Error(), a.token, "[redacted]"), err: err}
-}
-
-type redacted struct {
-	msg string
-	err error
-}
-
-func (e *redacted) Error() string { return e.msg }
-func (e *redacted) Unwrap() error { return e.err }
+func (a *Adapter) redact(err error) error { return chat.NewRedactor(a.token).Err(err) }

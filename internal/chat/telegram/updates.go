@@ -41,9 +41,9 @@ var knownCommands = func() map[string]bool {
 }()
 
 // process handles one update from either source. It runs on past the end of
-// ctx (a shutdown must not cut a command in half) but within handleTimeout.
+// ctx (a shutdown must not cut a command in half) but within chat.HandleTimeout.
 func (a *Adapter) process(ctx context.Context, u *models.Update) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), chat.HandleTimeout)
 	defer cancel()
 	switch {
 	case u.Message != nil:
