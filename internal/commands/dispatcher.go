@@ -7,9 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -40,7 +37,10 @@ type AuditReader interface {
 
 // Options configure a Dispatcher.
 type Options struct {
-	Engine  *deploy.Engine
+	Engine Engine
+	// Records are the engine's records; nil means the Engine's own
+	// (deploy.Engine.Store).
+	Records Records
 	Policy  *Policy
 	Catalog Catalog
 	Sender  notify.Sender
@@ -57,8 +57,8 @@ type Options struct {
 
 // Dispatcher handles every chat request: identity, parse, policy, engine, reply.
 type Dispatcher struct {
-	engine  *deploy.Engine
-	store   deploy.Store
+	engine  Engine
+	store   Records
 	access  atomic.Pointer[access] // replaced whole on a config reload
 	sender  notify.Sender
 	audit   AuditReader
@@ -71,8 +71,11 @@ var _ Handler = (*Dispatcher)(nil)
 
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
-	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(),
+	d := &Dispatcher{engine: o.Engine, store: o.Records,
 		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons}
+	if s, ok := o.Engine.(interface{ Store() deploy.Store }); ok && d.store == nil {
+		d.store = s.Store()
+	}
 	d.SetAccess(o.Policy, o.Catalog)
 	if d.log == nil {
 		d.log = slog.Default()
@@ -86,6 +89,7 @@ type call struct {
 	who    deploy.Who
 	actor  Actor
 	cmd    Command
+	spec   *spec
 	denied bool
 	// cardJob is the job whose card carried the pressed Unlock or Rollback
 	// button: the press acts on that job, not on whatever holds the env now.
@@ -135,10 +139,12 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.deny(ctx, c, "bad input", err.Error())
 	}
 	c.cmd = cmd
-	if d.engine.Draining() && mutating(cmd.Name) {
+	sp := byName[cmd.Name]
+	c.spec = sp
+	if sp.mutating && d.engine.Draining() {
 		return d.deny(ctx, c, "draining", "shipbot is shutting down and takes no new work; try again in a minute")
 	}
-	if cmd.App != "" && cmd.Name != "audit" {
+	if cmd.App != "" && sp.check != checkWhole { // /audit app=… filters, it does not act
 		if _, ok := d.cat()[cmd.App]; !ok {
 			return d.deny(ctx, c, "unknown app", fmt.Sprintf("unknown app %q; see /apps", cmd.App))
 		}
@@ -146,145 +152,42 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 			return d.deny(ctx, c, "unknown env", fmt.Sprintf("unknown env %q for %s; see /apps", cmd.Env, cmd.App))
 		}
 	}
-	switch cmd.Name {
-	case "help":
-		return d.read(ctx, c, notify.Message{Title: "shipbot commands", Text: strings.Join(HelpLines(), "\n")})
-	case "whoami":
-		return d.read(ctx, c, notify.Message{Title: "You are " + actor.User, Fields: []notify.Field{
-			{Name: "identity", Value: identity},
-			{Name: "roles", Value: listOr(actor.Roles, "none")},
-			{Name: "permissions", Value: listOr(actor.Perms, "none")},
-		}})
-	case "apps":
-		return d.apps(ctx, c)
-	case "deploy":
-		return d.submit(ctx, c, deploy.ActionDeploy)
-	case "rollback":
-		return d.submit(ctx, c, deploy.ActionRollback)
-	case "backup":
-		if cmd.Verify {
-			return d.submit(ctx, c, deploy.ActionVerify)
-		}
-		return d.submit(ctx, c, deploy.ActionBackup)
-	case "restore":
-		return d.submit(ctx, c, deploy.ActionRestore)
-	case "stop":
-		return d.submit(ctx, c, deploy.ActionStop)
-	case "start":
-		return d.submit(ctx, c, deploy.ActionStart)
-	case "backups":
-		return d.backups(ctx, c)
-	case "releases":
-		return d.releases(ctx, c)
-	case "status":
-		return d.status(ctx, c)
-	case "logs":
-		return d.logs(ctx, c)
-	case "jobs":
-		return d.jobs(ctx, c)
-	case "job":
-		return d.job(ctx, c)
-	case "cancel":
-		return d.cancel(ctx, c)
-	case "lock":
-		return d.lock(ctx, c)
-	case "unlock":
-		return d.unlock(ctx, c)
-	case "extend":
-		return d.extend(ctx, c)
-	case "locks":
-		return d.locks(ctx, c)
-	case "pending":
-		return d.pending(ctx, c)
-	case "approve", "deny":
-		return d.decide(ctx, c, cmd.Name == "approve")
-	case "audit":
-		return d.auditLog(ctx, c)
+	if r, ok := d.permitted(ctx, c, sp); !ok {
+		return r
 	}
-	return d.deny(ctx, c, "unknown command", "unknown command; try /help")
+	return sp.run(d, ctx, c)
 }
 
-func mutating(name string) bool {
-	switch name {
-	case "deploy", "rollback", "cancel", "lock", "unlock", "extend", "approve", "deny", "backup", "restore", "stop", "start":
-		return true
+// permitted checks the command's permission where the command alone says
+// what it acts on; commands on a job or an approval check in their handler,
+// once they have looked it up.
+func (d *Dispatcher) permitted(ctx context.Context, c *call, sp *spec) (Reply, bool) {
+	switch sp.check {
+	case checkEnv:
+		if sp.force != "" && c.actor.Has(sp.force) {
+			return Reply{}, true
+		}
+		return d.need(ctx, c, sp.perm)
+	case checkSome:
+		return d.needSome(ctx, c, sp.perm)
+	case checkWhole:
+		if !c.actor.Has(sp.perm) {
+			return d.deny(ctx, c, "permission", "permission denied: you need "+sp.perm), false
+		}
 	}
-	return false
+	return Reply{}, true
 }
 
-// boundData is what the pressed button does, if it was pressed where it was
-// posted: shipbot's buttons carry only a random id, and the chat and message
-// it was bound to must be the ones the press came from.
-func (d *Dispatcher) boundData(ctx context.Context, req Request) (string, error) {
-	if d.buttons == nil {
-		return req.Action, nil
-	}
-	forged := errors.New("this button is not one of shipbot's")
-	id, ok := strings.CutPrefix(req.Action, notify.ButtonPrefix)
-	if !ok || len(id) > 64 {
-		return "", forged
-	}
-	b, err := d.buttons.Button(ctx, id)
-	if errors.Is(err, notify.ErrNoButton) {
-		return "", forged
-	}
-	if err != nil {
-		return "", fmt.Errorf("this button cannot be checked now (%v); try again", err)
-	}
-	if b.Chat != notify.ChatKey(req.Chat) {
-		return "", errors.New("this button belongs to another chat")
-	}
-	// The shell has one terminal and no message ids (and a typist can press
-	// a button before the binder has recorded its message); elsewhere a
-	// button is good only on its own message.
-	if req.Platform != "shell" && (b.Message == "" || req.Message != b.Message) {
-		return "", errors.New("this button belongs to another message")
-	}
-	return b.Data, nil
+func (d *Dispatcher) help(ctx context.Context, c *call) Reply {
+	return d.read(ctx, c, notify.Message{Title: "shipbot commands", Text: strings.Join(HelpLines(), "\n")})
 }
 
-// buttonCommand turns button data back into a command. Data is only ever a
-// verb and an opaque token; whatever it names is looked up again and the
-// presser's own rights are checked like for typed commands.
-func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, int64, error) {
-	forged := errors.New("this button is not one of shipbot's")
-	verb, token, ok := strings.Cut(data, ":")
-	if !ok || len(data) > 64 {
-		return "", 0, forged
-	}
-	switch verb {
-	case notify.ButtonApprove, notify.ButtonDeny:
-		if !approvalIDPattern.MatchString(token) {
-			return "", 0, forged
-		}
-		return "/" + verb + " " + token, 0, nil
-	case notify.ButtonCancel, notify.ButtonUnlock, notify.ButtonRollback:
-		id, err := strconv.ParseInt(token, 10, 64)
-		if err != nil || id < 1 {
-			return "", 0, forged
-		}
-		if verb == notify.ButtonCancel {
-			return "/cancel " + token, 0, nil
-		}
-		j, err := d.store.Job(ctx, id)
-		if err != nil {
-			return "", 0, errors.New("this button refers to no job")
-		}
-		return "/" + verb + " " + j.App + " " + j.Env, id, nil
-	case ButtonExtendLock, ButtonUnlockLock:
-		cmd, err := d.lockButtonCommand(ctx, verb, token)
-		return cmd, 0, err
-	case notify.ButtonDeploy:
-		// "deploy:APP:ENV:REF" from a green pipeline: the same as typing
-		// /deploy, so it meets the same parser, policy and approval.
-		parts := strings.Split(token, ":")
-		if len(parts) != 3 || !deploy.NamePattern.MatchString(parts[0]) || !deploy.NamePattern.MatchString(parts[1]) ||
-			deploy.ValidateRef(parts[2]) != nil {
-			return "", 0, forged
-		}
-		return "/deploy " + strings.Join(parts, " "), 0, nil
-	}
-	return "", 0, forged
+func (d *Dispatcher) whoami(ctx context.Context, c *call) Reply {
+	return d.read(ctx, c, notify.Message{Title: "You are " + c.actor.User, Fields: []notify.Field{
+		{Name: "identity", Value: c.who.Identity},
+		{Name: "roles", Value: listOr(c.actor.Roles, "none")},
+		{Name: "permissions", Value: listOr(c.actor.Perms, "none")},
+	}})
 }
 
 // deny records a refusal and tells the person why. If the denial cannot be
@@ -392,493 +295,4 @@ func (d *Dispatcher) need(ctx context.Context, c *call, verb string) (Reply, boo
 		return Reply{}, true
 	}
 	return d.deny(ctx, c, "permission", Missing(verb, c.cmd.App, c.cmd.Env)), false
-}
-
-func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) Reply {
-	verb := string(action)
-	if action == deploy.ActionVerify {
-		verb = "backup"
-	}
-	if r, ok := d.need(ctx, c, verb); !ok {
-		return r
-	}
-	if c.cmd.WithDB {
-		// Putting a database back is a restore, whatever command asks for it.
-		if r, ok := d.need(ctx, c, "restore"); !ok {
-			return r
-		}
-	}
-	env := d.cat()[c.cmd.App][c.cmd.Env]
-	if c.cmd.Plan {
-		return d.plan(ctx, c)
-	}
-	if action == deploy.ActionRollback && c.cardJob != 0 {
-		// Rollback on an interrupted job's card: put back what was live
-		// before that job, taking over its lock.
-		if _, err := d.engine.RollbackInterrupted(ctx, c.cardJob, c.who, env.Approval); err != nil {
-			return d.fail(ctx, c, err)
-		}
-		return Reply{Notice: "rollback job created"}
-	}
-	ref := c.cmd.Ref
-	if ref == "" && action == deploy.ActionDeploy {
-		ref = env.DefaultRef
-	}
-	if err := RefForDriver(env.Driver, ref); err != nil {
-		return d.deny(ctx, c, "bad input", err.Error())
-	}
-	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
-		Ref: ref, Release: firstNonEmpty(c.cmd.Release, c.cmd.Backup), WithDB: c.cmd.WithDB, Redeploy: c.cmd.Redeploy, Approval: env.Approval, Args: c.cmd.Args})
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	// The job's card, posted by the engine's observer, is the answer.
-	return Reply{Notice: "job created"}
-}
-
-func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {
-	p, lock, err := d.engine.Plan(ctx, c.cmd.App, c.cmd.Env, c.cmd.Ref)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	m := notify.Message{Title: fmt.Sprintf("Plan: deploy %s → %s (nothing runs)", c.cmd.App, c.cmd.Env)}
-	m.Fields = append(m.Fields, notify.Field{Name: "from", Value: orNone(p.From)}, notify.Field{Name: "to", Value: p.To})
-	if len(p.Hosts) > 0 {
-		m.Fields = append(m.Fields, notify.Field{Name: "hosts", Value: strings.Join(p.Hosts, ", ")})
-	}
-	if lock != nil {
-		m.Fields = append(m.Fields, notify.Field{Name: "lock", Value: (&deploy.LockedError{Lock: *lock}).Error()})
-		m.Style = notify.StyleWarning
-	} else {
-		m.Fields = append(m.Fields, notify.Field{Name: "lock", Value: "free"})
-	}
-	if d.cat()[c.cmd.App][c.cmd.Env].Approval.Required {
-		m.Fields = append(m.Fields, notify.Field{Name: "approval", Value: "required (a second person)"})
-	}
-	for _, s := range p.Steps {
-		m.Steps = append(m.Steps, notify.Step{Name: s, State: string(deploy.StepPending)})
-	}
-	return d.read(ctx, c, m)
-}
-
-// needSome asks for verb on at least one env: a list command then shows
-// only the rows of envs the actor may see.
-func (d *Dispatcher) needSome(ctx context.Context, c *call, verb string) (Reply, bool) {
-	if c.actor.CanSome(verb) {
-		return Reply{}, true
-	}
-	return d.deny(ctx, c, "permission", fmt.Sprintf("permission denied: you need %s (or %s:ENV)", verb, verb)), false
-}
-
-func (d *Dispatcher) apps(ctx context.Context, c *call) Reply {
-	if r, ok := d.needSome(ctx, c, PermView); !ok {
-		return r
-	}
-	locks, err := d.store.Locks(ctx)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	lockOf := map[string]deploy.Lock{}
-	for _, l := range locks {
-		lockOf[l.App+"/"+l.Env] = l
-	}
-	m := notify.Message{Title: "Apps"}
-	for _, app := range sortedKeys(d.cat()) {
-		for _, env := range sortedKeys(d.cat()[app]) {
-			if !c.actor.Can(PermView, app, env) {
-				continue
-			}
-			info := d.cat()[app][env]
-			cur := d.lastKnownCurrent(ctx, app, env)
-			line := fmt.Sprintf("%s/%s  driver=%s  current=%s", app, env, info.Driver, orNone(cur))
-			if info.Approval.Required {
-				line += "  approval=required"
-			}
-			if l, ok := lockOf[app+"/"+env]; ok {
-				line += fmt.Sprintf("  LOCKED by %s: %s", l.Owner, l.Reason)
-			}
-			m.Code = append(m.Code, line)
-		}
-	}
-	return d.read(ctx, c, m)
-}
-
-// lastKnownCurrent is the release the last finished job left live, from the
-// database, so /apps does not connect to every server.
-func (d *Dispatcher) lastKnownCurrent(ctx context.Context, app, env string) string {
-	js, err := d.store.Jobs(ctx, deploy.JobFilter{App: app, Env: env,
-		States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 1})
-	if err != nil || len(js) == 0 {
-		return ""
-	}
-	if js[0].State == deploy.RolledBack {
-		return js[0].FromRelease
-	}
-	return js[0].Release
-}
-
-func (d *Dispatcher) releases(ctx context.Context, c *call) Reply {
-	if r, ok := d.need(ctx, c, "status"); !ok {
-		return r
-	}
-	rs, err := d.engine.Releases(ctx, c.cmd.App, c.cmd.Env)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	m := notify.Message{Title: fmt.Sprintf("Releases of %s/%s", c.cmd.App, c.cmd.Env)}
-	live := false
-	for _, r := range rs {
-		// Exactly one release is live: the first the target calls current
-		// (hosts that disagree show up in /status). "active" only means a
-		// release went live once; the others say superseded.
-		current := r.Current && !live
-		live = live || current
-		mark, state := " ", "(no record)"
-		if current {
-			mark = "*"
-		}
-		if r.Record != nil {
-			state = string(r.Record.State)
-			switch {
-			case current:
-				state = "live"
-			case r.Record.State == deploy.ReleaseActive:
-				state = "superseded"
-			}
-		} else if current {
-			state = "live (no record)"
-		}
-		line := mark + " " + r.ID
-		if r.Record != nil {
-			line += fmt.Sprintf("  ref=%s  by=%s  %s", orNone(r.Record.Ref), r.Record.By,
-				r.Record.Created.UTC().Format("2006-01-02 15:04"))
-		}
-		m.Code = append(m.Code, line+"  "+state)
-	}
-	if len(rs) == 0 {
-		m.Text = "no releases yet"
-	}
-	return d.read(ctx, c, m)
-}
-
-func (d *Dispatcher) backups(ctx context.Context, c *call) Reply {
-	if r, ok := d.need(ctx, c, "backup"); !ok {
-		return r
-	}
-	bs, err := d.engine.Backups(ctx, c.cmd.App, c.cmd.Env)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	m := notify.Message{Title: fmt.Sprintf("Backups of %s/%s", c.cmd.App, c.cmd.Env)}
-	shown := 0
-	for _, b := range bs {
-		if b.State == deploy.BackupPruned {
-			continue
-		}
-		if shown++; shown > 30 {
-			m.Text = "(older backups not shown)"
-			break
-		}
-		line := fmt.Sprintf("%s  %s  %s  %s by %s  %s", b.ID, b.Created.UTC().Format("2006-01-02 15:04"),
-			deploy.FormatSize(b.Size()), b.Reason, b.By, b.State)
-		switch {
-		case b.DrillFailed():
-			// A failed drill is news: it says the backup may not restore.
-			line += "  drill FAILED " + b.Verified.UTC().Format("2006-01-02") + ": " + clipLine(strings.TrimPrefix(b.Drill, deploy.DrillFailedPrefix), 80)
-		case !b.Verified.IsZero():
-			line += "  drill " + b.Verified.UTC().Format("2006-01-02")
-		}
-		if b.State == deploy.BackupFailed && b.Error != "" {
-			line += ": " + clipLine(b.Error, 80)
-		}
-		m.Code = append(m.Code, line)
-	}
-	if shown == 0 {
-		m.Text = "no backups yet; take one with /backup " + c.cmd.App + " " + c.cmd.Env
-	}
-	return d.read(ctx, c, m)
-}
-
-func clipLine(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n]) + "…"
-	}
-	return s
-}
-
-func (d *Dispatcher) status(ctx context.Context, c *call) Reply {
-	if r, ok := d.need(ctx, c, "status"); !ok {
-		return r
-	}
-	st, err := d.engine.Status(ctx, c.cmd.App, c.cmd.Env)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	m := notify.Message{Title: fmt.Sprintf("Status of %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleSuccess,
-		Fields: []notify.Field{{Name: "current", Value: orNone(st.Current)}, {Name: "healthy", Value: strconv.FormatBool(st.Healthy)}},
-		Code:   st.Detail}
-	if !st.Healthy {
-		m.Style = notify.StyleDanger
-	}
-	if l, err := d.store.Lock(ctx, c.cmd.App, c.cmd.Env); err == nil {
-		m.Fields = append(m.Fields, notify.Field{Name: "lock", Value: (&deploy.LockedError{Lock: *l}).Error()})
-	}
-	return d.read(ctx, c, m)
-}
-
-func (d *Dispatcher) logs(ctx context.Context, c *call) Reply {
-	if r, ok := d.need(ctx, c, "logs"); !ok {
-		return r
-	}
-	n := c.cmd.Lines
-	if n == 0 {
-		n = 50
-	}
-	logs, what := d.engine.Logs, "Logs"
-	if c.cmd.Build {
-		logs, what = d.engine.BuildLogs, "Build log"
-	}
-	l, err := logs(ctx, c.cmd.App, c.cmd.Env, n)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	m := notify.Message{Title: fmt.Sprintf("%s of %s/%s (%s)", what, c.cmd.App, c.cmd.Env, lastLines(len(l.Lines))), Code: l.Lines}
-	if l.Truncated {
-		m.Text = fmt.Sprintf("(truncated: %d lines asked, the env's logs limit gave %d)", n, len(l.Lines))
-	}
-	if len(l.Lines) == 0 {
-		m.Text = "no log lines"
-	}
-	return d.read(ctx, c, m)
-}
-
-func (d *Dispatcher) jobs(ctx context.Context, c *call) Reply {
-	if r, ok := d.needSome(ctx, c, PermView); !ok {
-		return r
-	}
-	js, err := d.store.Jobs(ctx, deploy.JobFilter{Limit: 15})
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	js = slices.DeleteFunc(js, func(j *deploy.Job) bool { return !c.actor.Can(PermView, j.App, j.Env) })
-	m := notify.Message{Title: "Recent jobs"}
-	for _, j := range js {
-		// No column padding: on a phone the lines wrap, and padded
-		// columns only add blanks; one job per short line reads in any font.
-		m.Code = append(m.Code, fmt.Sprintf("#%d %s %s/%s %s · %s · %s", j.ID, j.Action, j.App, j.Env,
-			j.State, j.RequestedBy.User, j.Created.UTC().Format("01-02 15:04")))
-	}
-	if len(js) == 0 {
-		m.Text = "no jobs yet"
-	}
-	return d.read(ctx, c, m)
-}
-
-func (d *Dispatcher) job(ctx context.Context, c *call) Reply {
-	j, err := d.jobOf(ctx, c.cmd.JobID)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	c.cmd.App, c.cmd.Env = j.App, j.Env
-	if r, ok := d.need(ctx, c, "status"); !ok {
-		return r
-	}
-	m := notify.JobCard(*j)
-	m.Buttons = nil
-	m.Code = j.Output
-	if len(m.Code) > 30 {
-		m.Code = m.Code[len(m.Code)-30:]
-	}
-	return d.read(ctx, c, m)
-}
-
-// jobOf loads job id; a missing one is a refusal naming it once.
-func (d *Dispatcher) jobOf(ctx context.Context, id int64) (*deploy.Job, error) {
-	j, err := d.store.Job(ctx, id)
-	if errors.Is(err, deploy.ErrNotFound) {
-		return nil, &deploy.Refusal{Msg: fmt.Sprintf("there is no job #%d (see /jobs)", id)}
-	}
-	return j, err
-}
-
-func (d *Dispatcher) cancel(ctx context.Context, c *call) Reply {
-	j, err := d.jobOf(ctx, c.cmd.JobID)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	c.cmd.App, c.cmd.Env = j.App, j.Env
-	if j.RequestedBy.User != c.who.User {
-		if r, ok := d.need(ctx, c, "cancel"); !ok {
-			return r
-		}
-	}
-	if _, err := d.engine.Cancel(ctx, c.cmd.JobID, c.who); err != nil {
-		return d.fail(ctx, c, err)
-	}
-	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Cancelling job #%d", j.ID), Text: "the job's card shows when it has stopped"}, false)
-}
-
-func (d *Dispatcher) lock(ctx context.Context, c *call) Reply {
-	if r, ok := d.need(ctx, c, "lock"); !ok {
-		return r
-	}
-	ttl := c.cmd.For
-	if ttl == 0 {
-		ttl = d.cat()[c.cmd.App][c.cmd.Env].LockTTL
-	}
-	l, err := d.engine.LockFor(ctx, c.cmd.App, c.cmd.Env, c.cmd.Reason, c.who, ttl)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	return d.say(ctx, c, lockedMessage(l), false)
-}
-
-func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
-	force := c.actor.Has("lock:force")
-	if !force {
-		if r, ok := d.need(ctx, c, "lock"); !ok {
-			return r
-		}
-	}
-	if c.cardJob != 0 {
-		// Release lock on a job's card releases that job's lock only.
-		l, err := d.store.Lock(ctx, c.cmd.App, c.cmd.Env)
-		if err != nil || l.JobID != c.cardJob {
-			by := ""
-			if j, jerr := d.store.Job(ctx, c.cardJob); jerr == nil && j.LockReleasedBy != "" {
-				by = " (released by " + j.LockReleasedBy + ")"
-			}
-			return d.fail(ctx, c, &deploy.Refusal{Msg: fmt.Sprintf("job #%d no longer holds the lock of %s/%s%s", c.cardJob, c.cmd.App, c.cmd.Env, by)})
-		}
-	}
-	held, err := d.engine.Unlock(ctx, c.cmd.App, c.cmd.Env, c.who, force)
-	if err != nil {
-		if errors.Is(err, deploy.ErrNotFound) {
-			err = &deploy.Refusal{Msg: fmt.Sprintf("%s/%s is not locked", c.cmd.App, c.cmd.Env)}
-		}
-		return d.fail(ctx, c, err)
-	}
-	was := fmt.Sprintf("was held by %s: %s", held.Owner, held.Reason)
-	if held.JobID != 0 {
-		was = fmt.Sprintf("was held by %s's job #%d: %s", held.Owner, held.JobID, held.Reason)
-	}
-	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Unlocked %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleSuccess,
-		Text: was}, false)
-}
-
-func (d *Dispatcher) pending(ctx context.Context, c *call) Reply {
-	if r, ok := d.needSome(ctx, c, PermView); !ok {
-		return r
-	}
-	as, err := d.store.PendingApprovals(ctx)
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	as = slices.DeleteFunc(as, func(a *deploy.Approval) bool { return !c.actor.Can(PermView, a.App, a.Env) })
-	m := notify.Message{Title: "Pending approvals"}
-	for _, a := range as {
-		m.Code = append(m.Code, fmt.Sprintf("%s  job #%d  %s %s/%s %s  by %s  expires %s", a.ID, a.JobID, a.Action,
-			a.App, a.Env, orNone(a.Version), a.RequestedBy, a.Expires.UTC().Format("15:04 MST")))
-	}
-	if len(as) == 0 {
-		m.Text = "nothing waits for approval"
-	}
-	return d.read(ctx, c, m)
-}
-
-func (d *Dispatcher) decide(ctx context.Context, c *call, approve bool) Reply {
-	a, err := d.store.Approval(ctx, c.cmd.ID)
-	if err != nil {
-		if errors.Is(err, deploy.ErrNotFound) {
-			return d.deny(ctx, c, "forged approval", fmt.Sprintf("no approval %s exists (see /pending)", c.cmd.ID))
-		}
-		return d.fail(ctx, c, err)
-	}
-	c.cmd.App, c.cmd.Env = a.App, a.Env
-	j, _ := d.store.Job(ctx, a.JobID)
-	// The requester may withdraw (deny) their own request; approving needs the
-	// right to approve on this env and one of the approver roles.
-	own := j != nil && (j.RequestedBy.User == c.who.User || a.RequestedBy == c.who.User)
-	if approve && own {
-		return d.fail(ctx, c, deploy.ErrSelfApprove)
-	}
-	if !own {
-		if r, ok := d.need(ctx, c, "approve"); !ok {
-			return r
-		}
-		if !c.actor.HasRole(a.Roles) {
-			return d.deny(ctx, c, "permission", fmt.Sprintf("approving %s/%s needs one of the roles: %s", a.App, a.Env, strings.Join(a.Roles, ", ")))
-		}
-	}
-	if _, err := d.engine.Decide(ctx, c.cmd.ID, c.who, approve); err != nil {
-		return d.fail(ctx, c, err)
-	}
-	verb := "Approved"
-	if !approve {
-		verb = "Denied"
-	}
-	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("%s job #%d", verb, a.JobID)}, false)
-}
-
-func (d *Dispatcher) auditLog(ctx context.Context, c *call) Reply {
-	if !c.actor.Has("audit:read") {
-		return d.deny(ctx, c, "permission", "permission denied: you need audit:read")
-	}
-	evs, err := d.audit.AuditEvents(ctx, audit.Filter{Limit: c.cmd.Limit, App: c.cmd.App, Env: c.cmd.Env, Actor: c.cmd.User})
-	if err != nil {
-		return d.fail(ctx, c, err)
-	}
-	m := notify.Message{Title: fmt.Sprintf("Audit (last %d)", len(evs))}
-	for _, e := range evs {
-		line := fmt.Sprintf("%d %s %-7s %-8s %s", e.Seq, e.Time.UTC().Format("01-02 15:04:05"), e.Kind, orNone(e.Actor), e.Command)
-		if len(e.Args) > 0 {
-			line += " " + strings.Join(e.Args, " ")
-		}
-		if e.Outcome != "" {
-			line += " → " + e.Outcome
-		}
-		m.Code = append(m.Code, line)
-	}
-	return d.read(ctx, c, m)
-}
-
-// lastLines says how many lines a log excerpt holds, in English.
-func lastLines(n int) string {
-	switch n {
-	case 0:
-		return "empty"
-	case 1:
-		return "last line"
-	}
-	return fmt.Sprintf("last %d lines", n)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-func listOr(xs []string, none string) string {
-	if len(xs) == 0 {
-		return none
-	}
-	return strings.Join(xs, ", ")
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

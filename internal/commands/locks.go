@@ -47,13 +47,48 @@ func expiry(l deploy.Lock, now time.Time) string {
 	return fmt.Sprintf("in %s (%s)", deploy.FormatDuration(left), l.Expires.UTC().Format("2006-01-02 15:04:05 MST"))
 }
 
-func (d *Dispatcher) extend(ctx context.Context, c *call) Reply {
-	force := c.actor.Has("lock:force")
-	if !force {
-		if r, ok := d.need(ctx, c, "lock"); !ok {
-			return r
+func (d *Dispatcher) lock(ctx context.Context, c *call) Reply {
+	ttl := c.cmd.For
+	if ttl == 0 {
+		ttl = d.cat()[c.cmd.App][c.cmd.Env].LockTTL
+	}
+	l, err := d.engine.LockFor(ctx, c.cmd.App, c.cmd.Env, c.cmd.Reason, c.who, ttl)
+	if err != nil {
+		return d.fail(ctx, c, err)
+	}
+	return d.say(ctx, c, lockedMessage(l), false)
+}
+
+func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
+	force := c.actor.Has("lock:force") // the permission is checked; force also lets it act on another's lock
+	if c.cardJob != 0 {
+		// Release lock on a job's card releases that job's lock only.
+		l, err := d.store.Lock(ctx, c.cmd.App, c.cmd.Env)
+		if err != nil || l.JobID != c.cardJob {
+			by := ""
+			if j, jerr := d.store.Job(ctx, c.cardJob); jerr == nil && j.LockReleasedBy != "" {
+				by = " (released by " + j.LockReleasedBy + ")"
+			}
+			return d.fail(ctx, c, &deploy.Refusal{Msg: fmt.Sprintf("job #%d no longer holds the lock of %s/%s%s", c.cardJob, c.cmd.App, c.cmd.Env, by)})
 		}
 	}
+	held, err := d.engine.Unlock(ctx, c.cmd.App, c.cmd.Env, c.who, force)
+	if err != nil {
+		if errors.Is(err, deploy.ErrNotFound) {
+			err = &deploy.Refusal{Msg: fmt.Sprintf("%s/%s is not locked", c.cmd.App, c.cmd.Env)}
+		}
+		return d.fail(ctx, c, err)
+	}
+	was := fmt.Sprintf("was held by %s: %s", held.Owner, held.Reason)
+	if held.JobID != 0 {
+		was = fmt.Sprintf("was held by %s's job #%d: %s", held.Owner, held.JobID, held.Reason)
+	}
+	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Unlocked %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleSuccess,
+		Text: was}, false)
+}
+
+func (d *Dispatcher) extend(ctx context.Context, c *call) Reply {
+	force := c.actor.Has("lock:force") // the permission is checked; force also lets it act on another's lock
 	l, err := d.engine.ExtendLock(ctx, c.cmd.App, c.cmd.Env, c.who, c.cmd.For, force)
 	if err != nil {
 		return d.fail(ctx, c, err)
@@ -63,9 +98,6 @@ func (d *Dispatcher) extend(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) locks(ctx context.Context, c *call) Reply {
-	if r, ok := d.needSome(ctx, c, PermView); !ok {
-		return r
-	}
 	ls, err := d.store.Locks(ctx)
 	if err != nil {
 		return d.fail(ctx, c, err)

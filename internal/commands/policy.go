@@ -41,12 +41,6 @@ var (
 	ReservedEnvNames   = []string{"force", "read"}
 )
 
-// PermissionVerbs are the verbs a role may grant, each as VERB, VERB:*,
-// VERB:ENV or VERB:APP/ENV.
-func PermissionVerbs() []string {
-	return []string{"deploy", "rollback", "logs", "status", "lock", "approve", "cancel", "audit", "backup", "restore", "stop", "start", PermView}
-}
-
 // NewPolicy builds a policy from users and role -> permissions.
 //
 // A role that grants no view permission of its own gets "view" (every env):

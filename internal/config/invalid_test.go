@@ -278,7 +278,7 @@ func TestPermissions(t *testing.T) {
 		{"lock", ""},
 		{"lock:force", ""},
 		{"audit:read", ""},
-		{"dance:staging", `permission "dance:staging" has unknown verb "dance" (known: deploy, rollback, logs, status, lock, approve, cancel, audit, backup, restore, stop, start, view)`},
+		{"dance:staging", `permission "dance:staging" has unknown verb "dance" (known: approve, audit, backup, cancel, deploy, lock, logs, restore, rollback, start, status, stop, view)`},
 		{"Deploy", `has unknown verb "Deploy"`},
 		{"", `has unknown verb ""`},
 		{"deploy:", `permission "deploy:" has an empty scope`},

@@ -263,27 +263,16 @@ func (a *Adapter) retry(ctx context.Context, what string, f func() error) error 
 }
 
 // Commands is the menu Telegram shows (setMyCommands), made from the
-// dispatcher's help so the two cannot drift apart.
+// dispatcher's command table; /start is left out, as a tap on it sends a
+// bare /start (the welcome) and "/start APP ENV" is typed, as /help shows.
 func Commands() []models.BotCommand {
 	var out []models.BotCommand
-	for _, l := range commands.HelpText() {
-		name, rest, _ := strings.Cut(strings.TrimSpace(l), " ")
-		name = strings.TrimPrefix(name, "/")
-		if !commandName.MatchString(name) || name == "start" {
-			// Telegram's menu /start sends a bare /start, the welcome;
-			// "/start APP ENV" is typed, as /help shows.
-			continue
-		}
-		desc := strings.Join(strings.Fields(rest), " ")
-		if desc == "" {
-			desc = name
-		}
-		out = append(out, models.BotCommand{Command: name, Description: chat.ClipRunes(desc, 250)})
+	for _, c := range commands.Menu(Platform) {
+		args := strings.TrimSpace(strings.TrimPrefix(c.Usage, "/"+c.Name))
+		out = append(out, models.BotCommand{Command: c.Name, Description: chat.ClipRunes(strings.TrimSpace(args+" "+c.Help), 250)})
 	}
 	return out
 }
-
-var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 
 // redact removes the token from an error's text: the library masks it in
 // URLs, but an error may quote a request elsewhere.

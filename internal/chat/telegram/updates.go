@@ -30,15 +30,6 @@ const maxUpdateBody = 1 << 20
 // maxNotice is Telegram's limit for answerCallbackQuery text.
 const maxNotice = 200
 
-// knownCommands are the dispatcher's command names. In groups only these are
-// taken without an @mention: other bots' /commands are none of shipbot's business.
-var knownCommands = func() map[string]bool {
-	m := map[string]bool{"start": true} // not in the menu, see Commands
-	for _, c := range Commands() {
-		m[c.Command] = true
-	}
-	return m
-}()
 
 // process handles one update from either source. It runs on past the end of
 // ctx (a shutdown must not cut a command in half) but within chat.HandleTimeout.
@@ -194,19 +185,19 @@ func commandText(m *models.Message, username string) (string, bool) {
 		}
 		name = strings.ToLower(name)
 		rest := text[len(cmd):]
-		if name == "start" && strings.TrimSpace(rest) == "" {
+		if strings.TrimSpace(rest) == "" {
 			// Bare /start is what Telegram sends when someone opens the
 			// chat: the welcome. "/start APP ENV" starts an app.
-			name = "help"
+			name = commands.Bare(Platform, name)
 		}
-		if !private && !addressed && !knownCommands[name] {
+		if !private && !addressed && !commands.Known(name) {
 			return "", false
 		}
 		return "/" + name + rest, true
 	}
 	if private {
 		first, _, _ := strings.Cut(strings.TrimSpace(text), " ")
-		if knownCommands[strings.ToLower(strings.TrimPrefix(first, "/"))] {
+		if commands.Known(strings.ToLower(strings.TrimPrefix(first, "/"))) {
 			return strings.TrimSpace(text), true
 		}
 	}
