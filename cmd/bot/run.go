@@ -297,8 +297,7 @@ func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats
 // dispatcher (a chat or channel not allowed) as an audit denial.
 func chatDenial(db *sqlite.DB, log *slog.Logger) func(ctx context.Context, identity, chat, reason string) {
 	return func(ctx context.Context, identity, chat, reason string) {
-		ev := &audit.Event{Kind: audit.KindDenial, Identity: identity, Chat: chat, Command: "message",
-			Decision: "denied", Outcome: reason}
+		ev := audit.Denial(audit.Who{Identity: identity, Chat: chat}, "message", nil, "", "", reason)
 		if err := db.Append(ctx, ev); err != nil {
 			log.Error("denial not recorded", "identity", identity, "err", err)
 		}

@@ -27,7 +27,25 @@ const (
 	KindDenial Kind = "denial"
 )
 
-// Event is one audit row.
+// Decision says whether a request was let through.
+type Decision string
+
+const (
+	Allowed Decision = "allowed"
+	Denied  Decision = "denied"
+)
+
+// Who is the person behind an event: the config user (empty when the
+// identity is unknown), the verified platform identity, and the chat the
+// request came from. deploy.Who is this type.
+type Who struct {
+	User     string // config user name
+	Identity string // "telegram:123"
+	Chat     string // "telegram:-100123" — where answers go
+}
+
+// Event is one audit row. Build it with Intent, Outcome and Denial, so every
+// package fills the same fields the same way.
 type Event struct {
 	Seq       int64     `json:"seq"`
 	Time      time.Time `json:"time"`
@@ -39,7 +57,7 @@ type Event struct {
 	Args      []string  `json:"args"`
 	App       string    `json:"app"`
 	Env       string    `json:"env"`
-	Decision  string    `json:"decision"` // allowed | denied
+	Decision  Decision  `json:"decision"`
 	JobID     int64     `json:"job_id"`
 	IntentSeq int64     `json:"intent_seq"` // outcome rows: the intent they close
 	Outcome   string    `json:"outcome"`    // outcome and denial rows: what happened / why
@@ -50,6 +68,35 @@ type Event struct {
 	// whose Seq is unknown until it is sealed. Stores set IntentSeq from it
 	// (see Prepare); it is not stored itself.
 	Closes *Event `json:"-"`
+}
+
+// Intent is the row written before a side effect, in the same transaction
+// as the change it announces; exactly one Outcome closes it.
+func Intent(who Who, command, app, env string, args []string) *Event {
+	return &Event{Kind: KindIntent, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
+		Command: command, Args: append([]string(nil), args...), App: app, Env: env, Decision: Allowed}
+}
+
+// Outcome closes an intent: the one whose Seq is intentSeq (a job's, written
+// when it was asked for), or, with intentSeq 0, the one set as Closes before
+// both are appended together.
+func Outcome(who Who, command, app, env string, jobID, intentSeq int64, text string) *Event {
+	return &Event{Kind: KindOutcome, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
+		Command: command, App: app, Env: env, Decision: Allowed, JobID: jobID, IntentSeq: intentSeq, Outcome: text}
+}
+
+// Closing is the outcome of in, to be appended in the same batch: same
+// person, command, app and env.
+func Closing(in *Event, jobID int64, text string) *Event {
+	out := Outcome(Who{User: in.Actor, Identity: in.Identity, Chat: in.Chat}, in.Command, in.App, in.Env, jobID, 0, text)
+	out.Closes = in
+	return out
+}
+
+// Denial records a refused request and why; nothing was done.
+func Denial(who Who, command string, args []string, app, env, why string) *Event {
+	return &Event{Kind: KindDenial, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
+		Command: command, Args: append([]string(nil), args...), App: app, Env: env, Decision: Denied, Outcome: why}
 }
 
 // Prepare readies e to be stored as row seq after the row whose hash is prev:
@@ -102,7 +149,7 @@ func canonical(e *Event) []byte {
 		Args      []string `json:"args"`
 		App       string   `json:"app"`
 		Env       string   `json:"env"`
-		Decision  string   `json:"decision"`
+		Decision  Decision `json:"decision"`
 		JobID     int64    `json:"job_id"`
 		IntentSeq int64    `json:"intent_seq"`
 		Outcome   string   `json:"outcome"`

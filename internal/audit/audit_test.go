@@ -108,3 +108,29 @@ func TestRedactorReplacesSecrets(t *testing.T) {
 		t.Fatal("nil redactor must pass text through")
 	}
 }
+
+// The constructors fill the same fields the same way wherever a row is
+// made: who, what, the typed decision, and the link of an outcome to its
+// intent.
+func TestConstructors(t *testing.T) {
+	who := audit.Who{User: "alice", Identity: "shell:alice", Chat: "shell:terminal"}
+	args := []string{"v1"}
+	in := audit.Intent(who, "deploy", "demo", "staging", args)
+	args[0] = "changed"
+	if in.Kind != audit.KindIntent || in.Decision != audit.Allowed || in.Actor != "alice" || in.Identity != "shell:alice" ||
+		in.Chat != "shell:terminal" || in.Args[0] != "v1" || in.App != "demo" || in.Env != "staging" {
+		t.Fatalf("intent %+v", in)
+	}
+	out := audit.Closing(in, 7, "ok")
+	if out.Kind != audit.KindOutcome || out.Closes != in || out.Command != "deploy" || out.JobID != 7 || out.Actor != "alice" ||
+		out.Outcome != "ok" || out.Decision != audit.Allowed {
+		t.Fatalf("closing %+v", out)
+	}
+	if o := audit.Outcome(who, "deploy", "demo", "staging", 7, 41, "done"); o.IntentSeq != 41 || o.Closes != nil {
+		t.Fatalf("outcome %+v", o)
+	}
+	d := audit.Denial(audit.Who{Identity: "slack:U1", Chat: "slack:C1"}, "message", nil, "", "", "channel not allowed")
+	if d.Kind != audit.KindDenial || d.Decision != audit.Denied || d.Actor != "" || d.Outcome != "channel not allowed" {
+		t.Fatalf("denial %+v", d)
+	}
+}

@@ -194,9 +194,7 @@ func (d *Dispatcher) whoami(ctx context.Context, c *call) Reply {
 // recorded the request is refused all the same.
 func (d *Dispatcher) deny(ctx context.Context, c *call, what, msg string) Reply {
 	c.denied = true
-	ev := &audit.Event{Kind: audit.KindDenial, Actor: c.who.User, Identity: c.who.Identity, Chat: c.who.Chat,
-		Command: c.cmd.Name, Args: c.cmd.Args, App: c.cmd.App, Env: c.cmd.Env, Decision: "denied",
-		Outcome: what + ": " + msg}
+	ev := audit.Denial(c.who, c.cmd.Name, c.cmd.Args, c.cmd.App, c.cmd.Env, what+": "+msg)
 	if err := d.store.Append(ctx, ev); err != nil {
 		d.log.Error("denial not recorded", "identity", c.who.Identity, "err", err)
 	}
@@ -206,10 +204,8 @@ func (d *Dispatcher) deny(ctx context.Context, c *call, what, msg string) Reply 
 // record writes the intent+outcome pair of a read-only command. Nothing
 // happens between the two, so they go in one transaction.
 func (d *Dispatcher) record(ctx context.Context, c *call, result string) error {
-	in := &audit.Event{Kind: audit.KindIntent, Actor: c.who.User, Identity: c.who.Identity, Chat: c.who.Chat,
-		Command: c.cmd.Name, Args: c.cmd.Args, App: c.cmd.App, Env: c.cmd.Env, Decision: "allowed"}
-	out := &audit.Event{Kind: audit.KindOutcome, Actor: c.who.User, Identity: c.who.Identity, Chat: c.who.Chat,
-		Command: c.cmd.Name, App: c.cmd.App, Env: c.cmd.Env, Decision: "allowed", Outcome: result, Closes: in}
+	in := audit.Intent(c.who, c.cmd.Name, c.cmd.App, c.cmd.Env, c.cmd.Args)
+	out := audit.Closing(in, 0, result)
 	return d.store.Append(ctx, in, out)
 }
 

@@ -149,17 +149,6 @@ func NewReleaseID(t time.Time, jobID int64) string {
 	return t.UTC().Format("20060102-150405") + "-" + strconv.FormatInt(jobID, 10)
 }
 
-// intent builds the audit intent row for a request.
-func intent(who Who, command string, app, env string, args []string) *audit.Event {
-	return &audit.Event{Kind: audit.KindIntent, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
-		Command: command, Args: append([]string(nil), args...), App: app, Env: env, Decision: "allowed"}
-}
-
-func outcome(who Who, command, app, env string, jobID, intentSeq int64, text string) *audit.Event {
-	return &audit.Event{Kind: audit.KindOutcome, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
-		Command: command, App: app, Env: env, Decision: "allowed", JobID: jobID, IntentSeq: intentSeq, Outcome: text}
-}
-
 // Submit creates a job: awaiting approval when the policy requires it, else
 // queued (taking the env lock) and started. The audit intent is written in the
 // same transaction; if it cannot be written, nothing happens.
@@ -248,7 +237,7 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 		j.State = AwaitingApproval
 		j.ApprovalID, j.ApproverRoles = id, append([]string(nil), r.Approval.Roles...)
 	}
-	in := intent(r.Who, string(r.Action), r.App, r.Env, r.Args)
+	in := audit.Intent(r.Who, string(r.Action), r.App, r.Env, r.Args)
 	e.redact.Event(in)
 	if err := e.store.CreateJob(ctx, j, a, in); err != nil {
 		return nil, err
@@ -382,21 +371,21 @@ func (e *Engine) Decide(ctx context.Context, id string, who Who, approve bool) (
 	}
 	verb := "approve"
 	a.DecidedBy, a.Decided = who.User, now
-	in := intent(who, verb, j.App, j.Env, []string{id})
+	in := audit.Intent(who, verb, j.App, j.Env, []string{id})
 	var events []*audit.Event
 	if approve {
 		a.State = ApprovalApproved
 		j.State, j.ApprovedBy = Queued, who.User
-		events = []*audit.Event{in, outcome(who, verb, j.App, j.Env, j.ID, 0, fmt.Sprintf("approved job #%d", j.ID))}
+		events = []*audit.Event{in, audit.Closing(in, j.ID, fmt.Sprintf("approved job #%d", j.ID))}
 	} else {
 		verb = "deny"
 		in.Command = verb
 		a.State = ApprovalDenied
 		j.State, j.Reason, j.Ended = Cancelled, "denied by "+who.User, now
-		events = []*audit.Event{in, outcome(who, verb, j.App, j.Env, j.ID, 0, fmt.Sprintf("denied job #%d", j.ID)),
-			outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "cancelled: denied by "+who.User)}
+		events = []*audit.Event{in, audit.Closing(in, j.ID, fmt.Sprintf("denied job #%d", j.ID)),
+			audit.Outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "cancelled: denied by "+who.User)}
 	}
-	if err := e.decide(ctx, a, j, in, events); err != nil {
+	if err := e.store.DecideApproval(ctx, a, j, events...); err != nil {
 		return nil, err
 	}
 	e.observer.JobChanged(*j)
@@ -405,11 +394,6 @@ func (e *Engine) Decide(ctx context.Context, id string, who Who, approve bool) (
 		return j, e.start(j)
 	}
 	return j, nil
-}
-
-func (e *Engine) decide(ctx context.Context, a *Approval, j *Job, in *audit.Event, events []*audit.Event) error {
-	events[1].Closes = in
-	return e.store.DecideApproval(ctx, a, j, events...)
 }
 
 func bound(a *Approval, j *Job) bool {
@@ -435,7 +419,7 @@ func (e *Engine) expire(ctx context.Context, a *Approval, j *Job) error {
 	a.State, a.Decided = ApprovalExpired, e.now()
 	j.State, j.Reason, j.Ended = Cancelled, "approval expired", e.now()
 	err := e.store.DecideApproval(ctx, a, j,
-		outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "cancelled: approval expired"))
+		audit.Outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "cancelled: approval expired"))
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/audit"
 )
 
 // LockExpiryWho is the actor of a lock released because it expired.
@@ -27,9 +29,8 @@ func (e *Engine) LockFor(ctx context.Context, app, env, reason string, who Who, 
 		args = []string{"--for", FormatDuration(ttl), reason}
 		text += " (expires " + l.Expires.UTC().Format(time.RFC3339) + ")"
 	}
-	in := intent(who, "lock", app, env, args)
-	out := outcome(who, "lock", app, env, 0, 0, text)
-	out.Closes = in
+	in := audit.Intent(who, "lock", app, env, args)
+	out := audit.Closing(in, 0, text)
 	if err := e.store.AcquireLock(ctx, l, in, out); err != nil {
 		return Lock{}, err
 	}
@@ -43,9 +44,8 @@ func (e *Engine) ExtendLock(ctx context.Context, app, env string, who Who, d tim
 	if d <= 0 || d > MaxLockTTL {
 		return Lock{}, refuse("a lock is extended by 1s to %s", FormatDuration(MaxLockTTL))
 	}
-	in := intent(who, "extend", app, env, []string{FormatDuration(d)})
-	out := outcome(who, "extend", app, env, 0, 0, "")
-	out.Closes = in
+	in := audit.Intent(who, "extend", app, env, []string{FormatDuration(d)})
+	out := audit.Closing(in, 0, "")
 	var got Lock
 	err := e.store.UpdateLock(ctx, app, env, func(l *Lock) error {
 		switch {
@@ -118,10 +118,8 @@ func (e *Engine) TickLocks(ctx context.Context) (LockTick, error) {
 // expireLock releases l if it is still the same lock and still expired
 // (it may have been extended or released since it was read).
 func (e *Engine) expireLock(ctx context.Context, l Lock) (bool, error) {
-	in := intent(LockExpiryWho, "unlock", l.App, l.Env, []string{"expired"})
-	out := outcome(LockExpiryWho, "unlock", l.App, l.Env, 0, 0,
-		fmt.Sprintf("lock expired (was held by %s since %s: %s)", l.Owner, l.Since.UTC().Format(time.RFC3339), l.Reason))
-	out.Closes = in
+	in := audit.Intent(LockExpiryWho, "unlock", l.App, l.Env, []string{"expired"})
+	out := audit.Closing(in, 0, fmt.Sprintf("lock expired (was held by %s since %s: %s)", l.Owner, l.Since.UTC().Format(time.RFC3339), l.Reason))
 	err := e.store.ReleaseLock(ctx, l.App, l.Env, func(cur Lock) error {
 		if !cur.Since.Equal(l.Since) || cur.JobID != 0 || cur.Expires.IsZero() || e.now().Before(cur.Expires) {
 			return errLockChanged

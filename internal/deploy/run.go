@@ -141,9 +141,8 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 	default:
 		var denied *DeniedError
 		if errors.As(err, &denied) {
-			e.finish(j, Failed, e.redact.String(err.Error()), []State{Running}, &audit.Event{Kind: audit.KindDenial,
-				Actor: j.RequestedBy.User, Identity: j.RequestedBy.Identity, Chat: j.RequestedBy.Chat, Command: string(j.Action),
-				Args: []string{j.Release}, App: j.App, Env: j.Env, Decision: "denied", Outcome: "driver refused: " + e.redact.String(err.Error())})
+			e.finish(j, Failed, e.redact.String(err.Error()), []State{Running}, audit.Denial(j.RequestedBy, string(j.Action),
+				[]string{j.Release}, j.App, j.Env, "driver refused: "+e.redact.String(err.Error())))
 			return
 		}
 		e.finish(j, Failed, e.redact.String(err.Error()), []State{Running})
@@ -197,7 +196,7 @@ func (e *Engine) finish(j *Job, s State, reason string, from []State, extra ...*
 	} else if reason != "" {
 		text = reason // "cancelled by bob" says it already
 	}
-	ev := outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, text)
+	ev := audit.Outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, text)
 	ev.Args = []string{j.Release}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -231,10 +230,9 @@ func (e *Engine) Cancel(ctx context.Context, id int64, who Who) (*Job, error) {
 		}
 		a.State, a.DecidedBy, a.Decided = ApprovalDenied, who.User, e.now()
 		j.State, j.Reason, j.Ended = Cancelled, "cancelled by "+who.User, e.now()
-		in := intent(who, "cancel", j.App, j.Env, []string{fmt.Sprint(id)})
-		out := outcome(who, "cancel", j.App, j.Env, j.ID, 0, fmt.Sprintf("cancelled job #%d", id))
-		out.Closes = in
-		jobOut := outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "cancelled by "+who.User)
+		in := audit.Intent(who, "cancel", j.App, j.Env, []string{fmt.Sprint(id)})
+		out := audit.Closing(in, j.ID, fmt.Sprintf("cancelled job #%d", id))
+		jobOut := audit.Outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "cancelled by "+who.User)
 		if err := e.store.DecideApproval(ctx, a, j, in, out, jobOut); err != nil {
 			return nil, err
 		}
@@ -247,9 +245,8 @@ func (e *Engine) Cancel(ctx context.Context, id int64, who Who) (*Job, error) {
 		if r == nil {
 			return j, refuse("job #%d is %s but not running in this process", id, j.State)
 		}
-		in := intent(who, "cancel", j.App, j.Env, []string{fmt.Sprint(id)})
-		out := outcome(who, "cancel", j.App, j.Env, j.ID, 0, fmt.Sprintf("cancel requested for job #%d", id))
-		out.Closes = in
+		in := audit.Intent(who, "cancel", j.App, j.Env, []string{fmt.Sprint(id)})
+		out := audit.Closing(in, j.ID, fmt.Sprintf("cancel requested for job #%d", id))
 		if err := e.store.Append(ctx, in, out); err != nil {
 			return nil, err
 		}
@@ -294,7 +291,7 @@ func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 		if n := reaped[j.ID]; n > 0 {
 			j.Output = append(j.Output, fmt.Sprintf("shipbot restarted: stopped %d step process(es) the previous run left behind", n))
 		}
-		ev := outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "interrupted: "+j.Reason)
+		ev := audit.Outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "interrupted: "+j.Reason)
 		if err := e.store.UpdateJob(ctx, j, []State{from}, ev); err != nil {
 			return out, fmt.Errorf("job #%d: %w", j.ID, err)
 		}
@@ -508,9 +505,8 @@ func (e *Engine) Lock(ctx context.Context, app, env, reason string, who Who) err
 // Unlock removes the lock on (app, env). The holder may; so may anyone with
 // force. A lock held by a queued or running job is never removed: cancel the job.
 func (e *Engine) Unlock(ctx context.Context, app, env string, who Who, force bool) (Lock, error) {
-	in := intent(who, "unlock", app, env, nil)
-	out := outcome(who, "unlock", app, env, 0, 0, "unlocked")
-	out.Closes = in
+	in := audit.Intent(who, "unlock", app, env, nil)
+	out := audit.Closing(in, 0, "unlocked")
 	var held Lock
 	release := e.store.ReleaseLock
 	il, byJob := e.store.(InterruptedLocks)

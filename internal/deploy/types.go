@@ -5,6 +5,8 @@
 package deploy
 
 import (
+	"github.com/shipbot/shipbot/internal/audit"
+
 	"errors"
 	"fmt"
 	"regexp"
@@ -53,12 +55,8 @@ const (
 	ActionStart    Action = "start"
 )
 
-// Who is the verified person behind a request.
-type Who struct {
-	User     string // config user name
-	Identity string // "telegram:123"
-	Chat     string // "telegram:-100123" — where answers go
-}
+// Who is who asked, for jobs and their audit rows.
+type Who = audit.Who
 
 // Job is one deploy or rollback.
 type Job struct {

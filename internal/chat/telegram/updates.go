@@ -30,7 +30,6 @@ const maxUpdateBody = 1 << 20
 // maxNotice is Telegram's limit for answerCallbackQuery text.
 const maxNotice = 200
 
-
 // process handles one update from either source. It runs on past the end of
 // ctx (a shutdown must not cut a command in half) but within chat.HandleTimeout.
 func (a *Adapter) process(ctx context.Context, u *models.Update) {
