@@ -27,7 +27,12 @@ type backedUp struct {
 	*backup.Runner
 }
 
-var _ deploy.Backuper = backedUp{}
+var (
+	_ deploy.Backuper       = backedUp{}
+	_ deploy.BackupVerifier = backedUp{}
+	_ deploy.Restorer       = backedUp{}
+	_ deploy.BackupPruner   = backedUp{}
+)
 
 // withBackups adds the env's backup block to a local or SSH driver. Backups
 // live on the first host; its databases are reached from there.

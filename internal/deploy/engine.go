@@ -175,51 +175,20 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 	}
 	j.FromRelease = current
 	version := r.Ref
-	switch r.Action {
-	case ActionDeploy:
-	case ActionRollback:
-		to, err := e.rollbackTarget(ctx, d, r.App, r.Env, current, r.Release)
-		if err != nil {
-			return nil, err
-		}
-		j.Release, version = to, to
-		if r.WithDB {
-			id, err := e.withDBBackup(ctx, r.App, r.Env, current)
-			if err != nil {
-				return nil, err
-			}
-			j.BackupID, version = id, to+"+db:"+id
-			r.Approval.Required = true
-		}
-	case ActionStop, ActionStart:
-		if _, ok := d.(StartStopper); !ok {
-			return nil, refuse("%s/%s cannot be stopped or started by its driver", r.App, r.Env)
-		}
-	case ActionBackup:
-		if _, _, err := e.backuper(r.App, r.Env); err != nil {
-			return nil, err
-		}
-		r.Approval.Required = false // taking a backup changes nothing live
-	case ActionVerify, ActionRestore:
-		_, bs, err := e.backuper(r.App, r.Env)
-		if err != nil {
-			return nil, err
-		}
-		b, err := restorable(ctx, bs, r.App, r.Env, r.Release)
-		if err != nil {
-			return nil, err
-		}
-		if len(b.Files) > 0 && b.Files[0].Kind == "dokploy" {
-			return nil, refuse("backup %s is kept by Dokploy in its own destination; check and restore it from Dokploy's UI", b.ID)
-		}
-		j.Release, version = r.Release, r.Release
-		if r.Action == ActionVerify {
-			r.Approval.Required = false // a drill touches only a scratch database
-		} else {
-			r.Approval.Required = true // a restore discards what was written since: always four eyes
-		}
-	default:
+	spec, ok := actions[r.Action]
+	if !ok {
 		return nil, refuse("unknown action %q", r.Action)
+	}
+	switch spec.approval {
+	case approvalNever:
+		r.Approval.Required = false
+	case approvalAlways:
+		r.Approval.Required = true
+	}
+	if spec.prepare != nil {
+		if err := spec.prepare(e, ctx, d, &r, j, &version); err != nil {
+			return nil, err
+		}
 	}
 	var a *Approval
 	if r.Approval.Required {
@@ -246,7 +215,7 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 	if j.IntentSeq == 0 {
 		return nil, fmt.Errorf("audit intent for job %d was not recorded", j.ID)
 	}
-	if r.Action == ActionDeploy || r.Action == ActionBackup {
+	if spec.newRelease {
 		j.Release = NewReleaseID(j.Created, j.ID)
 	}
 	// The job id and intent seq are known only now; store them with the job.
@@ -404,13 +373,8 @@ func bound(a *Approval, j *Job) bool {
 // the release of a rollback (and the backup it restores), the backup of a
 // restore.
 func approvalVersion(j *Job) string {
-	switch j.Action {
-	case ActionDeploy:
-		return j.Ref
-	case ActionRollback:
-		if j.BackupID != "" {
-			return j.Release + "+db:" + j.BackupID
-		}
+	if v := actionOf(j.Action).version; v != nil {
+		return v(j)
 	}
 	return j.Release
 }

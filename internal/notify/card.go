@@ -31,7 +31,7 @@ func JobCard(j deploy.Job) Message {
 	}
 	switch {
 	case j.Release == "":
-	case j.Action == deploy.ActionBackup || j.Action == deploy.ActionVerify || j.Action == deploy.ActionRestore:
+	case j.Action.OnBackup():
 		m.Fields = append(m.Fields, Field{"backup", j.Release})
 	default:
 		to := j.Release
@@ -100,8 +100,7 @@ func JobCard(j deploy.Job) Message {
 // canRollBack says whether an interrupted job's card offers Rollback: only a
 // deploy or rollback that found a release live and may have switched away.
 func canRollBack(j deploy.Job) bool {
-	return (j.Action == deploy.ActionDeploy || j.Action == deploy.ActionRollback) &&
-		j.FromRelease != "" && j.Switch != deploy.SwitchNever
+	return j.Action.Switches() && j.FromRelease != "" && j.Switch != deploy.SwitchNever
 }
 
 // interruptedText says what an interrupted job left live and what its
@@ -111,7 +110,7 @@ func interruptedText(j deploy.Job) string {
 		return "The lock of job #" + fmt.Sprint(j.ID) + " was released by " + j.LockReleasedBy + "."
 	}
 	switch {
-	case j.Action != deploy.ActionDeploy && j.Action != deploy.ActionRollback:
+	case !j.Action.Switches():
 		return "Release the lock once you have checked what it left."
 	case j.Switch == deploy.SwitchNever && j.FromRelease != "":
 		return fmt.Sprintf("It never switched: %s, the release live before it, is still live. Release the lock to deploy again.", j.FromRelease)

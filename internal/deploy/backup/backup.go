@@ -69,7 +69,12 @@ type Runner struct {
 	Restart func(ctx context.Context, p deploy.Progress) error
 }
 
-var _ deploy.Backuper = (*Runner)(nil)
+var (
+	_ deploy.Backuper       = (*Runner)(nil)
+	_ deploy.BackupVerifier = (*Runner)(nil)
+	_ deploy.Restorer       = (*Runner)(nil)
+	_ deploy.BackupPruner   = (*Runner)(nil)
+)
 
 // File names inside a backup's directory.
 const (
@@ -356,7 +361,7 @@ func (s *session) checkSums(ctx context.Context, b deploy.Backup, files []deploy
 	return nil
 }
 
-// VerifyBackup implements deploy.Backuper: checksums, then a restore drill
+// VerifyBackup implements deploy.BackupVerifier: checksums, then a restore drill
 // of every dump into a scratch database that is dropped afterwards.
 func (r *Runner) VerifyBackup(ctx context.Context, b deploy.Backup, p deploy.Progress) (deploy.VerifyResult, error) {
 	s, err := r.open(ctx, p)
@@ -455,7 +460,7 @@ func scratchName(kind string) string {
 	return "shipbot_" + kind + "_" + hex.EncodeToString(b[:])
 }
 
-// DeleteBackups implements deploy.Backuper.
+// DeleteBackups implements deploy.BackupPruner.
 func (r *Runner) DeleteBackups(ctx context.Context, ids []string) error {
 	s, err := r.open(ctx, nil)
 	if err != nil {

@@ -149,7 +149,7 @@ func (s *session) drill(ctx context.Context, dir string, f deploy.BackupFile, db
 	return got, err
 }
 
-// Restore implements deploy.Backuper: stage, then apply, in one call.
+// Restore implements deploy.Restorer: stage, then apply, in one call.
 // The engine uses StageRestore so it can take its safety backup between.
 func (r *Runner) Restore(ctx context.Context, b deploy.Backup, dbOnly bool, p deploy.Progress) (deploy.Result, error) {
 	st, err := r.StageRestore(ctx, b, deploy.RestoreOptions{DBOnly: dbOnly}, p)

@@ -31,8 +31,11 @@ type BackupDriver struct {
 }
 
 var (
-	_ deploy.Backuper      = (*BackupDriver)(nil)
-	_ deploy.RestoreStager = (*BackupDriver)(nil)
+	_ deploy.Backuper       = (*BackupDriver)(nil)
+	_ deploy.BackupVerifier = (*BackupDriver)(nil)
+	_ deploy.Restorer       = (*BackupDriver)(nil)
+	_ deploy.BackupPruner   = (*BackupDriver)(nil)
+	_ deploy.RestoreStager  = (*BackupDriver)(nil)
 )
 
 // StageRestore implements deploy.RestoreStager: it records "ID" (or

@@ -59,17 +59,10 @@ func (d *Driver) Backup(ctx context.Context, req deploy.BackupRequest, p deploy.
 		Files: []deploy.BackupFile{{Name: b.Prefix + b.Database, Kind: "dokploy", Source: what}}}, nil
 }
 
-// VerifyBackup implements deploy.Backuper: Dokploy keeps the files in its
-// own destination, out of shipbot's reach.
-func (d *Driver) VerifyBackup(context.Context, deploy.Backup, deploy.Progress) (deploy.VerifyResult, error) {
-	return deploy.VerifyResult{}, errors.New("dokploy keeps this backup in its own S3 destination, which shipbot cannot read; run the restore drill from Dokploy's UI")
+// BackupsKeptBy implements deploy.BackupsElsewhere: Dokploy keeps its
+// backups in its own S3 destination, which shipbot cannot read, so the
+// driver neither verifies, restores nor prunes them (Dokploy's own
+// keepLatestCount retention does).
+func (d *Driver) BackupsKeptBy() string {
+	return "Dokploy in its own destination; check and restore it from Dokploy's UI"
 }
-
-// Restore implements deploy.Backuper.
-func (d *Driver) Restore(context.Context, deploy.Backup, bool, deploy.Progress) (deploy.Result, error) {
-	return deploy.Result{}, errors.New("dokploy restores its backups from its own UI; shipbot cannot restore them through the API")
-}
-
-// DeleteBackups implements deploy.Backuper: Dokploy's own retention
-// (keepLatestCount) prunes its backups.
-func (d *Driver) DeleteBackups(context.Context, []string) error { return nil }

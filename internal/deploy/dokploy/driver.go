@@ -118,11 +118,12 @@ type Driver struct {
 }
 
 var (
-	_ deploy.Driver       = (*Driver)(nil)
-	_ deploy.Resumer      = (*Driver)(nil)
-	_ deploy.StartStopper = (*Driver)(nil)
-	_ deploy.Backuper     = (*Driver)(nil)
-	_ deploy.BuildLogger  = (*Driver)(nil)
+	_ deploy.Driver           = (*Driver)(nil)
+	_ deploy.Resumer          = (*Driver)(nil)
+	_ deploy.StartStopper     = (*Driver)(nil)
+	_ deploy.Backuper         = (*Driver)(nil)
+	_ deploy.BackupsElsewhere = (*Driver)(nil)
+	_ deploy.BuildLogger      = (*Driver)(nil)
 )
 
 // New returns a driver for t.

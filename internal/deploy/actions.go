@@ -1,0 +1,219 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+)
+
+// actionSpec is one action, written once: what the engine checks before a
+// job of it exists, how approval applies, what it targets, how it runs, how
+// it reads on a card, and what recovery does with it. Adding an action is
+// adding an entry to actions.
+type actionSpec struct {
+	// noun is how the action reads in a title: "Deploy", "Restore drill".
+	noun string
+	// approval says how the env's approval policy applies.
+	approval approvalRule
+	// switches: the job moves the env's live release (deploy, rollback);
+	// recovery asks the target whether it did, and an interrupted card
+	// offers to roll back.
+	switches bool
+	// onBackup: the job's Release names a backup (backup, drill, restore),
+	// not a release.
+	onBackup bool
+	// newRelease: the job's Release is a new id made from the job once it
+	// exists (a deploy's release, a backup's id).
+	newRelease bool
+	// resumable: a job of it left running may still be going on the target;
+	// a driver that can (Resumer) follows it after a restart.
+	resumable bool
+	// prepare checks the request against the target and fills in what the
+	// job targets, before it is stored; it may change the version an
+	// approval is bound to and whether approval is required.
+	prepare func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error
+	// version is what an approval of a job of it is bound to; nil: Release.
+	version func(j *Job) string
+	// run is the job's body.
+	run func(e *Engine, r runJob) (Result, error)
+	// interrupted, if set, tidies after a job of it found interrupted at
+	// start-up that had a Release.
+	interrupted func(e *Engine, ctx context.Context, j *Job)
+}
+
+// approvalRule is how an env's approval policy applies to an action.
+type approvalRule int
+
+const (
+	approvalByEnv  approvalRule = iota // as the env's policy says
+	approvalNever                      // changes nothing live (a backup, a drill)
+	approvalAlways                     // discards data: always a second person
+)
+
+// runJob is what a job's body gets: ctx outlives the job's deadline (for
+// records written after it), runCtx is bounded by it.
+type runJob struct {
+	ctx, runCtx context.Context
+	j           *Job
+	d           Driver
+	tr          *tracker
+	resume      bool
+}
+
+var actions = map[Action]*actionSpec{
+	ActionDeploy: {noun: "Deploy", switches: true, newRelease: true, resumable: true,
+		version: func(j *Job) string { return j.Ref },
+		run:     (*Engine).runDeployJob,
+		interrupted: func(e *Engine, ctx context.Context, j *Job) {
+			e.failBuilding(ctx, j)
+		}},
+	ActionRollback: {noun: "Rollback", switches: true,
+		prepare: func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
+			to, err := e.rollbackTarget(ctx, d, r.App, r.Env, j.FromRelease, r.Release)
+			if err != nil {
+				return err
+			}
+			j.Release, *version = to, to
+			if r.WithDB {
+				id, err := e.withDBBackup(ctx, r.App, r.Env, j.FromRelease)
+				if err != nil {
+					return err
+				}
+				j.BackupID, *version = id, to+"+db:"+id
+				r.Approval.Required = true // putting a database back discards data
+			}
+			return nil
+		},
+		version: func(j *Job) string {
+			if j.BackupID != "" {
+				return j.Release + "+db:" + j.BackupID
+			}
+			return j.Release
+		},
+		run: (*Engine).runRollbackJob},
+	ActionStop: {noun: "Stop", prepare: needStartStopper,
+		run: func(e *Engine, r runJob) (Result, error) { return r.d.(StartStopper).Stop(r.runCtx, r.tr) }},
+	ActionStart: {noun: "Start", prepare: needStartStopper,
+		run: func(e *Engine, r runJob) (Result, error) { return r.d.(StartStopper).Start(r.runCtx, r.tr) }},
+	ActionBackup: {noun: "Backup", approval: approvalNever, onBackup: true, newRelease: true,
+		prepare: func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
+			_, _, err := e.backuper(r.App, r.Env)
+			return err
+		},
+		run: func(e *Engine, r runJob) (Result, error) { return e.runBackupJob(r.runCtx, r.j, r.tr) },
+		interrupted: func(e *Engine, ctx context.Context, j *Job) {
+			// Its files may be partial: never offer it for a restore.
+			if bs, ok := e.store.(BackupStore); ok {
+				_ = bs.PutBackup(ctx, Backup{App: j.App, Env: j.Env, ID: j.Release, JobID: j.ID, By: j.RequestedBy.User,
+					Reason: "interrupted", Created: j.Started, State: BackupFailed,
+					Error: "shipbot stopped during the backup; partial files may remain on the host"})
+			}
+		}},
+	// A drill touches only a scratch database.
+	ActionVerify: {noun: "Restore drill", approval: approvalNever, onBackup: true,
+		prepare: prepareOnBackup[BackupVerifier]("verified"),
+		run:     func(e *Engine, r runJob) (Result, error) { return e.runVerifyJob(r.runCtx, r.j, r.tr) }},
+	// A restore discards what was written since.
+	ActionRestore: {noun: "Restore", approval: approvalAlways, onBackup: true,
+		prepare: prepareOnBackup[Restorer]("restored"),
+		run:     func(e *Engine, r runJob) (Result, error) { return e.runRestoreJob(r.runCtx, r.j, r.tr, false) }},
+}
+
+// unknownAction is what a job of an action this engine does not know gets.
+var unknownAction = &actionSpec{noun: "Job", run: func(e *Engine, r runJob) (Result, error) {
+	return Result{}, fmt.Errorf("unknown action %q", r.j.Action)
+}}
+
+func actionOf(a Action) *actionSpec {
+	if s, ok := actions[a]; ok {
+		return s
+	}
+	return unknownAction
+}
+
+// Noun is how a job's action reads in a title: "Deploy", "Backup", ...
+func (a Action) Noun() string { return actionOf(a).noun }
+
+// Switches reports whether a job of a moves the env's live release.
+func (a Action) Switches() bool { return actionOf(a).switches }
+
+// OnBackup reports whether a job of a names a backup in its Release.
+func (a Action) OnBackup() bool { return actionOf(a).onBackup }
+
+func needStartStopper(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
+	if _, ok := d.(StartStopper); !ok {
+		return refuse("%s/%s cannot be stopped or started by its driver", r.App, r.Env)
+	}
+	return nil
+}
+
+// prepareOnBackup checks that the backup a drill or restore names exists,
+// is good, and that the driver can do with it what the action needs (T).
+func prepareOnBackup[T any](what string) func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
+	return func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
+		_, bs, err := e.backuper(r.App, r.Env)
+		if err != nil {
+			return err
+		}
+		b, err := restorable(ctx, bs, r.App, r.Env, r.Release)
+		if err != nil {
+			return err
+		}
+		if _, err := backupsCan[T](e, r.App, r.Env, b.ID, what); err != nil {
+			return err
+		}
+		j.Release, *version = r.Release, r.Release
+		return nil
+	}
+}
+
+// runDeployJob records the new release as building, takes the pre-deploy
+// backup where the env wants one, deploys (or follows a deploy the target
+// is still running), and records how the release ended.
+func (e *Engine) runDeployJob(r runJob) (Result, error) {
+	j, tr := r.j, r.tr
+	var err error
+	var res Result
+	rel := Release{App: j.App, Env: j.Env, ID: j.Release, Ref: j.Ref, JobID: j.ID, By: j.RequestedBy.User, Created: e.now(), State: ReleaseBuilding}
+	if e.policy(j.App, j.Env).BeforeDeploy && !r.resume {
+		rel.BackupID, err = e.preDeployBackup(r.runCtx, j, tr)
+	} else if r.resume {
+		rel.BackupID = j.BackupID
+	}
+	if err == nil {
+		err = e.store.PutRelease(r.ctx, rel)
+	}
+	if err != nil {
+		return res, err
+	}
+	req := DeployRequest{JobID: j.ID, App: j.App, Env: j.Env, Ref: j.Ref,
+		Release: j.Release, Previous: j.FromRelease, By: j.RequestedBy.User, Redeploy: j.Redeploy}
+	if rs, ok := r.d.(Resumer); ok && r.resume {
+		tr.Output("shipbot restarted: following the deploy the target is still running")
+		res, err = rs.Resume(r.runCtx, req, tr)
+	} else {
+		res, err = r.d.Deploy(r.runCtx, req, tr)
+	}
+	rel.State = ReleaseActive
+	if err != nil || res.RolledBack {
+		rel.State = ReleaseFailed
+	}
+	if perr := e.store.PutRelease(context.WithoutCancel(r.ctx), rel); perr != nil {
+		e.log.Error("release record not updated", "job", j.ID, "release", rel.ID, "err", perr)
+	}
+	return res, err
+}
+
+// runRollbackJob switches back to the job's release, restoring the
+// database too when the job names a backup.
+func (e *Engine) runRollbackJob(r runJob) (Result, error) {
+	j := r.j
+	if j.BackupID != "" {
+		return e.runRollbackWithDB(r.runCtx, j, r.d, r.tr)
+	}
+	res, err := r.d.Rollback(r.runCtx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.Release,
+		From: j.FromRelease, By: j.RequestedBy.User}, r.tr)
+	if err == nil && j.FromRelease != "" {
+		e.markRolledBack(context.WithoutCancel(r.ctx), j)
+	}
+	return res, err
+}
