@@ -4,8 +4,14 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/shipbot/shipbot/internal/chat/shell"
+	"github.com/shipbot/shipbot/internal/chat/slack"
+	"github.com/shipbot/shipbot/internal/chat/telegram"
+	"github.com/shipbot/shipbot/internal/notify"
 )
 
 const mod = "github.com/shipbot/shipbot/"
@@ -143,4 +149,12 @@ func contains(xs []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The platforms config accepts are the chat adapters there are.
+func TestPlatformsAreTheChatAdapters(t *testing.T) {
+	got := []string{shell.Platform, telegram.Platform, slack.Platform}
+	if !slices.Equal(got, notify.Platforms) {
+		t.Fatalf("adapters %v, notify.Platforms %v", got, notify.Platforms)
+	}
 }

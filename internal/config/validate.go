@@ -15,11 +15,13 @@ import (
 
 	cmds "github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/release"
 	"github.com/shipbot/shipbot/internal/notify"
+	"github.com/shipbot/shipbot/internal/pipeline"
 )
 
-// Platforms are the chat platforms an identity may name.
-var platforms = []string{"shell", "telegram", "slack"}
+// platforms are the chat platforms an identity may name.
+var platforms = notify.Platforms
 
 // Verbs are the actions a permission may grant: the commands' own list.
 var verbs = cmds.PermissionVerbs()
@@ -28,8 +30,9 @@ var verbs = cmds.PermissionVerbs()
 // look like it.
 var specialPermissions = cmds.SpecialPermissions
 
-// templateVars are the {{names}} argv, health and logs templates may use.
-var templateVars = []string{"app", "env", "release", "release_path", "path", "shared_path", "current_path", "ref", "lines"}
+// templateVars are the {{names}} argv, health and logs templates may use:
+// the release runner's list.
+var templateVars = release.TemplateVars
 
 var (
 	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
@@ -263,11 +266,11 @@ func (d *decoder) validateSlack(c *Config) {
 	}
 }
 
-// pipelineStatuses and pipelineSources are what routes may name (the
-// pipeline package's normalised statuses and sources).
+// pipelineStatuses and pipelineSources are what routes may name: the
+// pipeline package's own lists.
 var (
-	pipelineStatuses = []string{"pending", "running", "success", "failed", "cancelled", "skipped"}
-	pipelineSources  = []string{"gitlab", "github", "dokploy", "generic", "shipbot"}
+	pipelineStatuses = pipeline.Statuses
+	pipelineSources  = pipeline.Sources
 )
 
 func (d *decoder) validatePipelines(c *Config) {

@@ -62,6 +62,10 @@ type Attachment struct {
 	Content []byte
 }
 
+// Platforms are the chat platforms a Channel may name; each chat adapter's
+// Platform constant is one of them (cmd/bot's tests hold them together).
+var Platforms = []string{"shell", "telegram", "slack"}
+
 // Channel addresses a chat: Platform is "shell", "telegram" or "slack"; ID is
 // the platform's chat/channel id; Thread is a forum topic or thread ts.
 type Channel struct {

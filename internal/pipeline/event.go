@@ -32,6 +32,10 @@ const (
 	StatusSkipped   = "skipped"
 )
 
+// Sources lists what routes may name as a source: the webhook sources and
+// shipbot's own job notices (Shipbot), for config validation.
+var Sources = []string{GitLab, GitHub, Dokploy, Generic, Shipbot}
+
 // Statuses lists the normalised statuses, for config validation.
 var Statuses = []string{StatusPending, StatusRunning, StatusSuccess, StatusFailed, StatusCancelled, StatusSkipped}
 

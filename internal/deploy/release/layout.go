@@ -70,6 +70,11 @@ func checkBase(base string) error {
 	return nil
 }
 
+// TemplateVars are the {{names}} a command, health or logs template may
+// use: what vars fills, and "lines" for logs commands. Config validation
+// checks templates against this list.
+var TemplateVars = []string{"app", "env", "release", "release_path", "path", "shared_path", "current_path", "ref", "lines"}
+
 // vars are the template variables for commands run on t.
 func (r *Runner) vars(t *target, release, ref string) map[string]string {
 	v := map[string]string{
