@@ -19,6 +19,9 @@ type AutoRule struct {
 	Project, Ref string
 	Workflows    []string
 	App, Env, As string
+	// ByName deploys the branch, not the commit: the env's driver cannot
+	// deploy a commit id (Dokploy clones with git clone --branch).
+	ByName bool
 }
 
 // Key names the rule in the store: one green pipeline deploys once per rule.
