@@ -66,8 +66,8 @@ func (r ruleDeployer) AutoDeploy(ctx context.Context, rule pipeline.AutoRule, sh
 	return pipeline.AutoAnswer{JobID: rep.JobID, Refused: rep.Refused, Denial: rep.Denial, Reason: rep.Notice}
 }
 
-func (r ruleDeployer) Cancel(ctx context.Context, rule pipeline.AutoRule, jobID int64) error {
-	if rep := r.h.Handle(ctx, r.req(rule, "supersede", fmt.Sprintf("/cancel %d", jobID))); rep.Refused {
+func (r ruleDeployer) Cancel(ctx context.Context, rule pipeline.AutoRule, jobID int64, door string) error {
+	if rep := r.h.Handle(ctx, r.req(rule, door, fmt.Sprintf("/cancel %d", jobID))); rep.Refused {
 		return fmt.Errorf("cancel job #%d: %s", jobID, rep.Notice)
 	}
 	return nil

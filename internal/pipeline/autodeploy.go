@@ -73,7 +73,7 @@ type AutoAnswer struct {
 // commands import).
 type Deployer interface {
 	AutoDeploy(ctx context.Context, r AutoRule, sha, door string) AutoAnswer
-	Cancel(ctx context.Context, r AutoRule, jobID int64) error
+	Cancel(ctx context.Context, r AutoRule, jobID int64, door string) error
 	// FindJob is the job a crash may have left unrecorded: a deploy of sha
 	// to the rule's env by its user created at or after since.
 	FindJob(ctx context.Context, r AutoRule, sha string, since time.Time) (*deploy.Job, error)
@@ -253,7 +253,7 @@ func (s *Service) startAuto(ctx context.Context, a AutoDeploy) error {
 			if err != nil || (j.State != deploy.Queued && j.State != deploy.AwaitingApproval) {
 				continue // running or over: a deploy already under way is not cut short
 			}
-			if err := d.Cancel(ctx, r, o.JobID); err != nil {
+			if err := d.Cancel(ctx, r, o.JobID, a.Source+"-"+a.RunID); err != nil {
 				s.o.Log.Warn("auto-deploy: superseded job not cancelled", "job", o.JobID, "err", err)
 				continue
 			}
