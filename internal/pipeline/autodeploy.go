@@ -176,11 +176,15 @@ func (s *Service) runAuto(ctx context.Context, a AutoDeploy) {
 // so the deploy notice can thread under it; a slow chat only costs the
 // threading, never the deploy.
 func (s *Service) waitPipelineMessage(ctx context.Context, a AutoDeploy) {
+	chats := s.pipelineChats(a)
+	if len(chats) == 0 {
+		return // the pipeline goes to no chat: nothing to thread under
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for time.Now().Before(deadline) {
-		for _, ch := range s.pipelineChats(a) {
+		for _, ch := range chats {
 			if ref, err := s.o.Store.SentRef(ctx, a.Pipeline, ch); err == nil && ref != nil {
 				return
 			}
