@@ -378,14 +378,22 @@ func TestBinaryAPI(t *testing.T) {
 	e.mustVerify()
 
 	// Restart: the key still names the first job. Then the token is
-	// removed from the config: after the restart it no longer opens.
+	// removed from the config: from the reload (SIGHUP) on, and after a
+	// restart, it no longer opens.
 	p = e.startAPIBot()
 	code, body = call(t, addr, "POST", "/api/v1/jobs", ciToken, "ci-run-1", deployBody("demo", "staging", "v1"))
 	if code != 202 || id(t, body) != first {
 		t.Fatalf("replay after restart: %d %v", code, body)
 	}
-	stopBot(t, p)
 	e.writeAPIConfig(tg.URL, addr, false)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload", func() bool { return strings.Contains(p.errOut.String(), "config reloaded") })
+	if code, body := call(t, addr, "GET", "/api/v1/apps", ciToken, "", ""); code != 401 {
+		t.Fatalf("token revoked by reload: %d %v", code, body)
+	}
+	stopBot(t, p)
 	p = e.startAPIBot()
 	if code, body := call(t, addr, "GET", "/api/v1/apps", ciToken, "", ""); code != 401 {
 		t.Fatalf("revoked token: %d %v", code, body)
