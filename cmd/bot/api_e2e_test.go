@@ -267,6 +267,17 @@ func TestBinaryAPI(t *testing.T) {
 	if code, body := call(t, addr, "GET", fmt.Sprintf("/api/v1/jobs/%d", first), ciToken, "", ""); code != 200 || body["state"] != "succeeded" ||
 		body["release"] == "" || body["requested_by"] != "ci" {
 		t.Fatalf("job: %d %v", code, body)
+	} else {
+		steps, _ := body["steps"].([]any)
+		for _, s := range steps {
+			st := s.(map[string]any)
+			if st["state"] == "done" && (st["started"] == nil || st["ended"] == nil) {
+				t.Fatalf("a done step without its times: %v", st)
+			}
+		}
+		if len(steps) == 0 || body["started"] == nil || body["ended"] == nil {
+			t.Fatalf("job without steps or times: %v", body)
+		}
 	}
 	if got := e.currentRelease("staging"); got == "" {
 		t.Fatal("nothing deployed")
