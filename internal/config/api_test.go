@@ -29,6 +29,11 @@ func TestAPIConfig(t *testing.T) {
 		c.Pipelines.AutoDeploy[0].As != "alice" || c.Pipelines.AutoDeploy[0].Workflows[0] != "CI" {
 		t.Fatalf("api %+v auto %+v", c.API, c.Pipelines.AutoDeploy)
 	}
+	sum := c.Summary()
+	if !strings.Contains(sum, "api: /api/v1 with 1 tokens: gitlab-ci") || !strings.Contains(sum, "auto-deploy: green acme/demo@main → demo/staging as alice") ||
+		strings.Contains(sum, apiEnv["CI_TOKEN"]) {
+		t.Fatalf("summary:\n%s", sum)
+	}
 	found := false
 	for _, s := range c.Secrets() {
 		found = found || s.Reveal() == apiEnv["CI_TOKEN"]
