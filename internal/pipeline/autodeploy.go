@@ -274,6 +274,9 @@ func (s *Service) startAuto(ctx context.Context, a AutoDeploy) error {
 		a.State, a.JobID = AutoStarted, ans.JobID
 		return s.o.Auto.UpdateAutoDeploy(ctx, a)
 	}
+	if ans.Denial == "draining" {
+		return nil // shipbot is stopping: the row stays pending and is asked again after the restart
+	}
 	a.State, a.Note = AutoSkipped, ans.Denial+": "+ans.Reason
 	if err := s.o.Auto.UpdateAutoDeploy(ctx, a); err != nil {
 		return err

@@ -197,9 +197,24 @@ func TestAutoDeployNewestWinsAndResumes(t *testing.T) {
 		t.Fatalf("resumed row %+v, deployed %v", r, d.deployed)
 	}
 
+	// Asked while shipbot stops: the row stays pending for the restart.
+	d.answer = &AutoAnswer{Refused: true, Denial: "draining", Reason: "shipbot is shutting down"}
+	step(green("131", "sha131"))
+	if r := auto.rows[len(auto.rows)-1]; r.State != AutoPending {
+		t.Fatalf("draining row %+v; want still pending", r)
+	}
+	d.answer = nil
+	if err := svc.SetDeployer(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	svc.WaitAuto()
+	if r := auto.rows[len(auto.rows)-1]; r.State != AutoStarted || d.deployed[len(d.deployed)-1] != "sha131" {
+		t.Fatalf("resumed row %+v, deployed %v", r, d.deployed)
+	}
+
 	// A refusal is recorded as skipped, with a notice.
 	d.answer = &AutoAnswer{Refused: true, Denial: "locked", Reason: "web/production is locked by alice: freeze"}
-	step(green("14", "sha14"))
+	step(green("140", "sha14"))
 	if r := auto.rows[len(auto.rows)-1]; r.State != AutoSkipped || r.Note == "" {
 		t.Fatalf("refused row %+v", r)
 	}
@@ -208,8 +223,8 @@ func TestAutoDeployNewestWinsAndResumes(t *testing.T) {
 	// newer pipeline still deploys.
 	d.answer = nil
 	d.cancelErr = errors.New("engine busy")
-	step(green("15", "sha15"))
-	step(green("16", "sha16"))
+	step(green("150", "sha15"))
+	step(green("160", "sha16"))
 	if got := d.deployed[len(d.deployed)-1]; got != "sha16" {
 		t.Fatalf("last deployed %s", got)
 	}
