@@ -351,11 +351,11 @@ func TestBinaryAPI(t *testing.T) {
 	if c, out, errOut := e.deployCLI(viewerToken, "demo", "staging", "--server", server, "--wait"); c != 2 || !strings.Contains(errOut, "403") {
 		t.Fatalf("refused: exit %d\n%s\n%s", c, out, errOut)
 	}
-	if c, out, errOut := e.deployCLI(ciToken, "demo", "production", "v4", "--server", server, "--wait", "--timeout", "2s"); c != 4 ||
+	if c, out, errOut := e.deployCLI(ciToken, "demo", "production", "v4", "--server", server, "--wait", "--timeout", "4s"); c != 4 ||
 		!strings.Contains(out, "awaiting approval") {
 		t.Fatalf("awaiting approval: exit %d\n%s\n%s", c, out, errOut)
 	}
-	if c, out, errOut := e.deployCLI(ciToken, "demo", "staging", "slow", "--server", server, "--wait", "--timeout", "2s"); c != 3 ||
+	if c, out, errOut := e.deployCLI(ciToken, "demo", "staging", "slow", "--server", server, "--wait", "--timeout", "4s"); c != 3 ||
 		!strings.Contains(out, "still running") {
 		t.Fatalf("timed out: exit %d\n%s\n%s", c, out, errOut)
 	}
