@@ -348,6 +348,13 @@ func TestBinaryAPI(t *testing.T) {
 	if c, out, errOut := e.deployCLI(ciToken, "demo", "staging", "bad-build", "--server", server, "--wait"); c != 1 || !strings.Contains(out, "failed") {
 		t.Fatalf("failed: exit %d\n%s\n%s", c, out, errOut)
 	}
+	saved := e.env
+	e.env = append(append([]string(nil), saved...), "SHIPBOT_TOKEN="+ciToken)
+	c, out, errOut := e.cli("rollback", "demo", "staging", "--server", server, "--wait")
+	e.env = saved
+	if c != 0 || !strings.Contains(out, "rollback demo → staging") || !strings.Contains(out, "succeeded") {
+		t.Fatalf("bot rollback: exit %d\n%s\n%s", c, out, errOut)
+	}
 	if c, out, errOut := e.deployCLI(viewerToken, "demo", "staging", "--server", server, "--wait"); c != 2 || !strings.Contains(errOut, "403") {
 		t.Fatalf("refused: exit %d\n%s\n%s", c, out, errOut)
 	}
@@ -413,4 +420,21 @@ func TestBinaryAPI(t *testing.T) {
 		t.Fatalf("the other token: %d", code)
 	}
 	stopBot(t, p)
+}
+
+// A token shorter than 32 random bytes stops start-up, naming the key and
+// not the value.
+func TestBinaryAPIShortTokenStopsStartup(t *testing.T) {
+	t.Parallel()
+	e, _, _ := apiEnv(t, true)
+	e.env = []string{"SHIPBOT_CI_TOKEN=too-short-to-be-a-token"}
+	code, out, errOut := e.cli("run", "--config", e.config)
+	if code == 0 || !strings.Contains(errOut, "api.tokens.gitlab-ci") || !strings.Contains(errOut, "bot token new") ||
+		strings.Contains(out+errOut, "too-short-to-be-a-token") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = e.cli("token", "new")
+	if tok := strings.TrimSpace(out); code != 0 || len(tok) != 43 || strings.ContainsAny(tok, "+/=") {
+		t.Fatalf("bot token new: exit %d %q", code, out)
+	}
 }
