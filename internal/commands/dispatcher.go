@@ -106,6 +106,9 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	identity := req.Platform + ":" + req.UserID
 	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String()}
 	actor, ok := d.pol().Actor(identity)
+	if req.As != "" {
+		actor, ok = d.pol().User(req.As, identity)
+	}
 	if !ok {
 		return d.deny(ctx, c, "unknown identity", fmt.Sprintf("I don't know %s. Ask an admin to add this identity to a user in shipbot's config.", identity))
 	}
@@ -296,7 +299,9 @@ func (d *Dispatcher) deny(ctx context.Context, c *call, what, msg string) Reply 
 	if err := d.store.Append(ctx, ev); err != nil {
 		d.log.Error("denial not recorded", "identity", c.who.Identity, "err", err)
 	}
-	return d.say(ctx, c, notify.Message{Title: "Refused", Style: notify.StyleDanger, Text: msg}, true)
+	r := d.say(ctx, c, notify.Message{Title: "Refused", Style: notify.StyleDanger, Text: msg}, true)
+	r.Denial = what
+	return r
 }
 
 // record writes the intent+outcome pair of a read-only command. Nothing
@@ -318,7 +323,7 @@ func (d *Dispatcher) read(ctx context.Context, c *call, m notify.Message) Reply 
 
 // say answers: a button press gets a notice, a typed command a message.
 func (d *Dispatcher) say(ctx context.Context, c *call, m notify.Message, refused bool) Reply {
-	if c.req.Action != "" {
+	if c.req.Action != "" || c.req.Via != "" {
 		return Reply{Notice: firstNonEmpty(m.Text, m.Title), Refused: refused}
 	}
 	if c.req.ReplyTo != "" {
@@ -426,13 +431,13 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	if err := RefForDriver(env.Driver, ref); err != nil {
 		return d.deny(ctx, c, "bad input", err.Error())
 	}
-	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
+	j, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
 		Ref: ref, Release: firstNonEmpty(c.cmd.Release, c.cmd.Backup), WithDB: c.cmd.WithDB, Redeploy: c.cmd.Redeploy, Approval: env.Approval, Args: c.cmd.Args})
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
 	// The job's card, posted by the engine's observer, is the answer.
-	return Reply{Notice: "job created"}
+	return Reply{Notice: "job created", JobID: j.ID}
 }
 
 func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {
@@ -763,6 +768,11 @@ func (d *Dispatcher) pending(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) decide(ctx context.Context, c *call, approve bool) Reply {
+	if c.req.Via != "" || strings.HasPrefix(c.who.Identity, "api:") {
+		// A CI token or a rule is not a second person: whatever roles its
+		// user holds, approving (or denying) stays a human's act in chat.
+		return d.deny(ctx, c, "not a person", "approvals are given by a person in chat, never through "+firstNonEmpty(c.req.Via, "the API"))
+	}
 	a, err := d.store.Approval(ctx, c.cmd.ID)
 	if err != nil {
 		if errors.Is(err, deploy.ErrNotFound) {

@@ -43,6 +43,13 @@ func (c *Config) Summary() string {
 	if c.HTTP.Listen != "" {
 		p("http: listening on %s", c.HTTP.Listen)
 	}
+	if c.API.Enabled() {
+		// Names only: the identities api:NAME; a token's value is never shown.
+		p("api: /api/v1 with %d tokens: %s", len(c.API.Tokens), list(sortedKeys(c.API.Tokens)))
+	}
+	for _, r := range c.Pipelines.AutoDeploy {
+		p("auto-deploy: green %s@%s → %s/%s as %s", r.Project, r.Ref, r.App, r.Env, r.As)
+	}
 
 	p("users (%d):", len(c.Users))
 	for _, name := range sortedKeys(c.Users) {
