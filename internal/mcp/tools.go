@@ -542,7 +542,8 @@ func progressNote(v Job) string {
 		}
 	}
 	if len(v.Steps) > 0 {
-		note += fmt.Sprintf(" (%d/%d steps done)", done, len(v.Steps))
+		// The engine adds steps as it reaches them: no total is known.
+		note += fmt.Sprintf(" (%d steps done)", done)
 	}
 	return note
 }
