@@ -52,7 +52,9 @@ func (f fakeStore) Job(_ context.Context, id int64) (*deploy.Job, error) {
 func newTestServer(t *testing.T, h commands.Handler, st Store) (*Server, string) {
 	t.Helper()
 	s := New(Options{
-		Tokens:  func() *apitoken.Set { return apitoken.NewSet(map[string]audit.Secret{"assistant": audit.NewSecret(token)}) },
+		Tokens: func() *apitoken.Set {
+			return apitoken.NewSet(map[string]audit.Secret{"assistant": audit.NewSecret(token)})
+		},
 		Handler: h, Store: st,
 		Catalog: func() commands.Catalog {
 			return commands.Catalog{"demo": {"staging": {}, "production": {}}, "web": {"qa": {}}}
