@@ -22,6 +22,9 @@ func TestMCPConfig(t *testing.T) {
 		len(c.MCP.AllowedOrigins) != 1 {
 		t.Fatalf("mcp %+v", c.MCP)
 	}
+	if sum := c.Summary(); !strings.Contains(sum, "mcp: /mcp for AI assistants (tokens of api.tokens); approval cards to shell:terminal and") {
+		t.Errorf("summary:\n%s", sum)
+	}
 	// Left out, the block is off.
 	c, err = Parse([]byte(base), "t.yaml", envOf(apiEnv))
 	if err != nil || c.MCP.Enabled {

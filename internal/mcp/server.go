@@ -101,7 +101,13 @@ func (s *Server) Handler() http.Handler {
 		// Tool calls are small JSON; 1 MiB is far beyond any of them.
 		MaxRequestBodyBytes: 1 << 20,
 	})
-	authed := auth.RequireBearerToken(s.verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+	// The server's write timeout is for ordinary requests; an authenticated
+	// tool call that waits for its deploy streams up to MaxWait.
+	long := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.o.MaxWait + time.Minute))
+		h.ServeHTTP(w, r)
+	})
+	authed := auth.RequireBearerToken(s.verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(long)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.originAllowed(r) {
 			s.o.Log.Warn("mcp: request from a foreign origin refused", "remote", r.RemoteAddr)
@@ -112,9 +118,6 @@ func (s *Server) Handler() http.Handler {
 			s.unauthorized(w, r)
 			return
 		}
-		// The server's write timeout is for ordinary requests; a tool call
-		// that waits for its deploy streams up to MaxWait.
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.o.MaxWait + time.Minute))
 		authed.ServeHTTP(&challenge{ResponseWriter: w}, r)
 	})
 }

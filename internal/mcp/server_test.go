@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -248,5 +249,72 @@ func TestRenderGolden(t *testing.T) {
 		if got != string(want) {
 			t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
 		}
+	}
+}
+
+// runningStore has job 9 running for ever.
+type runningStore struct{}
+
+func (runningStore) Job(_ context.Context, id int64) (*deploy.Job, error) {
+	return &deploy.Job{ID: id, Action: deploy.ActionDeploy, App: "demo", Env: "staging", State: deploy.Running,
+		Steps: []deploy.Step{{Name: "build", State: deploy.StepRunning}}}, nil
+}
+
+func TestWaitIsBounded(t *testing.T) {
+	h := &fakeHandler{reply: commands.Reply{JobID: 9}}
+	s := New(Options{
+		Tokens: func() *apitoken.Set {
+			return apitoken.NewSet(map[string]audit.Secret{"assistant": audit.NewSecret(token)})
+		},
+		Handler: h, Store: runningStore{}, MaxWait: 300 * time.Millisecond,
+		Catalog: func() commands.Catalog { return commands.Catalog{"demo": {"staging": {}}} },
+	})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	start := time.Now()
+	res, err := connect(t, srv.URL).CallTool(context.Background(), &sdk.CallToolParams{Name: "deploy",
+		Arguments: map[string]any{"app": "demo", "env": "staging", "wait": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := res.StructuredContent.(map[string]any)
+	if res.IsError || sc["state"] != "running" || sc["waited"] != "time limit" || !strings.Contains(textOf(res), "the job goes on") {
+		t.Fatalf("%v %v %q", res.IsError, sc, textOf(res))
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the wait took %s", d)
+	}
+}
+
+// sender records what the door forwards.
+type sender struct {
+	mu   sync.Mutex
+	sent []notify.Channel
+}
+
+func (f *sender) Send(_ context.Context, ch notify.Channel, _ notify.Message) (notify.Ref, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, ch)
+	return notify.Ref{Channel: ch, ID: "42"}, nil
+}
+
+func (f *sender) Edit(context.Context, notify.Ref, notify.Message) error { return nil }
+
+func TestCardsGoToTheApprovalChat(t *testing.T) {
+	fw := &sender{}
+	chat := notify.Channel{Platform: "telegram", ID: "-100"}
+	set := true
+	s := New(Options{Forward: fw, ApprovalChat: func() (notify.Channel, bool) { return chat, set }})
+	from := notify.Channel{Platform: Platform, ID: "assistant"}
+	ref, err := s.Send(context.Background(), from, notify.Message{Title: "Deploy"})
+	if err != nil || ref.Channel != chat || ref.ID != "42" || len(fw.sent) != 1 {
+		t.Fatalf("ref %+v err %v sent %v", ref, err, fw.sent)
+	}
+	// Without an approval chat the card is dropped (the routes get it).
+	set = false
+	ref, err = s.Send(context.Background(), from, notify.Message{Title: "Deploy"})
+	if err != nil || ref.Channel != from || len(fw.sent) != 1 {
+		t.Fatalf("ref %+v err %v sent %v", ref, err, fw.sent)
 	}
 }
