@@ -16,6 +16,8 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/shipbot/shipbot/internal/chat/telegram/telegramtest"
+
 	"github.com/shipbot/shipbot/internal/audit"
 )
 
@@ -98,6 +100,7 @@ type mcpClient struct {
 
 func connectMCP(t *testing.T, url, token, origin string) *mcpClient {
 	t.Helper()
+	httpStatus(t, url, "", "") // waits for the listener
 	c := &mcpClient{t: t}
 	client := sdk.NewClient(&sdk.Implementation{Name: "e2e", Version: "1"}, &sdk.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
@@ -385,4 +388,42 @@ func TestE2EMCP(t *testing.T) {
 		t.Errorf("audit: deploy intent via mcp %v, denial via mcp %v", deployed, denied)
 	}
 	e.mustVerify()
+}
+
+// Without mcp.approval_chat the approval card of an assistant's job goes
+// where the team reads deploy notices (routes of source shipbot), like the
+// API's: here the Telegram ops chat, where bob approves it.
+func TestE2EMCPApprovalCardToRoutes(t *testing.T) {
+	t.Parallel()
+	e, tg, addr := apiEnv(t, true)
+	f, err := os.OpenFile(e.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("mcp:\n  enabled: true\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	p := e.startAPIBot()
+	ai := connectMCP(t, "http://"+addr+"/mcp", ciToken, "")
+	res, text, sc := ai.call("deploy", map[string]any{"app": "demo", "env": "production", "ref": "v1"}, false)
+	if res.IsError || sc["state"] != "awaiting_approval" || sc["approval_id"] == "" {
+		t.Fatalf("production deploy: %s %v", text, sc)
+	}
+	var card telegramtest.Message
+	waitFor(t, "the approval card in the ops chat", func() bool {
+		for _, m := range tg.Messages(opsChat) {
+			if strings.Contains(m.Markup, "approve:"+sc["approval_id"].(string)) {
+				card = m
+				return true
+			}
+		}
+		return false
+	})
+	press, _ := tg.NewPress(telegramtest.User(200, "bob"), opsChat, card.ID, tg.ButtonData(opsChat, card.ID, "Approve"), true)
+	tg.Push(press)
+	if done := ai.pollJob(sc["job_id"], "succeeded"); done["approved_by"] != "bob" {
+		t.Errorf("approved_by = %v", done["approved_by"])
+	}
+	stopBot(t, p)
 }
