@@ -98,6 +98,13 @@ func (s *Server) Handler() http.Handler {
 	h := sdk.NewStreamableHTTPHandler(s.server, &sdk.StreamableHTTPOptions{
 		Stateless: true,
 		Logger:    s.o.Log,
+		// The SDK's own guard refuses a request that reached a loopback
+		// address under another Host name: that is every request through
+		// a reverse proxy on the same machine (Host: shipbot.example.com,
+		// sent to 127.0.0.1:8080), shipbot's usual setup. Rebinding is
+		// answered here by the Origin check, and no page a browser is
+		// rebound to can present a token.
+		DisableLocalhostProtection: true,
 		// Tool calls are small JSON; 1 MiB is far beyond any of them.
 		MaxRequestBodyBytes: 1 << 20,
 	})

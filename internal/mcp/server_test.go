@@ -110,6 +110,21 @@ func TestAuthAndOrigin(t *testing.T) {
 			t.Errorf("%s: HTTP %d, want %d", c.name, got, c.want)
 		}
 	}
+	// Through a reverse proxy on the same machine: loopback address, the
+	// public Host name.
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Host = "shipbot.example.com"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("behind a reverse proxy: HTTP %d, want 200", resp.StatusCode)
+	}
 	if len(h.reqs) != 0 {
 		t.Errorf("the dispatcher saw %d requests", len(h.reqs))
 	}
