@@ -97,7 +97,7 @@ func (s *Server) SetHandler(h commands.Handler) { s.o.Handler = h }
 func (s *Server) Handler() http.Handler {
 	h := sdk.NewStreamableHTTPHandler(s.server, &sdk.StreamableHTTPOptions{
 		Stateless: true,
-		Logger:    s.o.Log,
+		Logger:    s.sdkLog(),
 		// The SDK's own guard refuses a request that reached a loopback
 		// address under another Host name: that is every request through
 		// a reverse proxy on the same machine (Host: shipbot.example.com,
@@ -128,6 +128,21 @@ func (s *Server) Handler() http.Handler {
 		authed.ServeHTTP(&challenge{ResponseWriter: w}, r)
 	})
 }
+
+// sdkLog is the log for the SDK: its warnings and errors. Stateless, it
+// would log a session start and end at INFO for every request.
+func (s *Server) sdkLog() *slog.Logger {
+	return slog.New(warnOnly{s.o.Log.Handler()})
+}
+
+type warnOnly struct{ slog.Handler }
+
+func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
+}
+
+func (w warnOnly) WithAttrs(a []slog.Attr) slog.Handler { return warnOnly{w.Handler.WithAttrs(a)} }
+func (w warnOnly) WithGroup(n string) slog.Handler      { return warnOnly{w.Handler.WithGroup(n)} }
 
 // challenge adds the WWW-Authenticate header RFC 6750 §3 asks of a 401.
 type challenge struct{ http.ResponseWriter }

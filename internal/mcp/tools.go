@@ -236,7 +236,7 @@ func (t tool) schema(cat commands.Catalog) *jsonschema.Schema {
 // build makes the SDK server with every tool for catalog cat.
 func (s *Server) build(cat commands.Catalog) *sdk.Server {
 	srv := sdk.NewServer(&sdk.Implementation{Name: "shipbot", Title: "shipbot", Version: s.o.Version},
-		&sdk.ServerOptions{Logger: s.o.Log, Instructions: "shipbot deploys, rolls back, backs up and inspects the team's apps. " +
+		&sdk.ServerOptions{Logger: s.sdkLog(), Instructions: "shipbot deploys, rolls back, backs up and inspects the team's apps. " +
 			"Every call runs as the user the token belongs to, under the same permissions, locks, approvals and audit log as a chat command. " +
 			"Acting tools return a job id at once; poll the job tool. Production changes may wait for a person's approval in chat."})
 	for _, t := range tools {
