@@ -241,7 +241,8 @@ func (s *Server) build(cat commands.Catalog) *sdk.Server {
 			"Acting tools return a job id at once; poll the job tool. Production changes may wait for a person's approval in chat."})
 	for _, t := range tools {
 		t := t
-		hints := &sdk.ToolAnnotations{Title: t.title, ReadOnlyHint: t.readOnly}
+		// Reads change nothing, so repeating one is harmless too.
+		hints := &sdk.ToolAnnotations{Title: t.title, ReadOnlyHint: t.readOnly, IdempotentHint: t.readOnly}
 		if !t.readOnly {
 			d := t.destructive
 			hints.DestructiveHint = &d
