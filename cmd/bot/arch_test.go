@@ -80,7 +80,7 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 	adapters := []string{"internal/chat/", "internal/sqlite", "internal/deploy/local", "internal/deploy/ssh",
-		"internal/deploy/dokploy", "internal/httpserver", "internal/deploy/httpcheck", "internal/api"}
+		"internal/deploy/dokploy", "internal/httpserver", "internal/deploy/httpcheck", "internal/api", "internal/mcp"}
 	isAdapter := func(p string) string {
 		for _, a := range adapters {
 			// "internal/api" is that package and those under it, not internal/apitoken.

@@ -26,6 +26,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy/local"
 	sshdriver "github.com/shipbot/shipbot/internal/deploy/ssh"
 	"github.com/shipbot/shipbot/internal/httpserver"
+	"github.com/shipbot/shipbot/internal/mcp"
 	"github.com/shipbot/shipbot/internal/metrics"
 	"github.com/shipbot/shipbot/internal/notify"
 	"github.com/shipbot/shipbot/internal/pipeline"
@@ -90,6 +91,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
 	door := newAPIDoor(lv, db, log) // HTTP API: a door beside the chats (api.go)
 	router[api.Platform], router[autoPlatform] = door, door
+	mcpDoor := newMCPDoor(lv, db, router, log) // MCP for AI assistants: a door like the API (mcp.go)
+	router[mcp.Platform] = mcpDoor
 	// Notices of shipbot's own jobs commit with the job change they report.
 	if err := db.ReportJobs(ctx, hooks.JobNotices, relay.Wake); err != nil {
 		return err
@@ -100,7 +103,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	engine := deploy.NewEngine(deploy.Options{
 		Store:        db,
 		Drivers:      lv.driver,
-		Observer:     observers{cards, schedObserver, door},
+		Observer:     observers{cards, schedObserver, door, mcpDoor},
 		JobTimeout:   c.Bot.JobTimeout.Duration,
 		OutputLines:  c.Bot.OutputLines,
 		Redactor:     redact,
@@ -164,6 +167,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: bound, Buttons: db, Audit: db, Log: log,
 		Observe: stats.Command})
 	door.SetHandler(d)
+	mcpDoor.SetHandler(d)
 	if err := hooks.SetDeployer(ctx, ruleDeployer{h: d, db: db}); err != nil {
 		return fmt.Errorf("auto-deploy: %w", err)
 	}
@@ -222,6 +226,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 			}
 			go func() { <-runCtx.Done(); door.Close() }() // event streams end before the server waits for them
 		}
+		routes = append(routes, mcpRoutes(c, mcpDoor)...)
 		if sl != nil && sl.Mode() == slack.ModeHTTP {
 			for _, r := range sl.Routes(c.Chat.Slack.Path) {
 				routes = append(routes, httpserver.Route{Path: r.Path, Handler: r.Handler})

@@ -323,7 +323,10 @@ func (d *Dispatcher) read(ctx context.Context, c *call, m notify.Message) Reply 
 
 // say answers: a button press gets a notice, a typed command a message.
 func (d *Dispatcher) say(ctx context.Context, c *call, m notify.Message, refused bool) Reply {
-	if c.req.Action != "" || c.req.Via != "" {
+	if c.req.Via != "" {
+		return Reply{Notice: firstNonEmpty(m.Text, m.Title), Refused: refused, Message: &m}
+	}
+	if c.req.Action != "" {
 		return Reply{Notice: firstNonEmpty(m.Text, m.Title), Refused: refused}
 	}
 	if c.req.ReplyTo != "" {

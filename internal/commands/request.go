@@ -56,6 +56,10 @@ type Reply struct {
 	Denial string
 	// JobID is the job a deploy-like command created.
 	JobID int64
+	// Message is the whole answer to a door's request (Via set), as it
+	// would have been posted in chat: doors that show more than Notice
+	// (the MCP tools) render it, so they bound and redact exactly as chat.
+	Message *notify.Message
 }
 
 // Handler is what chat adapters call. Handle returns once the request is

@@ -30,6 +30,8 @@ type Config struct {
 	Pipelines Pipelines
 	// API is the HTTP API's tokens (see api.go).
 	API API
+	// MCP is the endpoint for AI assistants (see mcp.go).
+	MCP MCP
 	// Source is the file name the configuration was read from.
 	Source string
 

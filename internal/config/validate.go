@@ -339,6 +339,7 @@ func (d *decoder) validateChat(c *Config) {
 	d.validateSlack(c)
 	d.validatePipelines(c)
 	d.validateAPI(c)
+	d.validateMCP(c)
 	s := c.Chat.Shell
 	if s == nil {
 		return
