@@ -413,7 +413,7 @@ func TestE2EMCPApprovalCardToRoutes(t *testing.T) {
 	var card telegramtest.Message
 	waitFor(t, "the approval card in the ops chat", func() bool {
 		for _, m := range tg.Messages(opsChat) {
-			if strings.Contains(m.Markup, "approve:"+sc["approval_id"].(string)) {
+			if strings.Contains(e.resolveButtons(m.Markup), "approve:"+sc["approval_id"].(string)) {
 				card = m
 				return true
 			}
