@@ -155,20 +155,34 @@ type Day struct {
 	LeadTime   Duration  `json:"lead_time_median_seconds"`
 }
 
+// Charter draws a report's chart as a PNG.
+type Charter func(r *Report, title string) ([]byte, error)
+
+// Options configure a Service.
+type Options struct {
+	Store Store
+	// Projects maps an app to its CI project as pipeline records name it;
+	// an app not listed is its own project.
+	Projects map[string]string
+	// Chart draws the chart sent with a report; nil sends none.
+	Chart Charter
+	Now   func() time.Time
+}
+
 // Service answers queries from a Store.
 type Service struct {
 	store    Store
 	projects map[string]string
+	chart    Charter
 	now      func() time.Time
 }
 
-// New returns a Service. projects maps an app to its CI project (an app
-// not listed is its own project), as pipeline records name it.
-func New(store Store, projects map[string]string, now func() time.Time) *Service {
-	if now == nil {
-		now = time.Now
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	return &Service{store: store, projects: projects, now: now}
+	return &Service{store: o.Store, projects: o.Projects, chart: o.Chart, now: o.Now}
 }
 
 const day = 24 * time.Hour

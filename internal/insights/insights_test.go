@@ -159,7 +159,8 @@ func seed(t *testing.T) *history {
 }
 
 func svc(h *history) *insights.Service {
-	return insights.New(h.db, map[string]string{"helpdesk": "acme/helpdesk"}, func() time.Time { return at("2026-12-02 12:00") })
+	return insights.New(insights.Options{Store: h.db, Projects: map[string]string{"helpdesk": "acme/helpdesk"},
+		Now: func() time.Time { return at("2026-12-02 12:00") }})
 }
 
 func d(s string) insights.Duration {
