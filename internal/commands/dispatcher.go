@@ -48,6 +48,8 @@ type Options struct {
 	// Observe, if set, hears every handled request: the command name ("" when
 	// none was parsed) and whether it was refused. For metrics.
 	Observe func(command string, denied bool)
+	// Insights answers /stats; nil: /stats is refused.
+	Insights Insights
 }
 
 // Dispatcher handles every chat request: identity, parse, policy, engine, reply.
@@ -59,6 +61,7 @@ type Dispatcher struct {
 	audit   AuditReader
 	log     *slog.Logger
 	observe func(command string, denied bool)
+	stats   Insights
 }
 
 var _ Handler = (*Dispatcher)(nil)
@@ -66,7 +69,7 @@ var _ Handler = (*Dispatcher)(nil)
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
 	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(),
-		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe}
+		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, stats: o.Insights}
 	d.SetAccess(o.Policy, o.Catalog)
 	if d.log == nil {
 		d.log = slog.Default()
@@ -123,7 +126,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	if d.engine.Draining() && mutating(cmd.Name) {
 		return d.deny(ctx, c, "draining", "shipbot is shutting down and takes no new work; try again in a minute")
 	}
-	if cmd.App != "" && cmd.Name != "audit" {
+	if cmd.App != "" && cmd.Name != "audit" && cmd.Name != "stats" {
 		if _, ok := d.cat()[cmd.App]; !ok {
 			return d.deny(ctx, c, "unknown app", fmt.Sprintf("unknown app %q; see /apps", cmd.App))
 		}
@@ -185,6 +188,8 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.decide(ctx, c, cmd.Name == "approve")
 	case "audit":
 		return d.auditLog(ctx, c)
+	case "stats":
+		return d.statsReport(ctx, c)
 	}
 	return d.deny(ctx, c, "unknown command", "unknown command; try /help")
 }
