@@ -70,10 +70,10 @@ func TestStatsCommand(t *testing.T) {
 	}
 	// APP, APP ENV, and a window.
 	for text, want := range map[string]insights.Query{
-		"/stats demo 30d":          {App: "demo", Days: 30},
-		"/stats demo staging":      {App: "demo", Env: "staging", Days: 7},
-		"/stats demo staging 90d":  {App: "demo", Env: "staging", Days: 90},
-		"/stats@shipbot 7d":        {Days: 7},
+		"/stats demo 30d":         {App: "demo", Days: 30},
+		"/stats demo staging":     {App: "demo", Env: "staging", Days: 7},
+		"/stats demo staging 90d": {App: "demo", Env: "staging", Days: 90},
+		"/stats@shipbot 7d":       {Days: 7},
 		"/stats demo production ": {App: "demo", Env: "production", Days: 7},
 	} {
 		user := "alice"
