@@ -28,6 +28,8 @@ type Config struct {
 	Apps  map[string]App
 	// Pipelines is CI/CD webhook intake and notification routing.
 	Pipelines Pipelines
+	// Insights is the weekly delivery digest.
+	Insights Insights
 	// Source is the file name the configuration was read from.
 	Source string
 
