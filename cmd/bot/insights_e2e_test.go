@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/notify"
+	"github.com/shipbot/shipbot/internal/pipeline"
+	"github.com/shipbot/shipbot/internal/sqlite"
+)
+
+// The weekly digest on the real binary: a cron spec fires, the figures of
+// the week before today (seeded in the database beforehand: a deploy of a
+// commit made 2h earlier, then one that failed its health check and was
+// switched back) go to the configured chat through the outbox with the
+// chart, which the terminal chat saves as a PNG; /stats answers the same.
+func TestE2EDeliveryDigestFiresFromCron(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := &testEnv{t: t, dir: dir, config: filepath.Join(dir, "shipbot.yaml")}
+	cfg := fmt.Sprintf(`bot:
+  data_dir: %[1]s/var
+  shutdown_timeout: 5s
+chat:
+  shell: {enabled: true, user: alice}
+users:
+  alice: {identities: ["shell:alice"], roles: [ops]}
+roles:
+  ops: {permissions: ["*"]}
+insights:
+  digest:
+    schedule: "@every 1s"
+    chats: ["shell:terminal"]
+apps:
+  files:
+    project: acme/files
+    envs:
+      good:
+        driver: local
+        path: %[1]s/deploy/good
+        fetch: {copy: %[1]s}
+        health: {command: ["true"], retries: 1}
+`, dir)
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := e.cli("check", "--config", e.config); code != 0 {
+		t.Fatalf("bot check: %d\n%s%s", code, out, errOut)
+	}
+	seedDelivery(t, e.database())
+
+	p := e.startBot(nil)
+	p.waitFor(`Weekly delivery digest`)
+	p.waitFor(`files/good\s+│\s+deploys\s+2 \(0\)`)
+	p.waitFor(`lead time med\s+2h \(–\)`)
+	p.waitFor(`change failure\s+50% 1/2 \(–\)`)
+	path := p.waitFor(`picture: (\S+\.png)\n`)[1]
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPNG, err := png.DecodeConfig(bytes.NewReader(img))
+	if err != nil || cfgPNG.Width != 1000 || cfgPNG.Height != 1000 || len(img) < 10_000 {
+		t.Fatalf("chart %s: %d bytes, %+v, %v", path, len(img), cfgPNG, err)
+	}
+	if !strings.HasPrefix(path, filepath.Join(dir, "var", "pictures")) {
+		t.Fatalf("chart saved at %s, not under the data dir", path)
+	}
+	// /stats answers the same figures.
+	p.send("/stats files good 30d")
+	p.waitFor(`Delivery: files/good, last 30 days`)
+	p.waitFor(`deploys\s+2 \(0\)`)
+	p.closeInput()
+	p.mustExit0()
+	if n := strings.Count(p.out.String(), "Weekly delivery digest"); n != 1 {
+		t.Fatalf("the digest of one week was posted %d times:\n%s", n, p.out)
+	}
+}
+
+// seedDelivery writes yesterday's deploys of files/good and the pipeline
+// of the first one's commit into the database the bot will open.
+func seedDelivery(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	yesterday := time.Now().UTC().Truncate(24*time.Hour).Add(-24 * time.Hour)
+	sha := strings.Repeat("ab", 20)
+	ev := pipeline.Event{Source: pipeline.Generic, Kind: pipeline.KindPipeline, Project: "acme/files", ID: "1", SHA: sha,
+		Status: pipeline.StatusSuccess, Time: yesterday.Add(9 * time.Hour), CommitTime: yesterday.Add(8 * time.Hour)}
+	raw, _ := json.Marshal(ev)
+	if _, err := db.Ingest(ctx, "seed", ev.Key(), func(*notify.Tracked) (*notify.Tracked, []notify.Post, error) {
+		return &notify.Tracked{Topic: ev.Key(), Project: ev.Project, SHA: sha, Status: ev.Status, Event: raw}, nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	alice := deploy.Who{User: "alice", Identity: "shell:alice", Chat: "shell:terminal"}
+	for _, j := range []*deploy.Job{
+		{App: "files", Env: "good", Action: deploy.ActionDeploy, Ref: sha, Release: "r1", State: deploy.Succeeded,
+			RequestedBy: alice, Ended: yesterday.Add(10 * time.Hour)},
+		{App: "files", Env: "good", Action: deploy.ActionDeploy, Ref: "main", Release: "r2", State: deploy.RolledBack,
+			RequestedBy: alice, Ended: yesterday.Add(11 * time.Hour),
+			Steps: []deploy.Step{{Name: "health", State: deploy.StepFailed}}},
+	} {
+		if err := db.CreateJob(ctx, j, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
