@@ -99,7 +99,7 @@ func seedDelivery(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	yesterday := time.Now().UTC().Truncate(24*time.Hour).Add(-24 * time.Hour)
+	yesterday := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	sha := strings.Repeat("ab", 20)
 	ev := pipeline.Event{Source: pipeline.Generic, Kind: pipeline.KindPipeline, Project: "acme/files", ID: "1", SHA: sha,
 		Status: pipeline.StatusSuccess, Time: yesterday.Add(9 * time.Hour), CommitTime: yesterday.Add(8 * time.Hour)}
