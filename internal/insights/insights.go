@@ -51,7 +51,7 @@ func ParseWindow(s string) (int, error) {
 			return w, nil
 		}
 	}
-	return 0, fmt.Errorf("window %q: use 7d, 30d or 90d", s)
+	return 0, fmt.Errorf("window %q: use 7d, 30d or 90d", clip(s))
 }
 
 // Query selects what a report covers.
@@ -487,4 +487,31 @@ func top(m map[string]int) []Count {
 		out = out[:3]
 	}
 	return out
+}
+
+// ParseQuery reads the query of GET /api/v1/stats?app=&env=&window=: names
+// must be valid app and env names, window one of 7d, 30d, 90d ("" = 7d);
+// env needs app. The caller checks that the names are configured and that
+// the caller may see them (Allowed).
+func ParseQuery(app, env, window string) (Query, error) {
+	days, err := ParseWindow(window)
+	if err != nil {
+		return Query{}, err
+	}
+	switch {
+	case app != "" && !deploy.ValidName(app):
+		return Query{}, fmt.Errorf("app %q is not a valid name", clip(app))
+	case env != "" && !deploy.ValidName(env):
+		return Query{}, fmt.Errorf("env %q is not a valid name", clip(env))
+	case env != "" && app == "":
+		return Query{}, fmt.Errorf("env %q needs an app", clip(env))
+	}
+	return Query{App: app, Env: env, Days: days}, nil
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }

@@ -141,15 +141,20 @@ func leadPlot(r *insights.Report, ticks gplot.Ticker) (*gplot.Plot, error) {
 			longest = math.Max(longest, h)
 		}
 	}
+	// The unit keeps the axis in whole numbers with a few labels.
 	unit, div := "hours", 1.0
-	if longest > 72 {
+	switch {
+	case longest > 72:
 		unit, div = "days", 24
+	case longest < 2:
+		unit, div = "minutes", 1.0/60
 	}
 	for i := range pts {
 		pts[i].Y /= div
 	}
 	p.Y.Label.Text = "lead time (" + unit + ")"
 	p.Y.Min, p.Y.Max = 0, math.Max(1, longest/div*1.15)
+	p.Y.Tick.Marker = intTicks{}
 	p.Add(plotter.NewGrid())
 	if len(pts) == 0 {
 		p.Title.Text += ": none known"
