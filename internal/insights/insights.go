@@ -384,9 +384,11 @@ func firstFailedStep(j deploy.Job) string {
 // within RollbackWindow of j going live. later are the app/env's jobs that
 // ended after j.
 func rolledBackFrom(j deploy.Job, later []deploy.Job) bool {
-	for _, r := range later {
-		if r.Action == deploy.ActionRollback && r.State == deploy.Succeeded && r.FromRelease == j.Release &&
-			r.Ended.Sub(j.Ended) <= RollbackWindow {
+	for _, r := range later { // oldest end first
+		if r.Ended.Sub(j.Ended) > RollbackWindow {
+			break
+		}
+		if r.Action == deploy.ActionRollback && r.State == deploy.Succeeded && r.FromRelease == j.Release {
 			return true
 		}
 	}
@@ -426,8 +428,8 @@ func (s *Service) commitTime(ctx context.Context, j deploy.Job) (time.Time, erro
 			}
 		}
 	}
-	if sha == "" && shaLike.MatchString(j.Ref) {
-		sha = j.Ref
+	if ref := strings.ToLower(j.Ref); sha == "" && shaLike.MatchString(ref) {
+		sha = ref // pipeline records carry lowercase ids
 	}
 	if sha == "" {
 		return time.Time{}, nil

@@ -36,12 +36,12 @@ func sha(c byte) string { return strings.Repeat(string(c), 40) }
 // The report ends 2026-12-02 12:00 UTC over 7 days: the window is
 // Nov 26 00:00 – Dec 2 12:00, the one before Nov 19 00:00 – Nov 26 00:00.
 type history struct {
-	t   *testing.T
+	t   testing.TB
 	db  *sqlite.DB
 	ctx context.Context
 }
 
-func openStore(t *testing.T) *history {
+func openStore(t testing.TB) *history {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "shipbot.db"))
 	if err != nil {
@@ -70,13 +70,12 @@ func (h *history) job(app, env string, action deploy.Action, state deploy.State,
 }
 
 // pipeline stores the record of a pipeline of project at sha made at commit.
-func (h *history) pipeline(project, sha, commit string) {
+func (h *history) pipeline(project, sha, commit string) { h.pipelineAt(project, sha, at(commit)) }
+
+func (h *history) pipelineAt(project, sha string, commit time.Time) {
 	h.t.Helper()
-	ev := pipeline.Event{Source: pipeline.GitHub, Kind: pipeline.KindPipeline, Project: project, ID: sha[:8], SHA: sha,
-		Status: pipeline.StatusSuccess, Time: at(commit).Add(10 * time.Minute)}
-	if commit != "" {
-		ev.CommitTime = at(commit)
-	}
+	ev := pipeline.Event{Source: pipeline.GitHub, Kind: pipeline.KindPipeline, Project: project, ID: sha, SHA: sha,
+		Status: pipeline.StatusSuccess, Time: commit.Add(10 * time.Minute), CommitTime: commit}
 	raw, err := json.Marshal(ev)
 	if err != nil {
 		h.t.Fatal(err)
@@ -134,9 +133,9 @@ func seed(t *testing.T) *history {
 	h.job("helpdesk", hp, dep, deploy.Succeeded, alice, "2026-11-28 09:00", nil, nil)
 	// J5: health failed, shipbot switched back; J6 restores it 1h later.
 	h.job("helpdesk", hp, dep, deploy.RolledBack, bob, "2026-11-29 10:00", steps("build", "done", "health", "failed"), nil)
-	// J6: a short commit id as the ref; lead 30m.
+	// J6: a short commit id as the ref, typed in capitals; lead 30m.
 	h.pipeline("acme/helpdesk", sha('c'), "2026-11-29 10:30")
-	h.job("helpdesk", hp, dep, deploy.Succeeded, alice, "2026-11-29 11:00", func(j *deploy.Job) { j.Ref = "ccccccc" }, nil)
+	h.job("helpdesk", hp, dep, deploy.Succeeded, alice, "2026-11-29 11:00", func(j *deploy.Job) { j.Ref = "CCCCCCC" }, nil)
 	// J7: the build failed: a failed deploy, not a change failure.
 	h.job("helpdesk", hp, dep, deploy.Failed, carol, "2026-11-30 08:00", steps("build", "failed"), nil)
 	// J8: cancelled (denied): no deploy at all; its denial is no approval wait.

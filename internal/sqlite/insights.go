@@ -54,15 +54,18 @@ func (db *DB) DecidedApprovals(ctx context.Context, since time.Time) ([]deploy.A
 
 // CommitTime implements insights.Store: the earliest commit time any
 // pipeline record of project at sha carries (every workflow of one commit
-// reports the same). A short sha matches as a prefix.
+// reports the same). A short sha matches as a prefix. The prefix is a
+// range [sha, sha+"g") on the (project, sha) index: commit ids are
+// lowercase hex, all below "g"; a substr() comparison would read every
+// pipeline record for every deploy.
 func (db *DB) CommitTime(ctx context.Context, project, sha string) (time.Time, error) {
 	if len(sha) < 7 {
 		return time.Time{}, nil
 	}
 	var raw sql.NullString
 	err := db.r.QueryRowContext(ctx, `SELECT min(json_extract(event, '$.commit_time')) FROM pipelines
-		WHERE project = ? AND substr(sha, 1, length(?)) = ? AND coalesce(json_extract(event, '$.commit_time'), '') != ''`,
-		project, sha, sha).Scan(&raw)
+		WHERE project = ? AND sha >= ? AND sha < ? AND coalesce(json_extract(event, '$.commit_time'), '') != ''`,
+		project, sha, sha+"g").Scan(&raw)
 	if err != nil || !raw.Valid {
 		return time.Time{}, err
 	}
