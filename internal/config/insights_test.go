@@ -21,6 +21,9 @@ func TestInsightsConfig(t *testing.T) {
 	if g == nil || g.Schedule != "0 9 * * MON" || len(g.Chats) != 2 || g.Chats[1] != "slack:C0123ABCD" {
 		t.Fatalf("digest %+v", g)
 	}
+	if !strings.Contains(c.Summary(), "insights: delivery digest \"0 9 * * MON\" (UTC) to telegram:-100123/7, slack:C0123ABCD\n") {
+		t.Fatalf("summary:\n%s", c.Summary())
+	}
 	c, err = Parse([]byte(base), "t.yaml", envOf(nil))
 	if err != nil || c.Insights.Digest != nil {
 		t.Fatalf("no insights block: %+v %v", c.Insights, err)

@@ -43,6 +43,9 @@ func (c *Config) Summary() string {
 	if c.HTTP.Listen != "" {
 		p("http: listening on %s", c.HTTP.Listen)
 	}
+	if g := c.Insights.Digest; g != nil {
+		p("insights: delivery digest %q (UTC) to %s", g.Schedule, list(c.vals("insights.digest.chats", g.Chats)))
+	}
 
 	p("users (%d):", len(c.Users))
 	for _, name := range sortedKeys(c.Users) {
