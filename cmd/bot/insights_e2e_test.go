@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,5 +121,38 @@ func seedDelivery(t *testing.T, path string) {
 		if err := db.CreateJob(ctx, j, nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// /stats in Telegram on the real binary: after a real deploy, the answer
+// is the figures as a message and the chart as a photo replying to it.
+func TestBinaryTelegramStatsSendsTheChartAsAPhoto(t *testing.T) {
+	t.Parallel()
+	e, fake := telegramEnv(t, "polling", "")
+	p := e.startBot(nil)
+	fake.Push(tgMessage(1, "/deploy demo staging"))
+	waitTG(t, fake, "editMessageText", "succeeded")
+	fake.Push(tgMessage(2, "/stats demo staging 30d"))
+	waitTG(t, fake, "sendMessage", "Delivery: demo/staging, last 30 days")
+	waitTG(t, fake, "sendMessage", "deploys         1 (0)")
+	deadline := time.Now().Add(outputTimeout)
+	for {
+		if c := fake.Calls("sendPhoto"); len(c) == 1 && c[0].Status == 200 {
+			cfg, err := png.DecodeConfig(bytes.NewReader(c[0].Files["photo"]))
+			if err != nil || cfg.Width != 1000 || c[0].Fields["caption"] != "Delivery: demo/staging, last 30 days" {
+				t.Fatalf("photo %+v %v %v", cfg, err, c[0].Fields)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no photo: %+v", fake.Calls("sendPhoto"))
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.wait(exitTimeout); st.ExitCode() != 0 {
+		t.Fatalf("exit %d: %s", st.ExitCode(), p.errOut)
 	}
 }
