@@ -51,7 +51,7 @@ func (s *Service) Message(ctx context.Context, q Query, title string) (notify.Me
 func Render(r *Report, title string) notify.Message {
 	last := r.To.Add(-time.Nanosecond)
 	m := notify.Message{Title: title, Style: notify.StyleInfo,
-		Text: fmt.Sprintf("%s – %s (UTC); the %d days before in brackets. Definitions: README, /stats.",
+		Text: fmt.Sprintf("%s – %s (UTC); the %d days before in brackets. Definitions: README, \"Delivery insights\".",
 			r.From.Format("Jan 2"), last.Format("Jan 2"), r.Days)}
 	if len(r.Envs) == 0 {
 		m.Text = fmt.Sprintf("%s – %s (UTC): no deploy or rollback recorded in these %d days or the %d before.",
