@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,4 +241,151 @@ func TestE2EFailingBackupBlocksGatedDeploy(t *testing.T) {
 	if entries, _ := os.ReadDir(backups); len(entries) != 0 {
 		t.Fatalf("the failed backup left %d entries in %s", len(entries), backups)
 	}
+}
+
+// Issue 22 end to end: a backup whose dump the server cannot load (a 9 MiB
+// BLOB is an 18 MiB INSERT, over the 16 MiB packet limit) fails its drill,
+// shows as failed in /backups, and neither /restore nor /rollback --with-db
+// changes the live database or the code.
+func TestE2EUnloadableBackupChangesNothing(t *testing.T) {
+	t.Parallel()
+	a, db, password, _, _ := newBackupApp(t)
+	if got := strings.TrimSpace(mariaExec(t, "SELECT @@GLOBAL.max_allowed_packet")); got != "16777216" {
+		t.Skipf("server max_allowed_packet is %s; the case needs the 16 MiB default", got)
+	}
+	a.env = []string{"E2E_DB_PASSWORD=" + password}
+	p := a.startBot(nil, a.env...)
+	p.send("/deploy web prod")
+	p.waitFor(cardState(1, "succeeded"))
+	mariaExec(t, "CREATE TABLE "+db+".blobs (id INT PRIMARY KEY, data LONGBLOB); INSERT INTO "+db+".blobs VALUES (1, REPEAT(CHAR(0), 9437184));")
+	p.send("/deploy web prod")
+	p.waitFor(cardState(2, "succeeded"))
+	pre := p.mustContain(cardLine(2, `  pre-deploy backup: (\S+)`))[1]
+	current := a.hostCurrent()
+
+	p.send("/backup verify web prod " + pre)
+	p.waitFor(cardState(3, "failed"))
+	p.mustContain("failed statement: INSERT INTO `blobs`")
+
+	state := func() string {
+		return mariaExec(t, "CHECKSUM TABLE "+db+".tickets, "+db+".blobs EXTENDED") +
+			pgExec(t, db, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM interviews t")
+	}
+	mariaExec(t, "INSERT INTO "+db+".tickets VALUES (9, 'written since')")
+	before := state()
+
+	p.send("/rollback web prod --with-db")
+	approval := p.waitFor(cardLine(4, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(4, "failed"))
+	p.mustContain(`rollback refused, code and database unchanged`)
+	if got := a.hostCurrent(); got != current {
+		t.Errorf("current is %s after a refused rollback --with-db, want %s", got, current)
+	}
+
+	p.send("/as alice")
+	p.send("/restore web prod " + pre)
+	approval = p.waitFor(cardLine(5, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(5, "failed"))
+	p.mustContain(`restore of ` + regexp.QuoteMeta(pre) + ` refused, nothing was changed`)
+	if after := state(); after != before {
+		t.Errorf("live data changed:\nbefore %s\nafter  %s", before, after)
+	}
+
+	p.send("/backups web prod")
+	p.closeInput()
+	p.mustExit0()
+	list := strings.Join(codeLines(messageBody(t, p.out.String(), "Backups of web/prod")), "\n")
+	if !regexp.MustCompile(regexp.QuoteMeta(pre) + ` .*drill FAILED \d{4}-\d\d-\d\d: `).MatchString(list) {
+		t.Errorf("/backups does not show the failed drill of %s:\n%s", pre, list)
+	}
+	if strings.Contains(list, "safety") {
+		t.Errorf("a safety backup was taken although nothing was restored:\n%s", list)
+	}
+	a.mustVerify()
+}
+
+// Issue 22: a restore is all or nothing. The database user may load into
+// shipbot's scratch databases but not drop the live one, so the MariaDB
+// part fails while switching, after the files were switched: the files go
+// back from the safety backup, PostgreSQL is never touched, and the card
+// says failed and what was put back.
+func TestE2ERestoreFailingLatePartPutsEarlierPartsBack(t *testing.T) {
+	t.Parallel()
+	a, db, password, uploads, _ := newBackupApp(t)
+	user := regexp.MustCompile(`user: (sbe_\w+)`).FindStringSubmatch(a.extra)[1]
+	a.env = []string{"E2E_DB_PASSWORD=" + password}
+	p := a.startBot(nil, a.env...)
+	p.send("/backup web prod")
+	id := p.waitFor(cardLine(1, `  backup: (\S+)`))[1]
+	p.waitFor(cardState(1, "succeeded"))
+
+	mariaExec(t, fmt.Sprintf("REVOKE DROP ON *.* FROM '%[1]s'@'%%'; GRANT DROP ON `shipbot\\_drill\\_%%`.* TO '%[1]s'@'%%';", user))
+	_ = os.WriteFile(filepath.Join(uploads, "invoice.pdf"), []byte("written since"), 0o644)
+	mariaExec(t, "INSERT INTO "+db+".tickets VALUES (4, 'since')")
+	pgExec(t, db, "INSERT INTO interviews VALUES (3, 'since')")
+	before := mariaExec(t, "CHECKSUM TABLE "+db+".tickets EXTENDED") + pgExec(t, db, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM interviews t")
+
+	p.send("/restore web prod " + id)
+	approval := p.waitFor(cardLine(2, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(2, "failed"))
+	p.mustContain(`the parts already changed \(files\.tar\.gz\) were put back from safety backup \S+-safety, so the env is as it was before the restore`)
+	p.mustContain(`\[x\] put back: files\.tar\.gz from \S+-safety`)
+	if b, _ := os.ReadFile(filepath.Join(uploads, "invoice.pdf")); string(b) != "written since" {
+		t.Errorf("invoice.pdf = %q: the files part was not put back", b)
+	}
+	after := mariaExec(t, "CHECKSUM TABLE "+db+".tickets EXTENDED") + pgExec(t, db, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM interviews t")
+	if after != before {
+		t.Errorf("databases changed by a failed restore:\nbefore %s\nafter  %s", before, after)
+	}
+	p.closeInput()
+	p.mustExit0()
+	if strings.Contains(p.out.String(), "✔ Restore") {
+		t.Error("a partial restore was reported as a success")
+	}
+	a.mustVerify()
+}
+
+// /rollback --with-db through the checked restore path: the code goes back
+// one release and the databases to the backup taken before the current one
+// was deployed; rows written since are gone, the database swap included.
+func TestE2ERollbackWithDBRestoresThroughTheCheckedPath(t *testing.T) {
+	t.Parallel()
+	a, db, password, _, _ := newBackupApp(t)
+	a.env = []string{"E2E_DB_PASSWORD=" + password}
+	p := a.startBot(nil, a.env...)
+	p.send("/deploy web prod")
+	p.waitFor(cardState(1, "succeeded"))
+	first := a.hostCurrent()
+	mariaExec(t, "INSERT INTO "+db+".tickets VALUES (4, 'before v2')")
+	pgExec(t, db, "INSERT INTO interviews VALUES (3, 'before v2')")
+	p.send("/deploy web prod")
+	p.waitFor(cardState(2, "succeeded"))
+	// Written after the pre-deploy backup of the current release.
+	mariaExec(t, "INSERT INTO "+db+".tickets VALUES (5, 'after v2'); CREATE TABLE "+db+".v2_only (x INT);")
+	pgExec(t, db, "INSERT INTO interviews VALUES (4, 'after v2'); CREATE TABLE v2_only (x int REFERENCES interviews(id));")
+
+	p.send("/rollback web prod --with-db")
+	approval := p.waitFor(cardLine(3, `.*Approval id: ([a-z2-7]{24})`))[1]
+	p.send("/as bob")
+	p.send("/approve " + approval)
+	p.waitFor(cardState(3, "succeeded"))
+	p.mustContain(`\[x\] load main: 1 tables, 4 rows, as recorded in a scratch database`)
+	p.closeInput()
+	p.mustExit0()
+	if got := a.hostCurrent(); got != first {
+		t.Errorf("current = %s after the rollback, want %s", got, first)
+	}
+	if got := mariaExec(t, "SELECT GROUP_CONCAT(id ORDER BY id) FROM "+db+".tickets; SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '"+db+"' AND table_name = 'v2_only';"); got != "1,2,3,4\n0\n" {
+		t.Errorf("mariadb after the rollback: %q", got)
+	}
+	if got := pgExec(t, db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM interviews; SELECT count(*) FROM pg_tables WHERE tablename = 'v2_only';"); got != "1,2,3\n0\n" {
+		t.Errorf("postgres after the rollback: %q", got)
+	}
+	a.mustVerify()
 }

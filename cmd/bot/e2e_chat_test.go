@@ -111,6 +111,9 @@ func TestE2ERollback(t *testing.T) {
 	if !regexp.MustCompile(`│   ` + second + `\b`).MatchString(list) {
 		t.Errorf("releases do not list %s as not current:\n%s", second, list)
 	}
+	if n := strings.Count(list, " live\n"); n != 1 || !regexp.MustCompile(`│ \* `+first+`\b[^\n]* live\n`).MatchString(list) {
+		t.Errorf("releases mark %d releases live, want only %s:\n%s", n, first, list)
+	}
 	p.closeInput()
 	p.mustExit0()
 	e.mustVerify()

@@ -167,3 +167,30 @@ func TestE2ECheckShippedConfigs(t *testing.T) {
 		}
 	}
 }
+
+// An auditor's environment has none of the bot's variables: a ${VAR} in a
+// setting audit verify does not use (here the HTTP listen address, which
+// "unset-…" would not even parse as) does not stop it.
+func TestE2EAuditVerifyIgnoresUnsetVariablesItDoesNotNeed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	p, st := e.runScript("/whoami\n")
+	if st.ExitCode() != 0 {
+		t.Fatalf("exit %v, stderr: %s", st, p.errOut)
+	}
+	raw, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(raw) + "\nhttp:\n  listen: \"${SHIPBOT_E2E_NEVER_SET_LISTEN}\"\n"
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := e.cli("audit", "verify", "--config", e.config)
+	if code != 0 || !strings.Contains(out, "audit log OK") {
+		t.Fatalf("verify exited %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, _ := e.cli("check", "--config", e.config); code == 0 {
+		t.Fatal("check accepted an unset variable: the test's config proves nothing")
+	}
+}

@@ -432,3 +432,29 @@ func outcomesOf(evs []audit.Event, seq int64) []audit.Event {
 	}
 	return out
 }
+
+// waitAnywhere waits until the whole output so far matches re, wherever,
+// without consuming it: for events whose order against others is not fixed
+// (a card edited by one goroutine, a reply sent by another).
+func (p *botProc) waitAnywhere(re string) []string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.NewTimer(outputTimeout)
+	defer deadline.Stop()
+	for {
+		text, changed := p.out.snapshot()
+		if m := rx.FindStringSubmatch(text); m != nil {
+			return m
+		}
+		select {
+		case <-changed:
+		case <-p.exited:
+			if m := rx.FindStringSubmatch(p.out.String()); m != nil {
+				return m
+			}
+			p.t.Fatalf("bot exited (%v) before printing %q", p.cmd.ProcessState, re)
+		case <-deadline.C:
+			p.t.Fatalf("no %q within %s", re, outputTimeout)
+		}
+	}
+}

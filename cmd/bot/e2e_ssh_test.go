@@ -28,7 +28,8 @@ import (
 
 // sshAppBuild is the app's build step, run on the host in the new release:
 // it records the release, appends six lines to the shared app log (what
-// /logs reads), and with ref "slow" starts a step that outlives any test.
+// /logs reads), and with ref "slow" starts a step that outlives any test and
+// ignores SIGTERM and SIGHUP, so only the remote kill-after ends it.
 // GNU sleep adds up its arguments, so the second one only makes the sleeping
 // process's command line unique to its test for pgrep.
 const sshAppBuild = `set -eu
@@ -36,6 +37,7 @@ release=$1 ref=$2 shared=$3 mark=$4
 echo "$release" > VERSION
 for i in 1 2 3 4 5 6; do echo "$release log $i" >> "$shared/app.log"; done
 if [ "$ref" = slow ]; then
+	trap '' TERM HUP
 	echo "slow build started"
 	sleep 3600 "0.$mark"
 fi
@@ -255,12 +257,12 @@ func TestE2ESSHDeployReleasesLogs(t *testing.T) {
 	out := p.out.String()
 
 	rels := codeLines(messageBody(t, out, "Releases of web/prod"))
-	listed := func(mark, id string) bool {
-		rx := regexp.MustCompile(`^` + regexp.QuoteMeta(mark+" "+id) + `  ref=main  by=alice  \S+ \S+  active$`)
+	listed := func(mark, id, state string) bool {
+		rx := regexp.MustCompile(`^` + regexp.QuoteMeta(mark+" "+id) + `  ref=main  by=alice  \S+ \S+  ` + state + `$`)
 		return slices.ContainsFunc(rels, rx.MatchString)
 	}
-	if len(rels) != 2 || !listed("*", second) || !listed(" ", first) {
-		t.Fatalf("/releases lists %q, want %s current and %s not, both by alice at ref main, active", rels, second, first)
+	if len(rels) != 2 || !listed("*", second, "live") || !listed(" ", first, "superseded") {
+		t.Fatalf("/releases lists %q, want %s live and %s superseded, both by alice at ref main", rels, second, first)
 	}
 
 	two := messageBody(t, out, "Logs of web/prod (last 2 lines)")
@@ -488,8 +490,9 @@ func (a *sshApp) killDuringSlowBuild() {
 	}
 	p.wait(exitTimeout)
 
-	// Nobody is left to cancel it: the PTY's hangup (timeout on the host
-	// forwards it, then SIGKILLs after 5s) must end it.
+	// Nobody is left to cancel it: sshd closes the dead bot's session, the
+	// script's watchdog sees its stdin end and stops the step (timeout on
+	// the host sends SIGTERM, which the step ignores, then SIGKILL 5s later).
 	deadline = time.Now().Add(10 * time.Second)
 	for remoteStep() {
 		if time.Now().After(deadline) {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"database/sql"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,7 +145,10 @@ func TestBinaryPipelineWebhookEditsOneMessage(t *testing.T) {
 		return len(ms) == 1 && strings.Contains(ms[0].Text, "passed")
 	})
 	msg := pipelineMessages(tg)[0]
-	if !strings.Contains(msg.Markup, "deploy:demo:staging:bcbb5ec396a2c0f828686f14fac9b80b780504f2") {
+	// The button carries a random id; what it does is bound server-side
+	// to this chat and message.
+	button := regexp.MustCompile(`"callback_data":"b:([a-z2-7]{24})"[^}]*"text":"Deploy to staging"`).FindStringSubmatch(msg.Markup)
+	if button == nil {
 		t.Fatalf("no deploy button: %+v", msg)
 	}
 	// /metrics counts what happened. The relay marks a row delivered just
@@ -173,6 +179,16 @@ func TestBinaryPipelineWebhookEditsOneMessage(t *testing.T) {
 	}
 	if strings.Contains(p.errOut.String(), glToken) {
 		t.Fatal("the webhook token reached the log")
+	}
+	db, err := sql.Open("sqlite", "file:"+e.database())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var data, chat, message string
+	if err := db.QueryRow(`SELECT data, chat, message FROM buttons WHERE id = ?`, button[1]).Scan(&data, &chat, &message); err != nil ||
+		data != "deploy:demo:staging:bcbb5ec396a2c0f828686f14fac9b80b780504f2" || chat != "telegram:-100777" || message != strconv.Itoa(msg.ID) {
+		t.Fatalf("button %s is bound to %q in %q on %q (%v)", button[1], data, chat, message, err)
 	}
 }
 

@@ -20,7 +20,7 @@ type tourStep struct {
 }
 
 var tourSteps = []tourStep{
-	{"/help", []string{`── #1 ──\n• shipbot commands\n(?:  │ [^\n]*\n)*?  │ /lock APP ENV \[--for 2h\] REASON…[^\n]*\n(?:  │ [^\n]*\n)*?  │ /locks `}},
+	{"/help", []string{`── #1 ──\n• shipbot commands\n(?:/[^\n]*\n)*?/lock APP ENV \[--for 2h\] REASON… — [^\n]*\n(?:/[^\n]*\n)*?/locks — `}},
 	{"/whoami", []string{`── #2 ──\n• You are alice\n  identity: shell:alice\n  roles: developer\n  permissions: [^\n]*deploy:staging`}},
 	{"/logs demo staging", []string{`── #3 ──\n✖ Error\nno log file at /\S+/var/deploy/demo/staging/shared/app\.log on local yet[^\n]*\n`}},
 	{"/deploy demo staging", []string{`── #4 ──\n• Deploy demo → staging \(job #1\)\n`, cardState(1, "succeeded")}},
@@ -32,7 +32,7 @@ var tourSteps = []tourStep{
 	{"7a", []string{`(?m)^Approved job #2$`, cardState(2, "succeeded")}},
 	{"/as alice", []string{`(?m)^you are now alice$`}},
 	{"/deploy demo staging v2", []string{`── #8 ──\n• Deploy demo → staging \(job #3\)\n  state: queued\n  ref: v2\n`, cardState(3, "succeeded")}},
-	{"/releases demo staging", []string{`── #9 ──\n• Releases of demo/staging\n  │ \* \S+  ref=v2  by=alice  [^\n]*  active\n  │   \S+  ref=main  by=alice  [^\n]*  active\n`}},
+	{"/releases demo staging", []string{`── #9 ──\n• Releases of demo/staging\n  │ \* \S+  ref=v2  by=alice  [^\n]*  live\n  │   \S+  ref=main  by=alice  [^\n]*  superseded\n`}},
 	{"/rollback demo staging", []string{`── #10 ──\n• Rollback demo → staging \(job #4\)\n`, cardState(4, "succeeded")}},
 	{"/backup demo staging", []string{`── #11 ──\n• Backup demo → staging \(job #5\)\n`, `\(job #5\)\nbackup (\S+): 1 files, [^\n]*\n  state: succeeded\n`}},
 	{"/backups demo staging", []string{`── #12 ──\n• Backups of demo/staging\n  │ (\S+)  [^\n]*  manual by alice  ok\n`}},

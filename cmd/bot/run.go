@@ -14,6 +14,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/shipbot/shipbot/internal/api"
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/chat/shell"
 	"github.com/shipbot/shipbot/internal/chat/slack"
@@ -75,16 +76,20 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	lv := &live{cfg: c, drivers: drivers} // SIGHUP replaces both
 
 	router := notify.Router{}
-	cards := notify.NewCards(router, time.Second, log)
+	// Every button goes out bound to its chat and message (issue 16).
+	bound := notify.NewBinder(router, db, log)
+	cards := notify.NewCards(bound, time.Second, log)
 	cards.PersistRefs(db)
 	stats := metrics.New(db, log)
 	var alert notify.Channel
 	if pc.AdminChat != "" {
 		alert, _ = notify.ParseChannel(pc.AdminChat) // validated with the config
 	}
-	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: router, MaxAttempts: pc.MaxAttempts, Alert: alert,
+	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: bound, MaxAttempts: pc.MaxAttempts, Alert: alert,
 		Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
 	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
+	door := newAPIDoor(lv, db, log) // HTTP API: a door beside the chats (api.go)
+	router[api.Platform], router[autoPlatform] = door, door
 	// Notices of shipbot's own jobs commit with the job change they report.
 	if err := db.ReportJobs(ctx, hooks.JobNotices, relay.Wake); err != nil {
 		return err
@@ -95,12 +100,14 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	engine := deploy.NewEngine(deploy.Options{
 		Store:        db,
 		Drivers:      lv.driver,
-		Observer:     observers{cards, schedObserver},
+		Observer:     observers{cards, schedObserver, door},
 		JobTimeout:   c.Bot.JobTimeout.Duration,
 		OutputLines:  c.Bot.OutputLines,
 		Redactor:     redact,
 		Log:          log,
 		BackupPolicy: lv.backupPolicy,
+		// Steps a kill -9 left running are stopped before recovery tells the chat.
+		KillLeftovers: local.KillLeftovers,
 	})
 	sched, err := scheduler(c, engine, db, relay, log)
 	if err != nil {
@@ -156,8 +163,12 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	}
 
 	delivery := insightsService(c, db)
-	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: router, Audit: db, Log: log,
+	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: bound, Buttons: db, Audit: db, Log: log,
 		Observe: stats.Command, Insights: delivery})
+	door.SetHandler(d)
+	if err := hooks.SetDeployer(ctx, ruleDeployer{h: d, db: db}); err != nil {
+		return fmt.Errorf("auto-deploy: %w", err)
+	}
 	digest, err := digestScheduler(c, delivery, db, relay, log)
 	if err != nil {
 		return err
@@ -215,6 +226,12 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 			routes = append(routes, httpserver.Route{Path: r.Path, Handler: r.Handler})
 		}
 		routes = append(routes, httpserver.Route{Path: "/metrics", Method: http.MethodGet, Handler: stats.Handler()})
+		if c.API.Enabled() {
+			for _, r := range door.Routes() {
+				routes = append(routes, httpserver.Route{Path: r.Path, Method: r.Method, Handler: r.Handler})
+			}
+			go func() { <-runCtx.Done(); door.Close() }() // event streams end before the server waits for them
+		}
 		if sl != nil && sl.Mode() == slack.ModeHTTP {
 			for _, r := range sl.Routes(c.Chat.Slack.Path) {
 				routes = append(routes, httpserver.Route{Path: r.Path, Handler: r.Handler})
@@ -276,6 +293,7 @@ func (o observers) JobChanged(j deploy.Job) {
 func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats *metrics.Metrics, log *slog.Logger) pipeline.Options {
 	pc := c.Pipelines
 	o := pipeline.Options{Store: db, Wake: relay.Wake, Count: stats.Webhook, Log: log, Projects: map[string]string{},
+		AutoDeploy: autoRules(c), Auto: db, Doors: doors,
 		Secrets: pipeline.Secrets{GitLab: pc.GitLabToken, GitHub: pc.GitHubSecret, Generic: pc.GenericSecret,
 			Dokploy: pc.DokploySecret, DokployHeader: pc.DokployHeader}}
 	for _, r := range pc.Routes {

@@ -151,3 +151,31 @@ func TestBinaryTelegramWebhook(t *testing.T) {
 		t.Fatalf("exit %d: %s", st.ExitCode(), p.errOut)
 	}
 }
+
+// Telegram's own /start (opening the chat) is the welcome; "/start APP ENV"
+// is the start command (alice may not start apps: the refusal, not the help,
+// proves it reached the command, and in the group it replies to her message
+// naming her); the menu has no /start of its own.
+func TestBinaryTelegramStart(t *testing.T) {
+	t.Parallel()
+	e, fake := telegramEnv(t, "polling", "")
+	p := e.startBot(nil)
+	fake.Push(tgMessage(1, "/start"))
+	waitTG(t, fake, "sendMessage", "shipbot commands")
+	fake.Push(tgMessage(2, "/start demo staging"))
+	waitTG(t, fake, "sendMessage", "alice: permission denied: you need start:staging")
+	for _, c := range fake.Calls("sendMessage") {
+		if strings.Contains(c.Fields["text"], "you need start:staging") && !strings.Contains(c.Fields["reply_parameters"], `"message_id":2`) {
+			t.Fatalf("the refusal does not reply to the command: %v", c.Fields)
+		}
+	}
+	for _, c := range fake.Commands() {
+		if c.Command == "start" {
+			t.Fatal("the menu lists /start, which clashes with Telegram's own")
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(exitTimeout)
+}

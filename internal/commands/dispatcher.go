@@ -48,6 +48,10 @@ type Options struct {
 	// Observe, if set, hears every handled request: the command name ("" when
 	// none was parsed) and whether it was refused. For metrics.
 	Observe func(command string, denied bool)
+	// Buttons, if set, holds what the buttons posted through a
+	// notify.Binder do: a press is honoured only with the chat and message
+	// it was bound to. Without it button data is taken as it comes (tests).
+	Buttons notify.ButtonStore
 	// Insights answers /stats; nil: /stats is refused.
 	Insights Insights
 }
@@ -61,6 +65,7 @@ type Dispatcher struct {
 	audit   AuditReader
 	log     *slog.Logger
 	observe func(command string, denied bool)
+	buttons notify.ButtonStore
 	stats   Insights
 }
 
@@ -69,7 +74,7 @@ var _ Handler = (*Dispatcher)(nil)
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
 	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(),
-		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, stats: o.Insights}
+		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons, stats: o.Insights}
 	d.SetAccess(o.Policy, o.Catalog)
 	if d.log == nil {
 		d.log = slog.Default()
@@ -84,6 +89,9 @@ type call struct {
 	actor  Actor
 	cmd    Command
 	denied bool
+	// cardJob is the job whose card carried the pressed Unlock or Rollback
+	// button: the press acts on that job, not on whatever holds the env now.
+	cardJob int64
 }
 
 // Handle implements Handler.
@@ -101,6 +109,9 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	identity := req.Platform + ":" + req.UserID
 	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String()}
 	actor, ok := d.pol().Actor(identity)
+	if req.As != "" {
+		actor, ok = d.pol().User(req.As, identity)
+	}
 	if !ok {
 		return d.deny(ctx, c, "unknown identity", fmt.Sprintf("I don't know %s. Ask an admin to add this identity to a user in shipbot's config.", identity))
 	}
@@ -108,13 +119,19 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 
 	text := req.Text
 	if req.Action != "" {
-		t, err := d.buttonCommand(ctx, req.Action)
+		data, err := d.boundData(ctx, req)
 		if err != nil {
 			c.cmd.Name = "button"
 			c.cmd.Args = []string{clip(req.Action)}
 			return d.deny(ctx, c, "forged or stale button", err.Error())
 		}
-		text = t
+		t, job, err := d.buttonCommand(ctx, data)
+		if err != nil {
+			c.cmd.Name = "button"
+			c.cmd.Args = []string{clip(req.Action)}
+			return d.deny(ctx, c, "forged or stale button", err.Error())
+		}
+		text, c.cardJob = t, job
 	}
 	cmd, err := Parse(text)
 	if err != nil {
@@ -136,7 +153,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	}
 	switch cmd.Name {
 	case "help":
-		return d.read(ctx, c, notify.Message{Title: "shipbot commands", Code: HelpText()})
+		return d.read(ctx, c, notify.Message{Title: "shipbot commands", Text: strings.Join(HelpLines(), "\n")})
 	case "whoami":
 		return d.read(ctx, c, notify.Message{Title: "You are " + actor.User, Fields: []notify.Field{
 			{Name: "identity", Value: identity},
@@ -202,46 +219,79 @@ func mutating(name string) bool {
 	return false
 }
 
+// boundData is what the pressed button does, if it was pressed where it was
+// posted: shipbot's buttons carry only a random id, and the chat and message
+// it was bound to must be the ones the press came from.
+func (d *Dispatcher) boundData(ctx context.Context, req Request) (string, error) {
+	if d.buttons == nil {
+		return req.Action, nil
+	}
+	forged := errors.New("this button is not one of shipbot's")
+	id, ok := strings.CutPrefix(req.Action, notify.ButtonPrefix)
+	if !ok || len(id) > 64 {
+		return "", forged
+	}
+	b, err := d.buttons.Button(ctx, id)
+	if errors.Is(err, notify.ErrNoButton) {
+		return "", forged
+	}
+	if err != nil {
+		return "", fmt.Errorf("this button cannot be checked now (%v); try again", err)
+	}
+	if b.Chat != notify.ChatKey(req.Chat) {
+		return "", errors.New("this button belongs to another chat")
+	}
+	// The shell has one terminal and no message ids (and a typist can press
+	// a button before the binder has recorded its message); elsewhere a
+	// button is good only on its own message.
+	if req.Platform != "shell" && (b.Message == "" || req.Message != b.Message) {
+		return "", errors.New("this button belongs to another message")
+	}
+	return b.Data, nil
+}
+
 // buttonCommand turns button data back into a command. Data is only ever a
 // verb and an opaque token; whatever it names is looked up again and the
 // presser's own rights are checked like for typed commands.
-func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, error) {
+func (d *Dispatcher) buttonCommand(ctx context.Context, data string) (string, int64, error) {
+	forged := errors.New("this button is not one of shipbot's")
 	verb, token, ok := strings.Cut(data, ":")
 	if !ok || len(data) > 64 {
-		return "", errors.New("this button is not one of shipbot's")
+		return "", 0, forged
 	}
 	switch verb {
 	case notify.ButtonApprove, notify.ButtonDeny:
 		if !approvalIDPattern.MatchString(token) {
-			return "", errors.New("this button is not one of shipbot's")
+			return "", 0, forged
 		}
-		return "/" + verb + " " + token, nil
+		return "/" + verb + " " + token, 0, nil
 	case notify.ButtonCancel, notify.ButtonUnlock, notify.ButtonRollback:
 		id, err := strconv.ParseInt(token, 10, 64)
 		if err != nil || id < 1 {
-			return "", errors.New("this button is not one of shipbot's")
+			return "", 0, forged
 		}
 		if verb == notify.ButtonCancel {
-			return "/cancel " + token, nil
+			return "/cancel " + token, 0, nil
 		}
 		j, err := d.store.Job(ctx, id)
 		if err != nil {
-			return "", errors.New("this button refers to no job")
+			return "", 0, errors.New("this button refers to no job")
 		}
-		return "/" + verb + " " + j.App + " " + j.Env, nil
+		return "/" + verb + " " + j.App + " " + j.Env, id, nil
 	case ButtonExtendLock, ButtonUnlockLock:
-		return d.lockButtonCommand(ctx, verb, token)
+		cmd, err := d.lockButtonCommand(ctx, verb, token)
+		return cmd, 0, err
 	case notify.ButtonDeploy:
 		// "deploy:APP:ENV:REF" from a green pipeline: the same as typing
 		// /deploy, so it meets the same parser, policy and approval.
 		parts := strings.Split(token, ":")
 		if len(parts) != 3 || !deploy.NamePattern.MatchString(parts[0]) || !deploy.NamePattern.MatchString(parts[1]) ||
 			deploy.ValidateRef(parts[2]) != nil {
-			return "", errors.New("this button is not one of shipbot's")
+			return "", 0, forged
 		}
-		return "/deploy " + strings.Join(parts, " "), nil
+		return "/deploy " + strings.Join(parts, " "), 0, nil
 	}
-	return "", errors.New("this button is not one of shipbot's")
+	return "", 0, forged
 }
 
 // deny records a refusal and tells the person why. If the denial cannot be
@@ -254,7 +304,9 @@ func (d *Dispatcher) deny(ctx context.Context, c *call, what, msg string) Reply 
 	if err := d.store.Append(ctx, ev); err != nil {
 		d.log.Error("denial not recorded", "identity", c.who.Identity, "err", err)
 	}
-	return d.say(ctx, c, notify.Message{Title: "Refused", Style: notify.StyleDanger, Text: msg}, true)
+	r := d.say(ctx, c, notify.Message{Title: "Refused", Style: notify.StyleDanger, Text: msg}, true)
+	r.Denial = what
+	return r
 }
 
 // record writes the intent+outcome pair of a read-only command. Nothing
@@ -276,8 +328,18 @@ func (d *Dispatcher) read(ctx context.Context, c *call, m notify.Message) Reply 
 
 // say answers: a button press gets a notice, a typed command a message.
 func (d *Dispatcher) say(ctx context.Context, c *call, m notify.Message, refused bool) Reply {
-	if c.req.Action != "" {
+	if c.req.Action != "" || c.req.Via != "" {
 		return Reply{Notice: firstNonEmpty(m.Text, m.Title), Refused: refused}
+	}
+	if c.req.ReplyTo != "" {
+		// A group: answer the command's message, and say whom a refusal
+		// is for ("bob: you need deploy:staging").
+		m.ReplyTo = c.req.ReplyTo
+		if refused && c.who.User != "" {
+			m.Text = c.who.User + ": " + m.Text
+		} else if refused && c.req.UserName != "" {
+			m.Text = c.req.UserName + ": " + m.Text
+		}
 	}
 	if _, err := d.sender.Send(ctx, c.req.Chat, m); err != nil {
 		d.log.Warn("reply not sent", "chat", c.req.Chat.String(), "err", err)
@@ -359,6 +421,14 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	if c.cmd.Plan {
 		return d.plan(ctx, c)
 	}
+	if action == deploy.ActionRollback && c.cardJob != 0 {
+		// Rollback on an interrupted job's card: put back what was live
+		// before that job, taking over its lock.
+		if _, err := d.engine.RollbackInterrupted(ctx, c.cardJob, c.who, env.Approval); err != nil {
+			return d.fail(ctx, c, err)
+		}
+		return Reply{Notice: "rollback job created"}
+	}
 	ref := c.cmd.Ref
 	if ref == "" && action == deploy.ActionDeploy {
 		ref = env.DefaultRef
@@ -366,13 +436,13 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	if err := RefForDriver(env.Driver, ref); err != nil {
 		return d.deny(ctx, c, "bad input", err.Error())
 	}
-	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
+	j, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
 		Ref: ref, Release: firstNonEmpty(c.cmd.Release, c.cmd.Backup), WithDB: c.cmd.WithDB, Redeploy: c.cmd.Redeploy, Approval: env.Approval, Args: c.cmd.Args})
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
 	// The job's card, posted by the engine's observer, is the answer.
-	return Reply{Notice: "job created"}
+	return Reply{Notice: "job created", JobID: j.ID}
 }
 
 func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {
@@ -450,19 +520,34 @@ func (d *Dispatcher) releases(ctx context.Context, c *call) Reply {
 		return d.fail(ctx, c, err)
 	}
 	m := notify.Message{Title: fmt.Sprintf("Releases of %s/%s", c.cmd.App, c.cmd.Env)}
+	live := false
 	for _, r := range rs {
-		mark := " "
-		if r.Current {
+		// Exactly one release is live: the first the target calls current
+		// (hosts that disagree show up in /status). "active" only means a
+		// release went live once; the others say superseded.
+		current := r.Current && !live
+		live = live || current
+		mark, state := " ", "(no record)"
+		if current {
 			mark = "*"
+		}
+		if r.Record != nil {
+			state = string(r.Record.State)
+			switch {
+			case current:
+				state = "live"
+			case r.Record.State == deploy.ReleaseActive:
+				state = "superseded"
+			}
+		} else if current {
+			state = "live (no record)"
 		}
 		line := mark + " " + r.ID
 		if r.Record != nil {
-			line += fmt.Sprintf("  ref=%s  by=%s  %s  %s", orNone(r.Record.Ref), r.Record.By,
-				r.Record.Created.UTC().Format("2006-01-02 15:04"), r.Record.State)
-		} else {
-			line += "  (no record)"
+			line += fmt.Sprintf("  ref=%s  by=%s  %s", orNone(r.Record.Ref), r.Record.By,
+				r.Record.Created.UTC().Format("2006-01-02 15:04"))
 		}
-		m.Code = append(m.Code, line)
+		m.Code = append(m.Code, line+"  "+state)
 	}
 	if len(rs) == 0 {
 		m.Text = "no releases yet"
@@ -490,7 +575,11 @@ func (d *Dispatcher) backups(ctx context.Context, c *call) Reply {
 		}
 		line := fmt.Sprintf("%s  %s  %s  %s by %s  %s", b.ID, b.Created.UTC().Format("2006-01-02 15:04"),
 			deploy.FormatSize(b.Size()), b.Reason, b.By, b.State)
-		if !b.Verified.IsZero() {
+		switch {
+		case b.DrillFailed():
+			// A failed drill is news: it says the backup may not restore.
+			line += "  drill FAILED " + b.Verified.UTC().Format("2006-01-02") + ": " + clipLine(strings.TrimPrefix(b.Drill, deploy.DrillFailedPrefix), 80)
+		case !b.Verified.IsZero():
 			line += "  drill " + b.Verified.UTC().Format("2006-01-02")
 		}
 		if b.State == deploy.BackupFailed && b.Error != "" {
@@ -564,7 +653,9 @@ func (d *Dispatcher) jobs(ctx context.Context, c *call) Reply {
 	}
 	m := notify.Message{Title: "Recent jobs"}
 	for _, j := range js {
-		m.Code = append(m.Code, fmt.Sprintf("#%-4d %-8s %s/%s  %-17s by %s  %s", j.ID, j.Action, j.App, j.Env,
+		// No column padding: on a phone the lines wrap, and padded
+		// columns only add blanks; one job per short line reads in any font.
+		m.Code = append(m.Code, fmt.Sprintf("#%d %s %s/%s %s · %s · %s", j.ID, j.Action, j.App, j.Env,
 			j.State, j.RequestedBy.User, j.Created.UTC().Format("01-02 15:04")))
 	}
 	if len(js) == 0 {
@@ -574,9 +665,9 @@ func (d *Dispatcher) jobs(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) job(ctx context.Context, c *call) Reply {
-	j, err := d.store.Job(ctx, c.cmd.JobID)
+	j, err := d.jobOf(ctx, c.cmd.JobID)
 	if err != nil {
-		return d.fail(ctx, c, fmt.Errorf("job #%d: %w", c.cmd.JobID, err))
+		return d.fail(ctx, c, err)
 	}
 	c.cmd.App, c.cmd.Env = j.App, j.Env
 	if r, ok := d.need(ctx, c, "status"); !ok {
@@ -591,10 +682,19 @@ func (d *Dispatcher) job(ctx context.Context, c *call) Reply {
 	return d.read(ctx, c, m)
 }
 
+// jobOf loads job id; a missing one is a refusal naming it once.
+func (d *Dispatcher) jobOf(ctx context.Context, id int64) (*deploy.Job, error) {
+	j, err := d.store.Job(ctx, id)
+	if errors.Is(err, deploy.ErrNotFound) {
+		return nil, &deploy.Refusal{Msg: fmt.Sprintf("there is no job #%d (see /jobs)", id)}
+	}
+	return j, err
+}
+
 func (d *Dispatcher) cancel(ctx context.Context, c *call) Reply {
-	j, err := d.store.Job(ctx, c.cmd.JobID)
+	j, err := d.jobOf(ctx, c.cmd.JobID)
 	if err != nil {
-		return d.fail(ctx, c, fmt.Errorf("job #%d: %w", c.cmd.JobID, err))
+		return d.fail(ctx, c, err)
 	}
 	c.cmd.App, c.cmd.Env = j.App, j.Env
 	if j.RequestedBy.User != c.who.User {
@@ -630,6 +730,17 @@ func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
 			return r
 		}
 	}
+	if c.cardJob != 0 {
+		// Release lock on a job's card releases that job's lock only.
+		l, err := d.store.Lock(ctx, c.cmd.App, c.cmd.Env)
+		if err != nil || l.JobID != c.cardJob {
+			by := ""
+			if j, jerr := d.store.Job(ctx, c.cardJob); jerr == nil && j.LockReleasedBy != "" {
+				by = " (released by " + j.LockReleasedBy + ")"
+			}
+			return d.fail(ctx, c, &deploy.Refusal{Msg: fmt.Sprintf("job #%d no longer holds the lock of %s/%s%s", c.cardJob, c.cmd.App, c.cmd.Env, by)})
+		}
+	}
 	held, err := d.engine.Unlock(ctx, c.cmd.App, c.cmd.Env, c.who, force)
 	if err != nil {
 		if errors.Is(err, deploy.ErrNotFound) {
@@ -637,8 +748,12 @@ func (d *Dispatcher) unlock(ctx context.Context, c *call) Reply {
 		}
 		return d.fail(ctx, c, err)
 	}
+	was := fmt.Sprintf("was held by %s: %s", held.Owner, held.Reason)
+	if held.JobID != 0 {
+		was = fmt.Sprintf("was held by %s's job #%d: %s", held.Owner, held.JobID, held.Reason)
+	}
 	return d.say(ctx, c, notify.Message{Title: fmt.Sprintf("Unlocked %s/%s", c.cmd.App, c.cmd.Env), Style: notify.StyleSuccess,
-		Text: fmt.Sprintf("was held by %s: %s", held.Owner, held.Reason)}, false)
+		Text: was}, false)
 }
 
 func (d *Dispatcher) pending(ctx context.Context, c *call) Reply {
@@ -658,6 +773,11 @@ func (d *Dispatcher) pending(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) decide(ctx context.Context, c *call, approve bool) Reply {
+	if c.req.Via != "" || strings.HasPrefix(c.who.Identity, "api:") {
+		// A CI token or a rule is not a second person: whatever roles its
+		// user holds, approving (or denying) stays a human's act in chat.
+		return d.deny(ctx, c, "not a person", "approvals are given by a person in chat, never through "+firstNonEmpty(c.req.Via, "the API"))
+	}
 	a, err := d.store.Approval(ctx, c.cmd.ID)
 	if err != nil {
 		if errors.Is(err, deploy.ErrNotFound) {

@@ -335,6 +335,16 @@ func clip(s string) string {
 }
 
 // HelpText lists the commands.
+// HelpLines is /help for people on a phone: one short line per command,
+// usage then what it does, without a wide monospace table.
+func HelpLines() []string {
+	out := make([]string, 0, len(helpOrder))
+	for _, n := range helpOrder {
+		out = append(out, specs[n].usage+" — "+specs[n].help)
+	}
+	return out
+}
+
 func HelpText() []string {
 	out := make([]string, 0, len(helpOrder))
 	for _, n := range helpOrder {

@@ -24,6 +24,24 @@ type Request struct {
 	Text string
 	// Action is the Data of a pressed button. Empty for text.
 	Action string
+	// Message is the platform's id of the message the pressed button is on
+	// (the same form as its notify.Ref ID); a button is only good on the
+	// message it was posted with. Empty for text, and in the shell.
+	Message string
+	// ReplyTo is the id of the command's message in a group chat: the
+	// answer replies to it and names the person, so in a busy group it is
+	// clear whose command it answers. Empty in private chats.
+	ReplyTo string
+	// Via names the door a request came through when it is not a chat
+	// ("api": the HTTP API, Platform "api" and UserID the token's name;
+	// "auto": an auto-deploy rule). Such a request's answer comes back in
+	// the Reply instead of being sent, and it can never approve or deny:
+	// approval is a person's act in chat.
+	Via string
+	// As is the configured user an in-process door (an auto-deploy rule's
+	// "as:") acts as. Never set from anything a client sends; chat adapters
+	// leave it empty so the user comes from Platform and UserID.
+	As string
 }
 
 // Reply is what the adapter tells the person who pressed a button (Telegram
@@ -32,6 +50,12 @@ type Request struct {
 type Reply struct {
 	Notice  string
 	Refused bool
+	// Denial is the kind of refusal ("permission", "locked", "bad input",
+	// "unknown app", …), the first word of its audit row; doors map it to
+	// their own codes (HTTP 403, 409, 400).
+	Denial string
+	// JobID is the job a deploy-like command created.
+	JobID int64
 }
 
 // Handler is what chat adapters call. Handle returns once the request is

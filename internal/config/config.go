@@ -28,6 +28,8 @@ type Config struct {
 	Apps  map[string]App
 	// Pipelines is CI/CD webhook intake and notification routing.
 	Pipelines Pipelines
+	// API is the HTTP API's tokens (see api.go).
+	API API
 	// Insights is the weekly delivery digest.
 	Insights Insights
 	// Source is the file name the configuration was read from.
@@ -142,6 +144,7 @@ type Pipelines struct {
 	MaxAttempts   int          // before a notification is dead-lettered; default 10
 	Routes        []PipelineRoute
 	DeployButtons []DeployButton
+	AutoDeploy    []AutoDeploy
 }
 
 // PipelineRoute sends matching events to Chats ("telegram:-100123/7", "slack:C0123").
@@ -332,6 +335,7 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 		Users:  map[string]User{},
 		Roles:  map[string]Role{},
 		Apps:   map[string]App{},
+		API:    API{Tokens: map[string]audit.Secret{}},
 		Source: name,
 	}
 	root := d.document(data)
@@ -373,9 +377,14 @@ func defaultEnv() Env {
 	}
 }
 
+// DefaultSSHParallel is ssh.parallel when unset: every host of the env at
+// once, up to this many. A deploy costs each host two SSH sessions, so the
+// bot's side stays light; the cap bounds its connections and goroutines.
+const DefaultSSHParallel = 50
+
 func defaultSSH() SSH {
 	return SSH{
-		Parallel:       5,
+		Parallel:       DefaultSSHParallel,
 		ConnectTimeout: Duration{10 * time.Second},
 		Keepalive:      Duration{15 * time.Second},
 	}
@@ -444,6 +453,7 @@ func (c *Config) Secrets() []audit.Secret {
 	}
 	p := c.Pipelines
 	out = append(out, p.GitLabToken, p.GitHubSecret, p.DokploySecret, p.GenericSecret)
+	out = append(out, c.API.secrets()...)
 	for _, a := range sortedKeys(c.Apps) {
 		for _, e := range sortedKeys(c.Apps[a].Envs) {
 			env := c.Apps[a].Envs[e]

@@ -43,6 +43,13 @@ func (c *Config) Summary() string {
 	if c.HTTP.Listen != "" {
 		p("http: listening on %s", c.HTTP.Listen)
 	}
+	if c.API.Enabled() {
+		// Names only: the identities api:NAME; a token's value is never shown.
+		p("api: /api/v1 with %d tokens: %s", len(c.API.Tokens), list(sortedKeys(c.API.Tokens)))
+	}
+	for _, r := range c.Pipelines.AutoDeploy {
+		p("auto-deploy: green %s@%s → %s/%s as %s", r.Project, r.Ref, r.App, r.Env, r.As)
+	}
 	if g := c.Insights.Digest; g != nil {
 		p("insights: delivery digest %q (UTC) to %s", g.Schedule, list(c.vals("insights.digest.chats", g.Chats)))
 	}
@@ -87,7 +94,7 @@ func (c *Config) Summary() string {
 			}
 			if e.Driver == "ssh" && e.SSH != nil {
 				p("      driver:   ssh to %s as %s (parallel %d)", list(c.vals(k+".ssh.hosts", e.SSH.Hosts)),
-					c.val(k+".ssh.user", e.SSH.User), e.SSH.Parallel)
+					c.val(k+".ssh.user", e.SSH.User), min(e.SSH.Parallel, max(len(e.SSH.Hosts), 1)))
 			} else {
 				p("      driver:   %s", e.Driver)
 			}

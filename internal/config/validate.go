@@ -123,7 +123,7 @@ func checkIdentity(id string) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("identity %q must be PLATFORM:ID, e.g. telegram:123456", id)
-	case !slices.Contains(platforms, platform):
+	case !slices.Contains(platforms, platform) && platform != "api": // api:NAME is a token of api.tokens
 		return fmt.Errorf("identity %q names unknown platform %q (known: %s)", id, platform, strings.Join(platforms, ", "))
 	case user == "":
 		return fmt.Errorf("identity %q has an empty id", id)
@@ -339,6 +339,7 @@ func (d *decoder) validateChat(c *Config) {
 	d.validateTelegram(c)
 	d.validateSlack(c)
 	d.validatePipelines(c)
+	d.validateAPI(c)
 	s := c.Chat.Shell
 	if s == nil {
 		return

@@ -55,6 +55,87 @@ type Backuper interface {
 	DeleteBackups(ctx context.Context, ids []string) error
 }
 
+// RestoreStager is implemented by a Backuper that can prepare a restore
+// completely before changing anything live: the engine then verifies every
+// part, takes the safety backup, and only then applies. A Backuper without
+// it restores in one step through Restore.
+type RestoreStager interface {
+	// StageRestore checks the checksums of b's selected parts, unpacks the
+	// files beside the live paths and loads every dump into a scratch
+	// database, checked against the dump's manifest. Nothing live changes;
+	// on error nothing is left behind.
+	StageRestore(ctx context.Context, b Backup, opts RestoreOptions, p Progress) (StagedRestore, error)
+}
+
+// RestoreOptions select what a restore puts back.
+type RestoreOptions struct {
+	DBOnly bool     // only the database dumps
+	Parts  []string // only these files of the backup (by name); nil = all
+}
+
+// Wants reports whether the options select file f.
+func (o RestoreOptions) Wants(f BackupFile) bool {
+	if o.DBOnly && f.Kind == "files" {
+		return false
+	}
+	if o.Parts == nil {
+		return true
+	}
+	for _, p := range o.Parts {
+		if p == f.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// StagedRestore is a restore whose parts are all verified and loaded
+// aside, waiting to replace the live ones.
+type StagedRestore interface {
+	// Apply replaces the live parts with the staged ones, one by one, then
+	// restarts the app. A failure while a part is applied is an
+	// *ApplyError naming the parts already changed.
+	Apply(ctx context.Context, p Progress) (Result, error)
+	// Discard removes whatever was staged and not applied. It is safe to
+	// call after Apply and more than once.
+	Discard(ctx context.Context)
+}
+
+// ApplyError is a staged restore that failed while changing live parts.
+type ApplyError struct {
+	Part    string   // the part that failed
+	Touched []string // file names of the parts changed live, the failed one included if it was touched
+	Err     error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("applying %s: %v", e.Part, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// RestartError is a staged restore whose parts were all applied, but whose
+// app restart or health check afterwards failed.
+type RestartError struct{ Err error }
+
+func (e *RestartError) Error() string {
+	return "every part was restored, but the app did not come back: " + e.Err.Error()
+}
+
+func (e *RestartError) Unwrap() error { return e.Err }
+
+// prefixed names a job's steps for a second pass over the same parts (the
+// put-back after a failed restore), so its steps do not overwrite the first
+// pass's on the card.
+type prefixed struct {
+	Progress
+	prefix string
+}
+
+func (p prefixed) Step(name string, state StepState, detail string) {
+	p.Progress.Step(p.prefix+name, state, detail)
+}
+
 // BackupRequest asks for backup ID.
 type BackupRequest struct {
 	JobID    int64
@@ -82,6 +163,28 @@ type BackupFile struct {
 	Source string `json:"source"` // the path list or database it holds
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Manifest describes a database dump as it was taken; a restore or a
+	// drill checks the loaded copy against it. Nil for files and for
+	// dumps taken before manifests were recorded.
+	Manifest *DBManifest `json:"manifest,omitempty"`
+}
+
+// DBManifest is what a database held when it was dumped.
+type DBManifest struct {
+	// Rows is every table's row count as the dump holds it; a table
+	// without rows is listed with 0.
+	Rows map[string]int64 `json:"rows"`
+	// Objects counts the non-table objects by kind ("views", "triggers",
+	// "routines", "events"; PostgreSQL also "sequences", "indexes", ...).
+	Objects map[string]int `json:"objects"`
+	// Database-level properties a restore recreates: MySQL/MariaDB
+	// charset and collation; PostgreSQL owner, encoding, locale and ACL.
+	Charset   string `json:"charset,omitempty"`
+	Collation string `json:"collation,omitempty"`
+	Owner     string `json:"owner,omitempty"`
+	Encoding  string `json:"encoding,omitempty"`
+	Ctype     string `json:"ctype,omitempty"`
+	ACL       string `json:"acl,omitempty"`
 }
 
 // BackupState is whether a backup can be restored.
@@ -105,9 +208,16 @@ type Backup struct {
 	Location string
 	Files    []BackupFile
 	Error    string
-	Verified time.Time // last passed drill
-	Drill    string    // its summary
+	Verified time.Time // last drill, passed or failed
+	Drill    string    // its summary; a failed drill's starts with DrillFailedPrefix
 }
+
+// DrillFailedPrefix starts the Drill summary of a backup whose last drill
+// failed (kept in the summary so the record needs no new column).
+const DrillFailedPrefix = "FAILED: "
+
+// DrillFailed reports whether b's last drill failed.
+func (b Backup) DrillFailed() bool { return strings.HasPrefix(b.Drill, DrillFailedPrefix) }
 
 // Size is the total size of b's files.
 func (b Backup) Size() int64 {
@@ -301,6 +411,14 @@ func (e *Engine) runVerifyJob(ctx context.Context, j *Job, p Progress) (Result, 
 	}
 	res, err := bk.VerifyBackup(ctx, *rec, p)
 	if err != nil {
+		// A drill that could not finish proves nothing either way; one
+		// that ran and failed is recorded, so /backups shows it.
+		if ctx.Err() == nil {
+			rec.Verified, rec.Drill = e.now(), DrillFailedPrefix+clip(e.redact.String(err.Error()), 300)
+			if perr := bs.PutBackup(context.WithoutCancel(ctx), *rec); perr != nil {
+				e.log.Error("drill result not recorded", "backup", rec.ID, "err", perr)
+			}
+		}
 		return Result{}, err
 	}
 	for _, l := range res.Lines {
@@ -313,12 +431,50 @@ func (e *Engine) runVerifyJob(ctx context.Context, j *Job, p Progress) (Result, 
 	return Result{Release: rec.ID, Message: "backup " + rec.ID + " verified: " + res.Message}, nil
 }
 
-// runRestoreJob is the body of a restore: a safety backup of what is there
-// now, then the restore, which restarts and health-checks.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// runRestoreJob is the body of a restore. With a RestoreStager it is all
+// or nothing: every part is checked and loaded aside first (a damaged or
+// unloadable backup changes nothing and takes no safety backup), then the
+// safety backup of what is there now, then the switch; if a part fails
+// while switching, the parts already changed are put back from the safety
+// backup before the job ends, and the job fails saying so.
 func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly bool) (Result, error) {
-	bk, bs, err := e.backuper(j.App, j.Env)
+	plan, err := e.prepareRestore(ctx, j, p, dbOnly)
 	if err != nil {
 		return Result{}, err
+	}
+	defer plan.discard(ctx)
+	return e.applyRestore(ctx, plan, p)
+}
+
+// restorePlan is a restore checked and staged, with its safety backup taken.
+type restorePlan struct {
+	bk     Backuper
+	st     RestoreStager // nil: the Backuper restores in one step
+	staged StagedRestore
+	rec    *Backup
+	safety Backup
+	dbOnly bool
+}
+
+func (pl *restorePlan) discard(ctx context.Context) {
+	if pl.staged != nil {
+		pl.staged.Discard(context.WithoutCancel(ctx))
+	}
+}
+
+// prepareRestore stages the restore of j's backup and takes the safety
+// backup; on error nothing live has changed.
+func (e *Engine) prepareRestore(ctx context.Context, j *Job, p Progress, dbOnly bool) (*restorePlan, error) {
+	bk, bs, err := e.backuper(j.App, j.Env)
+	if err != nil {
+		return nil, err
 	}
 	id := j.Release
 	if j.Action == ActionRollback {
@@ -326,30 +482,118 @@ func (e *Engine) runRestoreJob(ctx context.Context, j *Job, p Progress, dbOnly b
 	}
 	rec, err := restorable(ctx, bs, j.App, j.Env, id)
 	if err != nil {
-		return Result{}, err
+		return nil, err
+	}
+	pl := &restorePlan{bk: bk, rec: rec, dbOnly: dbOnly}
+	if st, ok := bk.(RestoreStager); ok {
+		pl.st = st
+		pl.staged, err = st.StageRestore(ctx, *rec, RestoreOptions{DBOnly: dbOnly}, p)
+		if err != nil {
+			return nil, fmt.Errorf("restore of %s refused, nothing was changed: %w", rec.ID, err)
+		}
 	}
 	safetyID := SafetyBackupID(e.now(), j.ID)
-	safety, err := e.takeBackup(ctx, bk, bs, j, safetyID, "safety", p)
+	pl.safety, err = e.takeBackup(ctx, bk, bs, j, safetyID, "safety", p)
 	if err != nil {
-		return Result{}, fmt.Errorf("safety backup failed, nothing was restored: %w", err)
+		pl.discard(ctx)
+		return nil, fmt.Errorf("safety backup failed, nothing was restored: %w", err)
 	}
 	if j.Action == ActionRestore {
-		j.BackupID = safety.ID
+		j.BackupID = pl.safety.ID
 	}
-	res, err := bk.Restore(ctx, *rec, dbOnly, p)
-	if err != nil {
-		return res, fmt.Errorf("restore of %s failed (safety backup %s holds what was there before): %w", rec.ID, safety.ID, err)
+	return pl, nil
+}
+
+// applyRestore switches the live env to the staged restore.
+func (e *Engine) applyRestore(ctx context.Context, pl *restorePlan, p Progress) (Result, error) {
+	var res Result
+	var err error
+	if pl.st != nil {
+		res, err = pl.staged.Apply(ctx, p)
+		if err != nil {
+			return Result{}, e.undoRestore(ctx, pl.st, pl.rec, pl.safety, err, p)
+		}
+	} else {
+		res, err = pl.bk.Restore(ctx, *pl.rec, pl.dbOnly, p)
+		if err != nil {
+			return res, fmt.Errorf("restore of %s failed (safety backup %s holds what was there before): %w", pl.rec.ID, pl.safety.ID, err)
+		}
 	}
 	what := "files and databases"
-	if dbOnly {
+	if pl.dbOnly {
 		what = "databases"
 	}
 	msg := fmt.Sprintf("restored %s from backup %s (taken %s); safety backup %s holds what was there before",
-		what, rec.ID, rec.Created.UTC().Format("2006-01-02 15:04 MST"), safety.ID)
+		what, pl.rec.ID, pl.rec.Created.UTC().Format("2006-01-02 15:04 MST"), pl.safety.ID)
 	if res.Message != "" {
 		msg += "; " + res.Message
 	}
 	return Result{Release: res.Release, RolledBack: res.RolledBack, Message: msg}, nil
+}
+
+// runRollbackWithDB is a /rollback --with-db: the database restore is
+// staged and checked, and the safety backup taken, before the code is
+// switched back, so a backup that cannot be restored stops the rollback
+// with nothing changed; then the code goes back, then the database.
+func (e *Engine) runRollbackWithDB(ctx context.Context, j *Job, d Driver, p Progress) (Result, error) {
+	plan, err := e.prepareRestore(ctx, j, p, true)
+	if err != nil {
+		return Result{}, fmt.Errorf("rollback refused, code and database unchanged: %w", err)
+	}
+	defer plan.discard(ctx)
+	res, err := d.Rollback(ctx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.Release,
+		From: j.FromRelease, By: j.RequestedBy.User}, p)
+	if err == nil && j.FromRelease != "" {
+		e.markRolledBack(context.WithoutCancel(ctx), j)
+	}
+	if err != nil || res.RolledBack {
+		// The code switch did not happen (or was undone): the database stays.
+		return res, err
+	}
+	db, err := e.applyRestore(ctx, plan, p)
+	if err != nil {
+		return Result{}, fmt.Errorf("the code was rolled back to %s, but the database was not: %w", j.Release, err)
+	}
+	res.Message = strings.TrimSpace(res.Message + "; " + db.Message)
+	return res, nil
+}
+
+// undoRestore answers a staged restore that failed while switching: the
+// parts it already changed go back from the safety backup, through the
+// same checked path, so the env ends as it was before the restore. The
+// returned error always fails the job: a partial restore is never a success.
+func (e *Engine) undoRestore(ctx context.Context, st RestoreStager, rec *Backup, safety Backup, applyErr error, p Progress) error {
+	var ae *ApplyError
+	if !errors.As(applyErr, &ae) {
+		return fmt.Errorf("restore of %s: %w (safety backup %s holds what was there before)", rec.ID, applyErr, safety.ID)
+	}
+	if len(ae.Touched) == 0 {
+		return fmt.Errorf("restore of %s failed before changing anything live: %w", rec.ID, applyErr)
+	}
+	// Even a cancelled job puts back what it changed.
+	uctx := context.WithoutCancel(ctx)
+	touched := strings.Join(ae.Touched, ", ")
+	p.Step("put back", StepRunning, touched)
+	pp := prefixed{p, "put back: "}
+	staged, err := st.StageRestore(uctx, safety, RestoreOptions{Parts: ae.Touched}, pp)
+	if err == nil {
+		_, err = staged.Apply(uctx, pp)
+		staged.Discard(uctx)
+	}
+	var re *RestartError
+	if errors.As(err, &re) {
+		p.Step("put back", StepDone, touched+" from "+safety.ID+"; the app restart after it failed")
+		return fmt.Errorf("restore of %s failed: %w; the parts already changed (%s) were put back from safety backup %s, so the env is as it was before the restore, but restarting the app afterwards failed: %v",
+			rec.ID, applyErr, touched, safety.ID, re.Err)
+	}
+	if err != nil {
+		p.Step("put back", StepFailed, e.redact.String(err.Error()))
+		return fmt.Errorf("restore of %s failed: %w; putting back %s from safety backup %s ALSO failed: %v; the env is PARTLY restored: restore backup %s to go back",
+			rec.ID, applyErr, touched, safety.ID, err, safety.ID)
+	}
+	p.Step("put back", StepDone, touched+" from "+safety.ID)
+	return fmt.Errorf("restore of %s failed: %w; the parts already changed (%s) were put back from safety backup %s, so the env is as it was before the restore",
+		rec.ID, applyErr, touched, safety.ID)
 }
 
 // SafetyBackupID names the backup a restore takes first.

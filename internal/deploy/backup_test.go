@@ -270,3 +270,162 @@ func TestWithDBNeedsADatabaseDump(t *testing.T) {
 		t.Fatalf("with-db rollback over a files-only backup: %v", err)
 	}
 }
+
+func TestRestoreRefusedBeforeSafetyBackupWhenStagingFails(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{})
+	ctx := context.Background()
+	b := r.backupOK(t)
+	r.bd.StageErr = errors.New("checksum mismatch, the backup is damaged: db-main.sql.gz")
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	if _, err := r.engine.Decide(ctx, j.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitState(t, r.store, j.ID, deploy.Failed)
+	if !strings.Contains(failed.Reason, "nothing was changed") || !strings.Contains(failed.Reason, "checksum mismatch") {
+		t.Errorf("reason = %q", failed.Reason)
+	}
+	all, _ := r.store.Backups(ctx, "demo", "prod")
+	for _, x := range all {
+		if x.Reason == "safety" {
+			t.Errorf("a safety backup %s was taken although the restore was refused while staging", x.ID)
+		}
+	}
+	if got := r.bd.Restored(); len(got) != 0 {
+		t.Errorf("applied %v", got)
+	}
+}
+
+func TestRestorePutsBackChangedPartsWhenALaterPartFails(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{})
+	ctx := context.Background()
+	b := r.backupOK(t)
+	failSafety := false
+	r.bd.ApplyErr = func(id string) error {
+		if id == b.ID || failSafety {
+			return &deploy.ApplyError{Part: "db-main.sql.gz", Touched: []string{"files.tar.gz", "db-main.sql.gz"},
+				Err: errors.New("DROP command denied")}
+		}
+		return nil
+	}
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	if _, err := r.engine.Decide(ctx, j.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitState(t, r.store, j.ID, deploy.Failed)
+	safety := failed.BackupID
+	if !strings.HasSuffix(safety, "-safety") {
+		t.Fatalf("safety backup = %q", safety)
+	}
+	// The restore was staged (checked) before the safety backup existed,
+	// and the undo staged only the parts that were changed.
+	stages := r.bd.Stages()
+	if len(stages) != 2 || stages[0] != b.ID || stages[1] != safety+" [files.tar.gz,db-main.sql.gz]" {
+		t.Fatalf("stages = %v", stages)
+	}
+	if got := r.bd.Restored(); len(got) != 1 || got[0] != stages[1] {
+		t.Fatalf("applied %v, want only the put-back", got)
+	}
+	for _, want := range []string{"DROP command denied", "files.tar.gz, db-main.sql.gz", "were put back from safety backup " + safety, "as it was before"} {
+		if !strings.Contains(failed.Reason, want) {
+			t.Errorf("reason lacks %q: %s", want, failed.Reason)
+		}
+	}
+
+	// When putting back fails too, the job says the env is partly restored.
+	failSafety = true
+	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	if _, err := r.engine.Decide(ctx, j2.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	f2 := waitState(t, r.store, j2.ID, deploy.Failed)
+	if !strings.Contains(f2.Reason, "PARTLY restored") || !strings.Contains(f2.Reason, "ALSO failed") {
+		t.Errorf("reason = %q", f2.Reason)
+	}
+
+	// Put back, but the app does not come up after it: the data is as it
+	// was, and the reason says the restart failed, not the put-back.
+	r.bd.ApplyErr = func(id string) error {
+		if id == b.ID {
+			return &deploy.ApplyError{Part: "db-main.sql.gz", Touched: []string{"files.tar.gz"}, Err: errors.New("DROP command denied")}
+		}
+		return &deploy.RestartError{Err: errors.New("health check failed")}
+	}
+	j3 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	if _, err := r.engine.Decide(ctx, j3.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	f3 := waitState(t, r.store, j3.ID, deploy.Failed)
+	if !strings.Contains(f3.Reason, "as it was before the restore, but restarting the app afterwards failed: health check failed") ||
+		strings.Contains(f3.Reason, "PARTLY") {
+		t.Errorf("reason = %q", f3.Reason)
+	}
+}
+
+func TestFailedDrillIsRecordedOnTheBackup(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{})
+	b := r.backupOK(t)
+	r.bd.VerifyErr = errors.New("loading db-main.sql.gz into scratch database failed: ERROR 1227 (42000) at line 40")
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
+	waitState(t, r.store, j.ID, deploy.Failed)
+	got, _ := r.store.Backup(context.Background(), "demo", "prod", b.ID)
+	if !got.DrillFailed() || got.Verified.IsZero() || !strings.Contains(got.Drill, "ERROR 1227") {
+		t.Errorf("record after a failed drill: %+v", got)
+	}
+	r.bd.VerifyErr = nil
+	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
+	waitState(t, r.store, j2.ID, deploy.Succeeded)
+	if got, _ := r.store.Backup(context.Background(), "demo", "prod", b.ID); got.DrillFailed() {
+		t.Errorf("a passed drill left the record failed: %+v", got)
+	}
+}
+
+func TestRollbackWithDBStagesTheDatabaseBeforeSwitchingCode(t *testing.T) {
+	r := newBackupRig(t, deploy.BackupPolicy{BeforeDeploy: true})
+	ctx := context.Background()
+	for _, ref := range []string{"v1", "v2"} {
+		j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionDeploy, Ref: ref})
+		waitState(t, r.store, j.ID, deploy.Succeeded)
+	}
+	cur := r.bd.Current()
+	r.bd.StageErr = errors.New("loading db-main.sql.gz into a scratch database failed: ERROR 1227 (42000) at line 40")
+	rb := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRollback, WithDB: true})
+	if _, err := r.engine.Decide(ctx, rb.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitState(t, r.store, rb.ID, deploy.Failed)
+	if r.bd.Current() != cur {
+		t.Errorf("the code was rolled back (%s -> %s) although the database could not be restored", cur, r.bd.Current())
+	}
+	if !strings.Contains(failed.Reason, "code and database unchanged") || !strings.Contains(failed.Reason, "ERROR 1227") {
+		t.Errorf("reason = %q", failed.Reason)
+	}
+	all, _ := r.store.Backups(ctx, "demo", "prod")
+	for _, b := range all {
+		if b.Reason == "safety" {
+			t.Errorf("safety backup %s taken for a refused rollback", b.ID)
+		}
+	}
+
+	// The database part fails while switching: it is put back, and the
+	// job fails saying the code went back but the database did not.
+	r.bd.StageErr = nil
+	r.bd.ApplyErr = func(id string) error {
+		if id == rb.BackupID {
+			return &deploy.ApplyError{Part: "db-main.sql.gz", Touched: []string{"db-main.sql.gz"}, Err: errors.New("connection lost")}
+		}
+		return nil
+	}
+	rb2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRollback, WithDB: true})
+	if _, err := r.engine.Decide(ctx, rb2.ApprovalID, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	f2 := waitState(t, r.store, rb2.ID, deploy.Failed)
+	for _, want := range []string{"the code was rolled back to " + rb2.Release, "connection lost", "were put back from safety backup"} {
+		if !strings.Contains(f2.Reason, want) {
+			t.Errorf("reason lacks %q: %s", want, f2.Reason)
+		}
+	}
+	if got := r.bd.Restored(); len(got) != 1 || !strings.HasSuffix(got[0], "-safety [db-main.sql.gz]") {
+		t.Errorf("applied %v, want only the put-back of the database", got)
+	}
+}

@@ -46,6 +46,10 @@ type Options struct {
 	// BackupPolicy gives an env's retention and backup-before-deploy rule;
 	// nil means no retention and no backup before deploys.
 	BackupPolicy func(app, env string) BackupPolicy
+	// KillLeftovers stops a step process group a previous run left behind
+	// (local.KillLeftovers) and says how many processes it stopped; nil
+	// means step processes are not looked for at start-up.
+	KillLeftovers func(StepProcess) (int, error)
 }
 
 // Engine runs jobs. All methods are safe for concurrent use.
@@ -59,7 +63,8 @@ type Engine struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	backupPolicy func(app, env string) BackupPolicy
+	backupPolicy  func(app, env string) BackupPolicy
+	killLeftovers func(StepProcess) (int, error)
 
 	mu       sync.Mutex
 	draining bool
@@ -78,7 +83,7 @@ func NewEngine(o Options) *Engine {
 		store: o.Store, drivers: o.Drivers, observer: o.Observer,
 		timeout: o.JobTimeout, outLines: o.OutputLines, redact: o.Redactor,
 		log: o.Log, now: o.Now, running: map[int64]*run{}, idle: make(chan struct{}),
-		backupPolicy: o.BackupPolicy,
+		backupPolicy: o.BackupPolicy, killLeftovers: o.KillLeftovers,
 	}
 	if e.timeout <= 0 {
 		e.timeout = 30 * time.Minute
@@ -116,6 +121,9 @@ type JobRequest struct {
 	Redeploy bool
 	Approval ApprovalPolicy
 	Args     []string // as typed, for the audit row
+	// TakesOver is the interrupted job whose lock the new job takes over
+	// (see RollbackInterrupted); 0 for none.
+	TakesOver int64
 }
 
 // errShutdown is the cause of cancelling jobs that outlive the drain deadline.
@@ -164,12 +172,14 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 		return nil, err
 	}
 	if l, err := e.store.Lock(ctx, r.App, r.Env); err == nil {
-		return nil, &LockedError{Lock: *l}
+		if r.TakesOver == 0 || l.JobID != r.TakesOver {
+			return nil, &LockedError{Lock: *l}
+		}
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	j := &Job{App: r.App, Env: r.Env, Action: r.Action, Ref: r.Ref, RequestedBy: r.Who, State: Queued,
-		Redeploy: r.Redeploy && r.Action == ActionDeploy}
+		Redeploy: r.Redeploy && r.Action == ActionDeploy, TakesOver: r.TakesOver}
 	current, err := e.currentRelease(ctx, d)
 	if err != nil {
 		return nil, fmt.Errorf("reading releases on %s/%s: %w", r.App, r.Env, err)
@@ -236,7 +246,7 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 		a = &Approval{ID: id, App: r.App, Env: r.Env, Action: r.Action, Version: version,
 			RequestedBy: r.Who.User, Roles: r.Approval.Roles, State: ApprovalPending, Created: now, Expires: now.Add(ttl)}
 		j.State = AwaitingApproval
-		j.ApprovalID = id
+		j.ApprovalID, j.ApproverRoles = id, append([]string(nil), r.Approval.Roles...)
 	}
 	in := intent(r.Who, string(r.Action), r.App, r.Env, r.Args)
 	e.redact.Event(in)
@@ -256,11 +266,23 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 	}
 	e.observer.JobChanged(*j)
 	if j.State == Queued {
+		e.tookOver(ctx, j)
 		if err := e.start(j); err != nil {
 			return j, err
 		}
 	}
 	return j, nil
+}
+
+// tookOver re-shows the interrupted job whose lock j took over, so its
+// card says who released the lock.
+func (e *Engine) tookOver(ctx context.Context, j *Job) {
+	if j.TakesOver == 0 {
+		return
+	}
+	if old, err := e.store.Job(ctx, j.TakesOver); err == nil && old.LockReleasedBy != "" {
+		e.observer.JobChanged(*old)
+	}
 }
 
 func newApprovalID() (string, error) {
@@ -379,6 +401,7 @@ func (e *Engine) Decide(ctx context.Context, id string, who Who, approve bool) (
 	}
 	e.observer.JobChanged(*j)
 	if approve {
+		e.tookOver(ctx, j)
 		return j, e.start(j)
 	}
 	return j, nil

@@ -72,7 +72,7 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 	tr := newTracker(e, j)
 	e.observer.JobChanged(tr.snapshot())
 
-	runCtx, cancel := context.WithTimeout(ctx, e.timeout)
+	runCtx, cancel := context.WithTimeout(e.withProcesses(ctx, j), e.timeout)
 	defer cancel()
 	var res Result
 	switch j.Action {
@@ -104,17 +104,14 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 			}
 		}
 	case ActionRollback:
+		if j.BackupID != "" {
+			res, err = e.runRollbackWithDB(runCtx, j, d, tr)
+			break
+		}
 		res, err = d.Rollback(runCtx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.Release,
 			From: j.FromRelease, By: j.RequestedBy.User}, tr)
 		if err == nil && j.FromRelease != "" {
 			e.markRolledBack(context.WithoutCancel(ctx), j)
-		}
-		if err == nil && !res.RolledBack && j.BackupID != "" {
-			var db Result
-			db, err = e.runRestoreJob(runCtx, j, tr, true)
-			if err == nil {
-				res.Message = strings.TrimSpace(res.Message + "; " + db.Message)
-			}
 		}
 	case ActionStop:
 		res, err = d.(StartStopper).Stop(runCtx, tr)
@@ -138,7 +135,7 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 	case errors.As(context.Cause(ctx), new(cancelRequest)):
 		e.finish(j, Cancelled, context.Cause(ctx).Error(), []State{Running})
 	case errors.Is(context.Cause(ctx), errShutdown):
-		e.finish(j, Cancelled, "cancelled: shipbot shut down before the job ended", []State{Running})
+		e.finish(j, Cancelled, "shipbot shut down before the job ended", []State{Running})
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
 		e.finish(j, Failed, fmt.Sprintf("timeout after %s", e.timeout), []State{Running})
 	default:
@@ -195,8 +192,10 @@ func (e *Engine) recheckApproval(ctx context.Context, j *Job) error {
 func (e *Engine) finish(j *Job, s State, reason string, from []State, extra ...*audit.Event) {
 	j.State, j.Reason, j.Ended = s, reason, e.now()
 	text := string(s)
-	if reason != "" {
+	if reason != "" && !strings.HasPrefix(reason, text) {
 		text += ": " + reason
+	} else if reason != "" {
+		text = reason // "cancelled by bob" says it already
 	}
 	ev := outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, text)
 	ev.Args = []string{j.Release}
@@ -267,6 +266,9 @@ func (e *Engine) Cancel(ctx context.Context, id int64, who Who) (*Job, error) {
 // driver is a Resumer is followed to its end instead (it keeps running on
 // the target whether shipbot watches or not).
 func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
+	// Steps of the dead process may still run: stop them before anyone is
+	// told the job is interrupted, so nothing writes into its release after.
+	reaped := e.reapLeftovers(ctx)
 	js, err := e.store.Jobs(ctx, JobFilter{States: []State{Queued, Running}})
 	if err != nil {
 		return nil, err
@@ -288,6 +290,10 @@ func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 		}
 		from := j.State
 		j.State, j.Reason, j.Ended = Interrupted, "shipbot stopped while the job was "+string(from), e.now()
+		j.Switch = e.switchState(ctx, j, from)
+		if n := reaped[j.ID]; n > 0 {
+			j.Output = append(j.Output, fmt.Sprintf("shipbot restarted: stopped %d step process(es) the previous run left behind", n))
+		}
 		ev := outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, "interrupted: "+j.Reason)
 		if err := e.store.UpdateJob(ctx, j, []State{from}, ev); err != nil {
 			return out, fmt.Errorf("job #%d: %w", j.ID, err)
@@ -307,6 +313,71 @@ func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 		e.observer.JobChanged(*j)
 	}
 	return out, nil
+}
+
+// switchState looks at the target to tell whether interrupted job j (a
+// deploy or rollback) moved current away from the release it found live.
+func (e *Engine) switchState(ctx context.Context, j *Job, from State) SwitchState {
+	switch {
+	case j.Action != ActionDeploy && j.Action != ActionRollback:
+		return SwitchUnknown
+	case from == Queued:
+		return SwitchNever // it never started
+	}
+	d, err := e.driver(j.App, j.Env)
+	if err != nil {
+		return SwitchUnknown
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cur, err := e.currentRelease(ctx, d)
+	if err != nil {
+		e.log.Warn("cannot tell whether the interrupted job switched", "job", j.ID, "err", err)
+		return SwitchUnknown
+	}
+	if cur == j.FromRelease {
+		return SwitchNever
+	}
+	return SwitchDone
+}
+
+// RollbackInterrupted is the Rollback of an interrupted job's card: make sure
+// the release that was live before job id is live again (switch, restart,
+// health check) in a rollback job that takes over job id's lock. If job id
+// never switched there is nothing to roll back, and the answer says so.
+func (e *Engine) RollbackInterrupted(ctx context.Context, id int64, who Who, approval ApprovalPolicy) (*Job, error) {
+	j, err := e.store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != Interrupted {
+		return nil, refuse("job #%d is %s, not interrupted; use /rollback %s %s", id, j.State, j.App, j.Env)
+	}
+	if j.LockReleasedBy != "" {
+		return nil, refuse("job #%d's lock was already released by %s; use /rollback %s %s", id, j.LockReleasedBy, j.App, j.Env)
+	}
+	if l, err := e.store.Lock(ctx, j.App, j.Env); err != nil || l.JobID != j.ID {
+		return nil, refuse("job #%d no longer holds the lock of %s/%s; use /rollback %s %s", id, j.App, j.Env, j.App, j.Env)
+	}
+	if j.Action != ActionDeploy && j.Action != ActionRollback {
+		return nil, refuse("job #%d (%s) switches no release: nothing to roll back; release its lock instead", id, j.Action)
+	}
+	if j.FromRelease == "" {
+		return nil, refuse("no release was live before job #%d: nothing to go back to; release its lock instead", id)
+	}
+	d, err := e.driver(j.App, j.Env)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := e.currentRelease(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("reading releases on %s/%s: %w", j.App, j.Env, err)
+	}
+	if cur == j.FromRelease {
+		return nil, refuse("job #%d never switched: %s, the release live before it, is still live; nothing to roll back; release its lock instead", id, cur)
+	}
+	return e.Submit(ctx, JobRequest{Who: who, App: j.App, Env: j.Env, Action: ActionRollback, Release: j.FromRelease,
+		Approval: approval, Args: []string{j.FromRelease, fmt.Sprintf("after-interrupted-job:%d", id)}, TakesOver: id})
 }
 
 func (e *Engine) failBuilding(ctx context.Context, j *Job) {
@@ -377,17 +448,37 @@ func newTracker(e *Engine, j *Job) *tracker {
 	return t
 }
 
+// stepTimes stamps when s began running and when it finished.
+func stepTimes(s *Step, now time.Time) {
+	switch s.State {
+	case StepRunning:
+		if s.Started.IsZero() {
+			s.Started = now
+		}
+	case StepDone, StepFailed:
+		if s.Started.IsZero() {
+			s.Started = now
+		}
+		if s.Ended.IsZero() {
+			s.Ended = now
+		}
+	}
+}
+
 func (t *tracker) Step(name string, state StepState, detail string) {
 	t.mu.Lock()
 	found := false
+	now := t.e.now()
 	for i := range t.job.Steps {
 		if t.job.Steps[i].Name == name {
 			t.job.Steps[i].State, t.job.Steps[i].Detail = state, t.e.redact.String(detail)
+			stepTimes(&t.job.Steps[i], now)
 			found = true
 		}
 	}
 	if !found {
 		t.job.Steps = append(t.job.Steps, Step{Name: name, State: state, Detail: t.e.redact.String(detail)})
+		stepTimes(&t.job.Steps[len(t.job.Steps)-1], now)
 	}
 	snap := t.copyLocked()
 	t.mu.Unlock()
@@ -441,7 +532,14 @@ func (e *Engine) Unlock(ctx context.Context, app, env string, who Who, force boo
 	out := outcome(who, "unlock", app, env, 0, 0, "unlocked")
 	out.Closes = in
 	var held Lock
-	err := e.store.ReleaseLock(ctx, app, env, func(l Lock) error {
+	release := e.store.ReleaseLock
+	il, byJob := e.store.(InterruptedLocks)
+	if byJob {
+		release = func(ctx context.Context, app, env string, check func(Lock) error, events ...*audit.Event) error {
+			return il.ReleaseLockBy(ctx, app, env, who.User, check, events...)
+		}
+	}
+	err := release(ctx, app, env, func(l Lock) error {
 		held = l
 		if l.JobID != 0 {
 			j, err := e.store.Job(ctx, l.JobID)
@@ -453,8 +551,17 @@ func (e *Engine) Unlock(ctx context.Context, app, env string, who Who, force boo
 			return refuse("%s/%s is locked by %s; only they or someone with lock:force may unlock", app, env, l.Owner)
 		}
 		out.Outcome = fmt.Sprintf("unlocked (was held by %s: %s)", l.Owner, l.Reason)
+		if l.JobID != 0 {
+			out.Outcome = fmt.Sprintf("unlocked (was held by %s's job #%d: %s)", l.Owner, l.JobID, l.Reason)
+		}
 		return nil
 	}, in, out)
+	if err == nil && held.JobID != 0 && byJob {
+		// An interrupted job's card and /job now say who released its lock.
+		if j, jerr := e.store.Job(ctx, held.JobID); jerr == nil && j.State == Interrupted && j.LockReleasedBy != "" {
+			e.observer.JobChanged(*j)
+		}
+	}
 	return held, err
 }
 

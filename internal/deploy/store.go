@@ -52,3 +52,14 @@ type JobFilter struct {
 	States   []State
 	Limit    int // newest first
 }
+
+// InterruptedLocks is implemented by a store that notes, on an interrupted
+// job, who released the lock it held (the sqlite store and deploytest do),
+// so its card and /job can say so. Without it the lock is released all the
+// same and the job keeps saying it holds it.
+type InterruptedLocks interface {
+	// ReleaseLockBy is ReleaseLock that, when the lock belongs to an
+	// interrupted job, sets that job's LockReleasedBy to by in the same
+	// transaction.
+	ReleaseLockBy(ctx context.Context, app, env, by string, check func(Lock) error, events ...*audit.Event) error
+}

@@ -73,12 +73,24 @@ type Job struct {
 	RequestedBy Who
 	ApprovalID  string // "" when the env needs none
 	ApprovedBy  string
+	// ApproverRoles are the roles one of which the approver must hold, so
+	// the approval card can say who may approve.
+	ApproverRoles []string
 	// BackupID is the backup a job took or restores: a deploy's pre-deploy
 	// backup, a restore's safety backup, a --with-db rollback's backup.
 	BackupID string
 	// Redeploy asks the driver to rebuild without fetching new code
 	// (Dokploy's *.redeploy); drivers without the notion deploy as usual.
-	Redeploy  bool
+	Redeploy bool
+	// Switch says, for an interrupted deploy or rollback, whether current
+	// still pointed at FromRelease when shipbot restarted.
+	Switch SwitchState
+	// LockReleasedBy is who released an interrupted job's lock (with the
+	// job that took it over, if one did); "" while the job holds it.
+	LockReleasedBy string
+	// TakesOver is the interrupted job whose lock this job takes over when
+	// it is queued (a rollback from that job's card); 0 for none.
+	TakesOver int64
 	CardRef   string // the chat message that shows this job (opaque, adapter-specific)
 	IntentSeq int64  // the audit intent this job's outcome closes
 	Steps     []Step
@@ -88,11 +100,24 @@ type Job struct {
 	Ended     time.Time
 }
 
+// SwitchState is what recovery found of an interrupted job's switch.
+type SwitchState string
+
+const (
+	SwitchUnknown SwitchState = ""         // not a switching job, or the target could not say
+	SwitchNever   SwitchState = "never"    // current still pointed at the job's FromRelease
+	SwitchDone    SwitchState = "switched" // current pointed elsewhere: the job switched (maybe partly)
+)
+
 // Step is one line of a job's checklist.
 type Step struct {
 	Name   string    `json:"name"`
 	State  StepState `json:"state"`
 	Detail string    `json:"detail,omitempty"`
+	// Started and Ended are when the step began running and finished,
+	// for the HTTP API's job view; zero until then.
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 }
 
 // StepState is the state of one step.

@@ -73,7 +73,7 @@ func JobCard(j deploy.Job) Message {
 	}
 	switch j.State {
 	case deploy.AwaitingApproval:
-		m.Text = fmt.Sprintf("Needs approval by another person (%s). Approval id: %s", approverText(j), j.ApprovalID)
+		m.Text = fmt.Sprintf("Needs approval by %s. Approval id: %s", approverText(j), j.ApprovalID)
 		if j.Action == deploy.ActionRestore || j.BackupID != "" {
 			m.Text = "⚠ Restoring a backup discards everything written since it was taken (a safety backup is taken first). " + m.Text
 		}
@@ -84,16 +84,61 @@ func JobCard(j deploy.Job) Message {
 	case deploy.Queued, deploy.Running:
 		m.Buttons = []Button{{Label: "Cancel", Data: fmt.Sprintf("%s:%d", ButtonCancel, j.ID), Style: StyleDanger}}
 	case deploy.Interrupted:
-		m.Buttons = []Button{
-			{Label: "Unlock", Data: fmt.Sprintf("%s:%d", ButtonUnlock, j.ID), Style: StyleWarning},
-			{Label: "Rollback", Data: fmt.Sprintf("%s:%d", ButtonRollback, j.ID), Style: StyleDanger},
+		m.Text = strings.TrimSpace(m.Text + "\n" + interruptedText(j))
+		if j.LockReleasedBy != "" {
+			break
+		}
+		m.Buttons = []Button{{Label: "Release lock", Data: fmt.Sprintf("%s:%d", ButtonUnlock, j.ID), Style: StyleWarning}}
+		if canRollBack(j) {
+			m.Buttons = append(m.Buttons, Button{Label: "Rollback to " + j.FromRelease,
+				Data: fmt.Sprintf("%s:%d", ButtonRollback, j.ID), Style: StyleDanger})
 		}
 	}
 	return m
 }
 
+// canRollBack says whether an interrupted job's card offers Rollback: only a
+// deploy or rollback that found a release live and may have switched away.
+func canRollBack(j deploy.Job) bool {
+	return (j.Action == deploy.ActionDeploy || j.Action == deploy.ActionRollback) &&
+		j.FromRelease != "" && j.Switch != deploy.SwitchNever
+}
+
+// interruptedText says what an interrupted job left live and what its
+// buttons do, so nobody has to guess what "Rollback" would roll back.
+func interruptedText(j deploy.Job) string {
+	if j.LockReleasedBy != "" {
+		return "The lock of job #" + fmt.Sprint(j.ID) + " was released by " + j.LockReleasedBy + "."
+	}
+	switch {
+	case j.Action != deploy.ActionDeploy && j.Action != deploy.ActionRollback:
+		return "Release the lock once you have checked what it left."
+	case j.Switch == deploy.SwitchNever && j.FromRelease != "":
+		return fmt.Sprintf("It never switched: %s, the release live before it, is still live. Release the lock to deploy again.", j.FromRelease)
+	case j.Switch == deploy.SwitchNever:
+		return "It never switched: nothing was live before it and nothing is now. Release the lock to deploy again."
+	case j.FromRelease == "":
+		return "Nothing was live before it, so there is nothing to roll back to. Release the lock once you have checked the target."
+	case j.Switch == deploy.SwitchDone:
+		return fmt.Sprintf("It switched away from %s. Rollback makes %s live again (switch, restart, health check) and releases this job's lock.", j.FromRelease, j.FromRelease)
+	}
+	return fmt.Sprintf("shipbot could not tell whether it switched. Rollback checks, makes %s live again (switch, restart, health check) and releases this job's lock.", j.FromRelease)
+}
+
+// approverText says who may approve: "a lead, not alice".
 func approverText(j deploy.Job) string {
-	return "not " + j.RequestedBy.User
+	var who []string
+	for _, r := range j.ApproverRoles {
+		article := "a "
+		if strings.ContainsRune("aeiou", rune(strings.ToLower(r + "x")[0])) {
+			article = "an "
+		}
+		who = append(who, article+r)
+	}
+	if len(who) == 0 {
+		return "another person, not " + j.RequestedBy.User
+	}
+	return strings.Join(who, " or ") + ", not " + j.RequestedBy.User
 }
 
 func jobTitle(j deploy.Job) string {
@@ -114,6 +159,9 @@ func stateText(j deploy.Job) string {
 	case deploy.RolledBack:
 		return "rolled back (health check failed)"
 	case deploy.Interrupted:
+		if j.LockReleasedBy != "" {
+			return "interrupted — lock released by " + j.LockReleasedBy
+		}
 		return "interrupted — lock still held"
 	}
 	return string(j.State)

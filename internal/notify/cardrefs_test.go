@@ -41,7 +41,8 @@ func TestCardRefsSurviveARestart(t *testing.T) {
 		t.Fatalf("stored ref %q", got)
 	}
 	// A new process: the job, loaded from the store with its card ref,
-	// edits that message.
+	// closes that message and, being interrupted, is posted anew (an edit
+	// notifies nobody); the new message becomes the job's card.
 	second := &flakySender{}
 	c2 := notify.NewCards(second, time.Millisecond, quiet())
 	c2.PersistRefs(refs)
@@ -52,9 +53,37 @@ func TestCardRefsSurviveARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	second.mu.Lock()
-	defer second.mu.Unlock()
-	if second.sends != 0 || len(second.edits) != 1 || second.edits[0] != "interrupted — lock still held" {
-		t.Fatalf("after a restart: %d sends, edits %q; want one edit of the old card", second.sends, second.edits)
+	if second.sends != 1 || len(second.edits) != 1 || second.edits[0] != "interrupted — lock still held" {
+		t.Fatalf("after a restart: %d sends, edits %q; want the old card closed and one new card", second.sends, second.edits)
+	}
+	second.mu.Unlock()
+	// Its lock released later: the card (now the new one) is edited.
+	c4 := &flakySender{}
+	cards4 := notify.NewCards(c4, time.Millisecond, quiet())
+	released := job(deploy.Interrupted, 3)
+	released.CardRef, released.LockReleasedBy = "shell:terminal 1", "bob"
+	cards4.JobChanged(released)
+	if err := cards4.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c4.mu.Lock()
+	if c4.sends != 0 || len(c4.edits) != 1 || c4.edits[0] != "interrupted — lock released by bob" {
+		t.Fatalf("lock released: %d sends, edits %q; want one edit", c4.sends, c4.edits)
+	}
+	c4.mu.Unlock()
+	// A job that finished while shipbot was away (resumed) edits its card.
+	third := &flakySender{}
+	c3 := notify.NewCards(third, time.Millisecond, quiet())
+	done := job(deploy.Succeeded, 3)
+	done.CardRef = "shell:terminal 5"
+	c3.JobChanged(done)
+	if err := c3.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	third.mu.Lock()
+	defer third.mu.Unlock()
+	if third.sends != 0 || len(third.edits) != 1 {
+		t.Fatalf("resumed job: %d sends, %d edits; want one edit", third.sends, len(third.edits))
 	}
 }
 

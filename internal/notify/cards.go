@@ -56,6 +56,10 @@ type card struct {
 	latest deploy.Job
 	dirty  bool
 	busy   bool // a post or a worker owns the card
+	// repost: the job was interrupted while shipbot was down. An edit
+	// notifies nobody (Telegram), so the old card is closed and the state
+	// goes out as a new message, which becomes the job's card.
+	repost bool
 	last   time.Time
 }
 
@@ -149,6 +153,9 @@ func (c *Cards) JobChanged(j deploy.Job) {
 			// Posted before a restart: edit that message.
 			c.mu.Lock()
 			cd.ref, cd.latest, cd.dirty = ref, j, true
+			// Only recovery reports an interrupted job whose lock is still
+			// held; later changes (its lock released) edit the new card.
+			cd.repost = j.State == deploy.Interrupted && j.LockReleasedBy == ""
 			c.mu.Unlock()
 			go c.work(j.ID, cd)
 			return
@@ -207,11 +214,20 @@ func (c *Cards) work(id int64, cd *card) {
 			time.Sleep(wait) // the coalescing window: later changes replace this one
 		}
 		c.mu.Lock()
-		j, ref := cd.latest, cd.ref
-		cd.dirty = false
+		j, ref, repost := cd.latest, cd.ref, cd.repost
+		cd.dirty, cd.repost = false, false
 		c.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if repost && ref != nil {
+			old := JobCard(j)
+			old.Buttons, old.Attachment = nil, nil
+			old.Text = strings.TrimSpace(old.Text + "\n(continued in a new message below)")
+			if err := c.sender.Edit(ctx, *ref, old); err != nil {
+				c.log.Info("old card of an interrupted job not closed", "job", id, "err", err)
+			}
+			ref = nil
+		}
 		var err error
 		if ref == nil {
 			var r Ref
@@ -230,6 +246,18 @@ func (c *Cards) work(id int64, cd *card) {
 			cd.ref = ref
 			failures = 0
 			c.mu.Unlock()
+			continue
+		}
+		if errors.Is(err, ErrMessageGone) && ref != nil {
+			// Someone deleted the card: no edit will ever land. Post the
+			// job's state as a new card, which becomes the job's card.
+			cd.ref = nil
+			if !cd.dirty {
+				cd.latest, cd.dirty = j, true
+			}
+			cd.last = time.Time{}
+			c.mu.Unlock()
+			c.log.Info("job card was deleted; posting a new one", "job", id)
 			continue
 		}
 		failures++

@@ -149,9 +149,21 @@ func TestJobCardButtons(t *testing.T) {
 			t.Fatalf("button data %d bytes, over Telegram's 64", len(b.Data))
 		}
 	}
-	j.State = deploy.Interrupted
-	if m := notify.JobCard(j); len(m.Buttons) != 2 || m.Buttons[0].Label != "Unlock" || m.Buttons[1].Label != "Rollback" {
-		t.Fatalf("interrupted buttons %+v", m.Buttons)
+	// An interrupted deploy that switched away from r1 offers to put r1
+	// back; one that never switched offers only to release the lock; once
+	// released, the card says by whom and offers nothing.
+	j.State, j.Action, j.FromRelease, j.Switch = deploy.Interrupted, deploy.ActionDeploy, "r1", deploy.SwitchDone
+	if m := notify.JobCard(j); len(m.Buttons) != 2 || m.Buttons[0].Label != "Release lock" || m.Buttons[1].Label != "Rollback to r1" ||
+		!strings.Contains(m.Text, "Rollback makes r1 live again") {
+		t.Fatalf("interrupted buttons %+v, text %q", m.Buttons, m.Text)
+	}
+	j.Switch = deploy.SwitchNever
+	if m := notify.JobCard(j); len(m.Buttons) != 1 || m.Buttons[0].Label != "Release lock" || !strings.Contains(m.Text, "never switched: r1") {
+		t.Fatalf("never-switched buttons %+v, text %q", m.Buttons, m.Text)
+	}
+	j.LockReleasedBy = "bob"
+	if m := notify.JobCard(j); len(m.Buttons) != 0 || m.Fields[0].Value != "interrupted — lock released by bob" {
+		t.Fatalf("released: buttons %+v, fields %+v", m.Buttons, m.Fields)
 	}
 	j.State = deploy.Succeeded
 	if m := notify.JobCard(j); len(m.Buttons) != 0 {

@@ -3,7 +3,15 @@
 // (Telegram HTML, Slack Block Kit, terminal text); nothing here knows any of them.
 package notify
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrMessageGone is what an adapter's Edit wraps when the platform says the
+// message no longer exists (someone deleted it). The card updater then posts
+// a new card instead of retrying an edit that can never succeed.
+var ErrMessageGone = errors.New("the message to edit is gone")
 
 // Message is one chat message, described without any platform's markup. Every
 // string is plain text: renderers escape it for their platform.

@@ -148,3 +148,29 @@ func TestBackupStats(t *testing.T) {
 		t.Errorf("staging %+v", st)
 	}
 }
+
+// A dump's manifest and a failed drill survive the store: restores and
+// drills hold loaded copies to the manifest, and /backups shows the drill.
+func TestBackupManifestAndFailedDrillRoundTrip(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	m := &deploy.DBManifest{Rows: map[string]int64{"tickets": 5000, "users": 0}, Objects: map[string]int{"views": 1, "events": 0},
+		Charset: "utf8mb4", Collation: "utf8mb4_unicode_ci"}
+	b := deploy.Backup{App: "helpdesk", Env: "prod", ID: "b1", Created: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), State: deploy.BackupOK,
+		Files:    []deploy.BackupFile{{Name: "db-main.sql.gz", Kind: "mysql", Source: "main", Size: 9, SHA256: "cd", Manifest: m}},
+		Verified: time.Date(2026, 12, 2, 11, 0, 0, 0, time.UTC), Drill: deploy.DrillFailedPrefix + "ERROR 1227 (42000) at line 40"}
+	if err := db.PutBackup(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Backup(ctx, "helpdesk", "prod", "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm := got.Files[0].Manifest
+	if gm == nil || fmt.Sprint(*gm) != fmt.Sprint(*m) {
+		t.Errorf("manifest = %+v, want %+v", gm, m)
+	}
+	if !got.DrillFailed() || !strings.Contains(got.Drill, "ERROR 1227") {
+		t.Errorf("drill = %q", got.Drill)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,22 +31,29 @@ func jsonArray[T any](s []T) (string, error) {
 // ---- jobs
 
 const jobCols = `id, app, env, action, ref, release, from_release, state, reason, req_user, req_identity, req_chat,
-	approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, created, started, ended`
+	approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by, takes_over,
+	approver_roles, created, started, ended`
 
 func scanJob(s rowScanner) (*deploy.Job, error) {
 	var j deploy.Job
-	var action, state, steps, output, created, started, ended string
+	var action, state, steps, output, switched, roles, created, started, ended string
 	if err := s.Scan(&j.ID, &j.App, &j.Env, &action, &j.Ref, &j.Release, &j.FromRelease, &state, &j.Reason,
 		&j.RequestedBy.User, &j.RequestedBy.Identity, &j.RequestedBy.Chat, &j.ApprovalID, &j.ApprovedBy, &j.CardRef,
-		&j.IntentSeq, &steps, &output, &j.BackupID, &j.Redeploy, &created, &started, &ended); err != nil {
+		&j.IntentSeq, &steps, &output, &j.BackupID, &j.Redeploy, &switched, &j.LockReleasedBy, &j.TakesOver,
+		&roles, &created, &started, &ended); err != nil {
 		return nil, err
 	}
-	j.Action, j.State = deploy.Action(action), deploy.State(state)
+	j.Action, j.State, j.Switch = deploy.Action(action), deploy.State(state), deploy.SwitchState(switched)
 	if err := json.Unmarshal([]byte(steps), &j.Steps); err != nil {
 		return nil, fmt.Errorf("job #%d: steps: %w", j.ID, err)
 	}
 	if err := json.Unmarshal([]byte(output), &j.Output); err != nil {
 		return nil, fmt.Errorf("job #%d: output: %w", j.ID, err)
+	}
+	if roles != "" && roles != "[]" {
+		if err := json.Unmarshal([]byte(roles), &j.ApproverRoles); err != nil {
+			return nil, fmt.Errorf("job #%d: approver roles: %w", j.ID, err)
+		}
 	}
 	var err error
 	for _, t := range []struct {
@@ -70,19 +78,25 @@ func jobValues(j *deploy.Job) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	roles, err := jsonArray(j.ApproverRoles)
+	if err != nil {
+		return nil, err
+	}
 	return []any{j.App, j.Env, string(j.Action), j.Ref, j.Release, j.FromRelease, string(j.State), j.Reason,
 		j.RequestedBy.User, j.RequestedBy.Identity, j.RequestedBy.Chat, j.ApprovalID, j.ApprovedBy, j.CardRef,
-		j.IntentSeq, steps, output, j.BackupID, j.Redeploy}, nil
+		j.IntentSeq, steps, output, j.BackupID, j.Redeploy, string(j.Switch), j.LockReleasedBy, j.TakesOver, roles}, nil
 }
 
 const insertJob = `INSERT INTO jobs (app, env, action, ref, release, from_release, state, reason, req_user, req_identity,
-	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, created, started, ended)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by,
+	takes_over, approver_roles, created, started, ended)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // The store sets created; an update never changes it.
 const updateJob = `UPDATE jobs SET app = ?, env = ?, action = ?, ref = ?, release = ?, from_release = ?, state = ?,
 	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = COALESCE(NULLIF(?, ''), card_ref),
-	intent_seq = ?, steps = ?, output = ?, backup_id = ?, redeploy = ?, started = ?, ended = ? WHERE id = ?`
+	intent_seq = ?, steps = ?, output = ?, backup_id = ?, redeploy = ?, switch_state = ?, lock_released_by = ?, takes_over = ?,
+	approver_roles = ?, started = ?, ended = ? WHERE id = ?`
 
 // CreateJob implements deploy.Store.
 func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, events ...*audit.Event) error {
@@ -368,6 +382,12 @@ func (w *writer) takeJobLock(id int64, j *deploy.Job) error {
 		return err
 	case ok && held.JobID == id:
 		return nil
+	case ok && j.TakesOver != 0 && held.JobID == j.TakesOver:
+		// A rollback from an interrupted job's card: the interrupted job's
+		// lock passes to it in this transaction, so nothing slips between.
+		if err := w.releaseInterrupted(held, j.RequestedBy.User+" (job #"+strconv.FormatInt(id, 10)+")"); err != nil {
+			return err
+		}
 	case ok:
 		return &deploy.LockedError{Lock: held}
 	}

@@ -13,7 +13,7 @@ import (
 func BackupCards() map[string]deploy.Job {
 	return map[string]deploy.Job{
 		"restore-approval": {ID: 21, App: "helpdesk", Env: "production", Action: deploy.ActionRestore, Release: "20261123-023000-17",
-			State: deploy.AwaitingApproval, RequestedBy: deploy.Who{User: "olga"}, ApprovalID: "m2n3b4v5c6x7z8l9k0j1h2g3",
+			State: deploy.AwaitingApproval, RequestedBy: deploy.Who{User: "olga"}, ApprovalID: "m2n3b4v5c6x7z8l9k0j1h2g3", ApproverRoles: []string{"lead", "admin"},
 			Created: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)},
 		"backup-done": {ID: 22, App: "helpdesk", Env: "production", Action: deploy.ActionBackup, Release: "20261123-090500-22",
 			State: deploy.Succeeded, RequestedBy: deploy.Who{User: "alice"},

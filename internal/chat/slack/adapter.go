@@ -207,8 +207,9 @@ func (a *Adapter) Mode() string { return a.mode }
 
 // Run checks the token (auth.test), then receives until ctx ends: over a
 // Socket Mode websocket (reconnecting as Slack asks), or in HTTP mode through
-// the handlers from Routes. One worker handles requests in the order Slack
-// sent them ("/lock" then "/deploy" must not swap). Run returns once the
+// the handlers from Routes. Requests of one channel or DM are handled in the
+// order Slack sent them ("/lock" then "/deploy" must not swap); other
+// channels' go on side by side, so nobody waits on a slow command elsewhere. Run returns once the
 // requests it acknowledged are handled. A token Slack refuses is an error at
 // once; an unreachable Slack is retried.
 func (a *Adapter) Run(ctx context.Context) error {
@@ -229,9 +230,13 @@ func (a *Adapter) Run(ctx context.Context) error {
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)
+		// The queue keeps Slack's order; each request then waits only
+		// behind earlier ones of its own channel or DM.
+		lanes := commands.NewLanes(0, 0)
 		for it := range a.queue {
-			a.process(ctx, it)
+			lanes.Do(it.req.Chat.ID, func() { a.process(ctx, it) })
 		}
+		lanes.Wait()
 	}()
 	if a.mode == ModeSocket {
 		err = a.runSocket(ctx)

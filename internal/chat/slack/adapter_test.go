@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,18 +204,29 @@ func TestWhichEventsAreCommands(t *testing.T) {
 	b.slash(bob, channel, "/shipbot", "")
 	b.slash(bob, channel, "/rollback", "demo staging")
 	b.fake.Eventually(t, "seven requests", func() bool { return len(h.Requests()) >= 6 })
-	want := []string{"/deploy demo staging", "/help", "/releases demo staging", "/lock demo staging db & cache work", "/help", "/rollback demo staging"}
+	// Order holds within a channel or DM; different ones go side by side.
+	want := map[string][]string{
+		channel: {"/deploy demo staging", "/help", "/help", "/rollback demo staging"},
+		aliceDM: {"/releases demo staging", "/lock demo staging db & cache work"},
+	}
 	reqs := h.Requests()
-	if len(reqs) != len(want) {
+	if len(reqs) != 6 {
 		t.Fatalf("requests %+v", reqs)
 	}
-	for i, w := range want {
-		if reqs[i].Text != w || reqs[i].Platform != slack.Platform {
-			t.Errorf("request %d = %q, want %q", i, reqs[i].Text, w)
+	got := map[string][]string{}
+	for _, r := range reqs {
+		if r.Platform != slack.Platform {
+			t.Fatalf("request %+v", r)
+		}
+		got[r.Chat.ID] = append(got[r.Chat.ID], r.Text)
+		if r.Text == "/rollback demo staging" && r.UserID != bob {
+			t.Fatalf("request %+v", r)
 		}
 	}
-	if reqs[2].Chat.ID != aliceDM || reqs[5].UserID != bob || reqs[5].Chat.ID != channel {
-		t.Fatalf("requests %+v", reqs)
+	for ch, w := range want {
+		if !slices.Equal(got[ch], w) {
+			t.Errorf("requests in %s: %q, want %q", ch, got[ch], w)
+		}
 	}
 }
 
@@ -443,5 +455,18 @@ func TestStartupSurvivesServerErrors(t *testing.T) {
 	b.fake.Eventually(t, "the request", func() bool { return len(h.Requests()) == 1 })
 	if n := len(b.fake.Calls("auth.test")); n != 3 {
 		t.Fatalf("%d auth.test calls; want 2 failures and a success", n)
+	}
+}
+
+// A click names the message its button is on (container.message_ts), which
+// the dispatcher holds bound buttons to.
+func TestClickCarriesItsMessage(t *testing.T) {
+	h := &chattest.Recorder{}
+	b := newBot(t, h)
+	b.run()
+	b.click(alice, channel, "1700000000.000777", "b:abcdefghijklmnopqrstuvwx")
+	b.fake.Eventually(t, "the click", func() bool { return len(h.Requests()) == 1 })
+	if r := h.Requests()[0]; r.Message != "1700000000.000777" || r.Action != "b:abcdefghijklmnopqrstuvwx" || r.Chat.ID != channel {
+		t.Fatalf("request %+v", r)
 	}
 }

@@ -95,8 +95,14 @@ func (a *Adapter) onInteraction(ctx context.Context, cb slackgo.InteractionCallb
 		// A click has no event id; its trigger_id is unique per click and
 		// comes back unchanged if Slack redelivers the same one.
 		key := "slack:action:" + cb.TriggerID + ":" + act.ActionTs
+		// The message the button is on: container.message_ts
+		// (https://api.slack.com/reference/interaction-payloads/block-actions).
+		msg := cb.Container.MessageTs
+		if msg == "" {
+			msg = cb.Message.Timestamp
+		}
 		a.enqueue(ctx, item{key: key, user: cb.User.ID, button: true, req: commands.Request{Platform: Platform,
-			UserID: cb.User.ID, UserName: cb.User.Name, Chat: ch, Action: act.Value}})
+			UserID: cb.User.ID, UserName: cb.User.Name, Chat: ch, Action: act.Value, Message: msg}})
 		return
 	}
 }

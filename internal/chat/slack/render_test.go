@@ -58,7 +58,7 @@ func golden(t *testing.T, name, got string) {
 
 func TestRenderApprovalCard(t *testing.T) {
 	j := deploy.Job{ID: 12, App: "helpdesk", Env: "production", Action: deploy.ActionDeploy, Ref: "v1.4.2",
-		State: deploy.AwaitingApproval, RequestedBy: deploy.Who{User: "alice"}, ApprovalID: "k3j4h5g6f7d8s9a0q1w2e3r4"}
+		State: deploy.AwaitingApproval, RequestedBy: deploy.Who{User: "alice"}, ApprovalID: "k3j4h5g6f7d8s9a0q1w2e3r4", ApproverRoles: []string{"lead"}}
 	golden(t, "approval", render(t, notify.JobCard(j)))
 }
 

@@ -78,9 +78,20 @@ func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) er
 	blocks, text := Render(m)
 	if _, _, _, err := a.api.UpdateMessageContext(ctx, ref.Channel.ID, ref.ID,
 		slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false)); err != nil {
+		// chat.update answers {"ok":false,"error":"message_not_found"} for a
+		// deleted message (https://api.slack.com/methods/chat.update#errors).
+		var se slackgo.SlackErrorResponse
+		if errors.As(err, &se) && se.Err == "message_not_found" {
+			return fmt.Errorf("%w: %w", notify.ErrMessageGone, a.apiErr("chat.update", err))
+		}
 		return a.apiErr("chat.update", err)
 	}
-	return a.attach(ctx, ref, m.Attachment)
+	if err := a.attach(ctx, ref, m.Attachment); err != nil {
+		// The card is updated; a channel that refuses files must not make
+		// it look undelivered and be updated (and uploaded) again and again.
+		a.log.Warn("slack: attachment not uploaded", "channel", ref.Channel.ID, "err", err)
+	}
+	return nil
 }
 
 // attach uploads att as a file in the thread of ref's message, once.

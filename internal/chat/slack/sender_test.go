@@ -102,3 +102,14 @@ func TestBadAddressesAndButtonsAreRefusedLocally(t *testing.T) {
 		t.Fatalf("%d calls reached Slack", n)
 	}
 }
+
+// A deleted message: chat.update answers message_not_found, which the card
+// updater must see as "post a new card", not as a passing failure.
+func TestEditOfADeletedMessageIsGone(t *testing.T) {
+	b := newBot(t, nil)
+	err := b.a.Edit(t.Context(), notify.Ref{Channel: notify.Channel{Platform: slack.Platform, ID: channel}, ID: "1700000000.999999"},
+		notify.Message{Title: "x"})
+	if !errors.Is(err, notify.ErrMessageGone) || !strings.Contains(err.Error(), "message_not_found") {
+		t.Fatalf("edit of a missing message: %v", err)
+	}
+}

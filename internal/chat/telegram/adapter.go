@@ -100,9 +100,14 @@ type Adapter struct {
 	amu       sync.Mutex
 	attached  map[string]bool // refs whose Attachment has been sent
 	attachLog []string        // keys of attached, oldest first, for eviction
+	// attachFails counts failed uploads per ref: a chat where the bot may
+	// not send files refuses every time, so after attachTries it stops.
+	attachFails map[string]int
 
 	rmu      sync.Mutex
 	refusals map[int64]time.Time // last refusal message per unlisted chat
+
+	lanes *commands.Lanes // one ordered lane per chat
 }
 
 var _ notify.Sender = (*Adapter)(nil)
@@ -110,6 +115,10 @@ var _ notify.Sender = (*Adapter)(nil)
 // keepAttached bounds the memory of sent attachments; a card edited after
 // thousands of others have ended is not going to be edited again.
 const keepAttached = 4096
+
+// attachTries is how often one message's attachment is tried: once with the
+// message and once more with its next edit, for a passing network error.
+const attachTries = 2
 
 // refusalEvery limits refusal messages to an unlisted chat; every refused
 // request is still reported to Denied.
@@ -171,7 +180,8 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		denied:   o.Denied,
 		log:      o.Log,
 		handler:  h,
-		attached: map[string]bool{},
+		attached: map[string]bool{}, attachFails: map[string]int{},
+		lanes:    commands.NewLanes(0, 0),
 		refusals: map[int64]time.Time{},
 	}
 	if a.log == nil {
@@ -185,10 +195,14 @@ func New(o Options, h commands.Handler) (*Adapter, error) {
 		bot.WithSkipGetMe(), // Run asks; New stays offline
 		// The client outlives a long poll; sends are bounded by their callers' contexts.
 		bot.WithHTTPClient(poll, &http.Client{Timeout: poll + 10*time.Second}),
-		bot.WithDefaultHandler(func(ctx context.Context, _ *bot.Bot, u *models.Update) { a.process(ctx, u) }),
-		// One worker handles updates in the order they came ("/lock" then
-		// "/deploy" must not swap), and Start waits for it, so Run returns
-		// only once the updates it took are handled.
+		bot.WithDefaultHandler(func(ctx context.Context, _ *bot.Bot, u *models.Update) {
+			a.lanes.Do(laneOf(u), func() { a.process(ctx, u) })
+		}),
+		// One library worker hands updates, in the order they came, to a
+		// lane per chat: "/lock" then "/deploy" in one chat never swap,
+		// while a slow command in one chat delays no other chat. Run waits
+		// for the lanes, so it returns only once the updates it took are
+		// handled.
 		bot.WithNotAsyncHandlers(),
 		bot.WithWorkers(1),
 		bot.WithUpdatesChannelCap(1),
@@ -265,6 +279,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 			return err
 		}
 		<-ctx.Done()
+		a.lanes.Wait()
 		return nil
 	}
 	err = a.retry(ctx, "deleteWebhook", func() error {
@@ -275,6 +290,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		return err
 	}
 	a.b.Start(ctx)
+	a.lanes.Wait()
 	return nil
 }
 
@@ -308,7 +324,9 @@ func Commands() []models.BotCommand {
 	for _, l := range commands.HelpText() {
 		name, rest, _ := strings.Cut(strings.TrimSpace(l), " ")
 		name = strings.TrimPrefix(name, "/")
-		if !commandName.MatchString(name) {
+		if !commandName.MatchString(name) || name == "start" {
+			// Telegram's menu /start sends a bare /start, the welcome;
+			// "/start APP ENV" is typed, as /help shows.
 			continue
 		}
 		desc := strings.Join(strings.Fields(rest), " ")

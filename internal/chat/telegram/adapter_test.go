@@ -1,9 +1,12 @@
 package telegram_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,31 +262,44 @@ func TestWhichMessagesAreCommands(t *testing.T) {
 		{alice, 0, "Deploy demo staging", "Deploy demo staging"}, // the dispatcher lower-cases the name
 		{alice, 0, "thanks!", ""},
 		{alice, 0, "/start", "/help"},
+		{alice, 0, "/start demo staging", "/start demo staging"},
+		{group, 0, "/start@shipbot demo staging", "/start demo staging"},
 		{alice, 0, "/frobnicate", "/frobnicate"}, // in private, the dispatcher explains
 	}
 	for _, c := range cases {
 		b.say(c.chat, c.thread, alice, c.text)
 	}
 	b.say(group, 0, alice, "/help") // the last one, so all before it were seen
-	b.fake.Wait("the last command", func() bool {
-		reqs := h.Requests()
-		return len(reqs) > 0 && reqs[len(reqs)-1].Text == "/help" && reqs[len(reqs)-1].Chat.ID == fmt.Sprint(group)
-	})
-	var got []string
-	for _, req := range h.Requests() {
-		got = append(got, req.Text)
-	}
-	var want []string
+	total := 1
 	for _, c := range cases {
 		if c.want != "" {
-			want = append(want, c.want)
+			total++
 		}
 	}
-	want = append(want, "/help")
-	if strings.Join(got, "|") != strings.Join(want, "|") {
+	b.fake.Wait("every command", func() bool { return len(h.Requests()) == total })
+	// Order holds per chat; chats are served side by side.
+	got := map[string][]string{}
+	for _, req := range h.Requests() {
+		got[req.Chat.ID] = append(got[req.Chat.ID], req.Text)
+	}
+	want := map[string][]string{}
+	for _, c := range cases {
+		if c.want != "" {
+			want[fmt.Sprint(c.chat)] = append(want[fmt.Sprint(c.chat)], c.want)
+		}
+	}
+	want[fmt.Sprint(group)] = append(want[fmt.Sprint(group)], "/help")
+	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("commands\n got %q\nwant %q", got, want)
 	}
-	first := h.Requests()[0]
+	var first commands.Request
+	for _, r := range h.Requests() {
+		if r.Chat.ID == fmt.Sprint(group) {
+			first = r
+			break
+		}
+	}
+	first.ReplyTo = "" // the id the fake gave the message; replies are tested on their own
 	wantReq := commands.Request{Platform: "telegram", UserID: "100", UserName: "@alice",
 		Chat: notify.Channel{Platform: "telegram", ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Text: "/deploy demo production v1.2"}
 	if first != wantReq {
@@ -309,7 +325,7 @@ func TestPressCarriesVerifiedIdentityAndAlwaysGetsAnAnswer(t *testing.T) {
 	}
 	req := h.Requests()[0]
 	want := commands.Request{Platform: "telegram", UserID: "200", Chat: notify.Channel{Platform: "telegram",
-		ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Action: "cancel:5"}
+		ID: fmt.Sprint(group), Thread: fmt.Sprint(topic)}, Action: "cancel:5", Message: ref.ID}
 	if req.UserName == "" || req.Text != "" {
 		t.Fatalf("request %+v", req)
 	}
@@ -352,7 +368,7 @@ func TestPollingStartsWithTheMenuAndRemovesAWebhook(t *testing.T) {
 	for _, c := range b.fake.Commands() {
 		names = append(names, c.Command)
 	}
-	if got := strings.Join(names, " "); got != "help whoami apps deploy rollback releases status logs stop start backup backups restore jobs job cancel lock unlock extend locks pending approve deny audit stats" {
+	if got := strings.Join(names, " "); got != "help whoami apps deploy rollback releases status logs stop backup backups restore jobs job cancel lock unlock extend locks pending approve deny audit stats" {
 		t.Fatalf("menu %q", got)
 	}
 }
@@ -494,4 +510,78 @@ func TestJobCardGoesBackToTheTopic(t *testing.T) {
 		j, _ := r.store.Job(t.Context(), 1)
 		return j.State == deploy.Succeeded
 	})
+}
+
+// gate is a handler that holds every request of one chat until opened.
+type gate struct {
+	chat string
+	open chan struct{}
+	mu   sync.Mutex
+	got  []commands.Request
+}
+
+func (g *gate) Handle(ctx context.Context, r commands.Request) commands.Reply {
+	if r.Chat.ID == g.chat {
+		<-g.open
+	}
+	g.mu.Lock()
+	g.got = append(g.got, r)
+	g.mu.Unlock()
+	return commands.Reply{}
+}
+
+func (g *gate) texts(chat string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for _, r := range g.got {
+		if r.Chat.ID == chat {
+			out = append(out, r.Text)
+		}
+	}
+	return out
+}
+
+// A slow command in the group delays nobody in a DM, and the group's own
+// commands keep their order behind it.
+func TestSlowChatDelaysNoOtherChat(t *testing.T) {
+	g := &gate{chat: fmt.Sprint(group), open: make(chan struct{})}
+	b := newBot(t, g)
+	b.run()
+	b.say(group, 0, alice, "/status demo staging")
+	b.say(group, 0, alice, "/lock demo staging x")
+	b.say(group, 0, alice, "/deploy demo staging")
+	b.say(alice, 0, alice, "/whoami")
+	b.fake.Wait("the DM handled while the group is busy", func() bool { return len(g.texts(fmt.Sprint(alice))) == 1 })
+	if n := len(g.texts(fmt.Sprint(group))); n != 0 {
+		t.Fatalf("%d group requests passed the blocked one", n)
+	}
+	close(g.open)
+	b.fake.Wait("the group's requests", func() bool { return len(g.texts(fmt.Sprint(group))) == 3 })
+	if got := g.texts(fmt.Sprint(group)); !slices.Equal(got, []string{"/status demo staging", "/lock demo staging x", "/deploy demo staging"}) {
+		t.Fatalf("group order %q", got)
+	}
+}
+
+// In a group the answer replies to the command and a refusal names the
+// person; the approval card says who may approve.
+func TestGroupRepliesNameThePerson(t *testing.T) {
+	r := newRig(t)
+	u := r.fake.NewMessage(telegramtest.Group(group), topic, aliceU, "/logs demo staging")
+	r.fake.Push(u)
+	refusal := r.card(group, "Refused")
+	if !strings.Contains(refusal.Text, "alice: ") || !strings.Contains(refusal.Text, "logs") || refusal.ReplyTo != u.Message.ID {
+		t.Fatalf("refusal %+v: want a reply to message %d naming alice", refusal, u.Message.ID)
+	}
+	r.say(group, topic, alice, "/deploy demo production v2")
+	card := r.card(group, "awaiting approval")
+	if !strings.Contains(card.Text, "Needs approval by a lead, not alice.") {
+		t.Fatalf("approval card %q", card.Text)
+	}
+	// In a private chat there is nobody else to tell apart.
+	r.say(alice, 0, alice, "/logs demo staging")
+	dm := r.card(alice, "Refused")
+	if strings.Contains(dm.Text, "alice: ") || dm.ReplyTo != 0 {
+		t.Fatalf("private refusal %+v", dm)
+	}
 }

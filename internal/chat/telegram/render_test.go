@@ -78,7 +78,7 @@ func mustBeTelegramHTML(t *testing.T, text string) string {
 func TestRenderApprovalCard(t *testing.T) {
 	golden(t, "approval", render(t, notify.Message{
 		Title: "Deploy helpdesk → production (job #12)", Style: notify.StyleWarning,
-		Text:   "Needs approval by another person (not alice). Approval id: abcdefghijklmnopqrstuvwx",
+		Text:   "Needs approval by a lead, not alice. Approval id: abcdefghijklmnopqrstuvwx",
 		Fields: []notify.Field{{Name: "state", Value: "awaiting approval"}, {Name: "ref", Value: "v2.4.1"}, {Name: "requested by", Value: "alice"}},
 		Buttons: []notify.Button{
 			{Label: "Approve", Data: "approve:abcdefghijklmnopqrstuvwx", Style: notify.StyleSuccess},

@@ -29,6 +29,16 @@ func (a *Adapter) apiErr(method string, err error) error {
 	return err
 }
 
+// messageGone is Telegram's answer to an edit of a message that was deleted:
+// 400 {"ok":false,"error_code":400,"description":"Bad Request: message to
+// edit not found"} (https://core.telegram.org/bots/api#making-requests: an
+// unsuccessful request has ok false, error_code and a human-readable
+// description; the description text is what Telegram sends for
+// editMessageText on a deleted message).
+func messageGone(err error) bool {
+	return errors.Is(err, bot.ErrorBadRequest) && strings.Contains(err.Error(), "message to edit not found")
+}
+
 // notModified is Telegram's answer to an edit that changes nothing.
 func notModified(err error) bool {
 	return errors.Is(err, bot.ErrorBadRequest) && strings.Contains(err.Error(), "message is not modified")
@@ -94,9 +104,10 @@ func (a *Adapter) Send(ctx context.Context, ch notify.Channel, m notify.Message)
 }
 
 // Edit replaces the message's text and buttons (a message without buttons
-// loses its keyboard). An edit to identical content is success. The
-// message's Attachment is sent once per ref; if that fails Edit fails, and
-// the retried edit (then "not modified") sends it.
+// loses its keyboard). An edit to identical content is success; an edit of a
+// deleted message wraps notify.ErrMessageGone. The message's Attachment is
+// sent once per ref and tried at most attachTries times: a failed upload is
+// logged and never fails the edit.
 func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
 	chat, thread, err := chatAndThread(ref.Channel)
 	if err != nil {
@@ -113,9 +124,17 @@ func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) er
 	p := &bot.EditMessageTextParams{ChatID: chat, MessageID: id, Text: text, ParseMode: models.ParseModeHTML,
 		LinkPreviewOptions: noPreview, ReplyMarkup: wire(kb)}
 	if _, err := a.b.EditMessageText(ctx, p); err != nil && !notModified(err) {
+		if messageGone(err) {
+			return fmt.Errorf("%w: %w", notify.ErrMessageGone, a.apiErr("editMessageText", err))
+		}
 		return a.apiErr("editMessageText", err)
 	}
-	return a.attach(ctx, ref, chat, thread, id, m)
+	if err := a.attach(ctx, ref, chat, thread, id, m); err != nil {
+		// The card is edited; a group where the bot may not send files
+		// must not make the card look undelivered (and be edited again).
+		a.log.Warn("telegram: attachment not sent", "chat", ref.Channel.String(), "err", err)
+	}
+	return nil
 }
 
 // attach sends m's attachment (a full job log) as a document, or a
@@ -127,7 +146,7 @@ func (a *Adapter) attach(ctx context.Context, ref notify.Ref, chat int64, thread
 	}
 	key := ref.Channel.String() + "#" + ref.ID
 	a.amu.Lock()
-	done := a.attached[key]
+	done := a.attached[key] || a.attachFails[key] >= attachTries
 	a.amu.Unlock()
 	if done {
 		return nil
@@ -153,6 +172,12 @@ func (a *Adapter) attach(ctx context.Context, ref notify.Ref, chat int64, thread
 			Caption:  caption, ReplyParameters: reply})
 	}
 	if err != nil {
+		a.amu.Lock()
+		if len(a.attachFails) > keepAttached {
+			clear(a.attachFails) // a bound, not a record
+		}
+		a.attachFails[key]++
+		a.amu.Unlock()
 		return a.apiErr(method, err)
 	}
 	a.amu.Lock()

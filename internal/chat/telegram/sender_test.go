@@ -3,7 +3,9 @@ package telegram_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,12 +62,12 @@ func TestAttachmentIsSentOncePerMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The first end-state edit fails to attach: Edit fails so the card
-	// updater retries, and the retry (an identical edit) sends the file.
+	// The first end-state edit fails to attach: the edit itself stands,
+	// and the next edit (then "not modified") sends the file.
 	b.fake.FailNext("sendDocument", 1, 500, 0)
 	done := notify.Message{Title: "succeeded", Attachment: log}
-	if err := b.a.Edit(ctx, ref, done); err == nil {
-		t.Fatal("a failed attachment must fail the edit so it is retried")
+	if err := b.a.Edit(ctx, ref, done); err != nil {
+		t.Fatalf("a failed attachment failed the edit: %v", err)
 	}
 	for range 3 {
 		if err := b.a.Edit(ctx, ref, done); err != nil {
@@ -87,6 +89,103 @@ func TestAttachmentIsSentOncePerMessage(t *testing.T) {
 	}
 	if n := len(b.fake.Calls("sendDocument")); n != 3 {
 		t.Fatalf("%d sendDocument calls", n)
+	}
+}
+
+// A group where the bot may not send files: the card's final edit lands
+// once, and the document is tried twice, not once per retry.
+func TestForbiddenDocumentLeavesTheCardEditIntact(t *testing.T) {
+	b := newBot(t, nil)
+	b.fake.FailNextWith("sendDocument", 100, 400, "Bad Request: not enough rights to send documents to the chat")
+	cards := notify.NewCards(b.a, 10*time.Millisecond, quietLog())
+	job := jobIn(topicChannel)
+	cards.JobChanged(job("running"))
+	end := job("succeeded")
+	for i := range 20 {
+		end.Output = append(end.Output, fmt.Sprint("line ", i)) // long enough to attach
+	}
+	cards.JobChanged(end)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cards.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	edits := b.fake.Calls("editMessageText")
+	if len(edits) != 1 || edits[0].Status != 200 || !strings.Contains(edits[0].Fields["text"], "succeeded") {
+		t.Fatalf("edits %+v: want the one final edit, delivered", edits)
+	}
+	// Later edits of the same card (a restart re-showing it) do not try
+	// the file again and again.
+	ref := notify.Ref{Channel: topicChannel, ID: "1"}
+	for range 5 {
+		if err := b.a.Edit(ctx, ref, notify.JobCard(end)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if docs := b.fake.Calls("sendDocument"); len(docs) != 2 || docs[0].Status != 400 {
+		t.Fatalf("%d sendDocument calls, want 2 (the first and one retry)", len(docs))
+	}
+}
+
+// cardRefs records what Cards remembers as each job's card.
+type cardRefs struct {
+	mu   sync.Mutex
+	refs map[int64]string
+}
+
+func (c *cardRefs) SaveCardRef(_ context.Context, id int64, ref string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refs[id] = ref
+	return nil
+}
+
+func (c *cardRefs) get(id int64) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refs[id]
+}
+
+// Someone deleted the card: every edit answers "message to edit not
+// found", so the outcome goes out as a new card, which becomes the job's.
+func TestDeletedCardIsPostedAgainWithTheOutcome(t *testing.T) {
+	b := newBot(t, nil)
+	refs := &cardRefs{refs: map[int64]string{}}
+	cards := notify.NewCards(b.a, 10*time.Millisecond, quietLog())
+	cards.PersistRefs(refs)
+	job := jobIn(topicChannel)
+	cards.JobChanged(job("running"))
+	if got := refs.get(12); got != topicChannel.String()+" 1" {
+		t.Fatalf("first card ref %q", got)
+	}
+	b.fake.DeleteMessage(group, 1)
+	cards.JobChanged(job("succeeded"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cards.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	edits := b.fake.Calls("editMessageText")
+	if len(edits) != 1 || edits[0].Status != 400 {
+		t.Fatalf("edits %+v: want one refused edit, not ten", edits)
+	}
+	sends := b.fake.Calls("sendMessage")
+	if len(sends) != 2 || !strings.Contains(sends[1].Fields["text"], "succeeded") || sends[1].Fields["message_thread_id"] != "7" {
+		t.Fatalf("sends %+v: want the outcome posted as a new card", sends)
+	}
+	if got := refs.get(12); got != topicChannel.String()+" 2" {
+		t.Fatalf("the job's card is %q, want the new message 2", got)
+	}
+	// The next change (the job loaded again, with its stored card) edits
+	// the new card.
+	again := job("failed")
+	again.CardRef = refs.get(12)
+	cards.JobChanged(again)
+	if err := cards.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := b.fake.Message(group, 2); !ok || m.Edits != 1 {
+		t.Fatalf("new card %+v: want it edited", m)
 	}
 }
 

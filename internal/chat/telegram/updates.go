@@ -33,7 +33,7 @@ const maxNotice = 200
 // knownCommands are the dispatcher's command names. In groups only these are
 // taken without an @mention: other bots' /commands are none of shipbot's business.
 var knownCommands = func() map[string]bool {
-	m := map[string]bool{}
+	m := map[string]bool{"start": true} // not in the menu, see Commands
 	for _, c := range Commands() {
 		m[c.Command] = true
 	}
@@ -51,6 +51,22 @@ func (a *Adapter) process(ctx context.Context, u *models.Update) {
 	case u.CallbackQuery != nil:
 		a.onCallback(ctx, u.ID, u.CallbackQuery)
 	}
+}
+
+// laneOf is the chat an update belongs to: its requests are handled in
+// order, other chats' side by side. A private chat's id is the person's.
+func laneOf(u *models.Update) string {
+	switch {
+	case u.Message != nil:
+		return strconv.FormatInt(u.Message.Chat.ID, 10)
+	case u.CallbackQuery != nil && u.CallbackQuery.Message.Message != nil:
+		return strconv.FormatInt(u.CallbackQuery.Message.Message.Chat.ID, 10)
+	case u.CallbackQuery != nil && u.CallbackQuery.Message.InaccessibleMessage != nil:
+		return strconv.FormatInt(u.CallbackQuery.Message.InaccessibleMessage.Chat.ID, 10)
+	case u.CallbackQuery != nil:
+		return "user:" + strconv.FormatInt(u.CallbackQuery.From.ID, 10)
+	}
+	return "other"
 }
 
 // firstSeen reports whether update id is new. A dedupe failure counts as
@@ -88,8 +104,12 @@ func (a *Adapter) onMessage(ctx context.Context, id int64, m *models.Message) {
 		a.refuse(ctx, identityOf(m.From.ID), ch, m.Chat.ID)
 		return
 	}
-	h.Handle(ctx, commands.Request{Platform: Platform, UserID: strconv.FormatInt(m.From.ID, 10),
-		UserName: displayName(m.From), Chat: ch, Text: text})
+	req := commands.Request{Platform: Platform, UserID: strconv.FormatInt(m.From.ID, 10),
+		UserName: displayName(m.From), Chat: ch, Text: text}
+	if m.Chat.Type != models.ChatTypePrivate {
+		req.ReplyTo = strconv.Itoa(m.ID)
+	}
+	h.Handle(ctx, req)
 }
 
 func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQuery) {
@@ -116,11 +136,12 @@ func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQu
 	// says what to do.
 	var ch notify.Channel
 	var chatID int64
+	var msgID int
 	switch {
 	case q.Message.Message != nil:
-		ch, chatID = channelOf(q.Message.Message), q.Message.Message.Chat.ID
+		ch, chatID, msgID = channelOf(q.Message.Message), q.Message.Message.Chat.ID, q.Message.Message.ID
 	case q.Message.InaccessibleMessage != nil:
-		chatID = q.Message.InaccessibleMessage.Chat.ID
+		chatID, msgID = q.Message.InaccessibleMessage.Chat.ID, q.Message.InaccessibleMessage.MessageID
 		ch = notify.Channel{Platform: Platform, ID: strconv.FormatInt(chatID, 10)}
 	default:
 		// Inline-mode messages have no chat; shipbot never posts any.
@@ -134,7 +155,7 @@ func (a *Adapter) onCallback(ctx context.Context, id int64, q *models.CallbackQu
 		return
 	}
 	rep := h.Handle(ctx, commands.Request{Platform: Platform, UserID: strconv.FormatInt(q.From.ID, 10),
-		UserName: displayName(&q.From), Chat: ch, Action: q.Data})
+		UserName: displayName(&q.From), Chat: ch, Action: q.Data, Message: strconv.Itoa(msgID)})
 	a.answer(ctx, q.ID, rep.Notice, rep.Refused)
 }
 
@@ -211,13 +232,16 @@ func commandText(m *models.Message, username string) (string, bool) {
 			return "", false // for another bot in the group
 		}
 		name = strings.ToLower(name)
-		if name == "start" {
-			name = "help" // what Telegram sends when someone opens the chat
+		rest := text[len(cmd):]
+		if name == "start" && strings.TrimSpace(rest) == "" {
+			// Bare /start is what Telegram sends when someone opens the
+			// chat: the welcome. "/start APP ENV" starts an app.
+			name = "help"
 		}
 		if !private && !addressed && !knownCommands[name] {
 			return "", false
 		}
-		return "/" + name + text[len(cmd):], true
+		return "/" + name + rest, true
 	}
 	if private {
 		first, _, _ := strings.Cut(strings.TrimSpace(text), " ")
@@ -308,7 +332,8 @@ func (a *Adapter) WebhookHandler() http.Handler {
 			http.Error(w, "not a Telegram update", http.StatusBadRequest)
 			return
 		}
-		a.process(r.Context(), &u)
+		// Handled (in its chat's lane) before the answer, as above.
+		<-a.lanes.Do(laneOf(&u), func() { a.process(r.Context(), &u) })
 		w.WriteHeader(http.StatusOK)
 	})
 }

@@ -1,8 +1,10 @@
 // Package backup backs up and restores an env on its host: a tar.gz of the
 // configured paths and a dump of each configured database (mysqldump
-// --single-transaction, pg_dump -Fc), with sizes and SHA-256 checksums, a
-// restore drill into a scratch database, and restore. It runs over the same
-// release.Host as the release runner, so the local and SSH drivers share it.
+// --single-transaction, pg_dump -Fc), with sizes, SHA-256 checksums and a
+// manifest of what each database held; a restore drill into a scratch
+// database; and restore, which loads and checks every part aside before
+// anything live changes (stage.go). It runs over the same release.Host as
+// the release runner, so the local and SSH drivers share it.
 //
 // Database passwords never appear on a command line: they go into an option
 // file (MySQL/MariaDB) or a passfile (PostgreSQL) uploaded with mode 0600 and
@@ -116,7 +118,32 @@ func (nopProgress) Output(string)                         {}
 func (s *session) run(ctx context.Context, argv ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.r.timeout())
 	defer cancel()
-	return s.host.Run(ctx, "", argv, s.p.Output)
+	return explain(s.host.Run(ctx, "", argv, s.p.Output))
+}
+
+// explain names the tool that failed and adds its last output lines: an
+// *ExitError alone reads "env: exit status 1" for every PostgreSQL client.
+func explain(err error) error {
+	var ee *release.ExitError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	out := strings.Join(strings.Fields(strings.ReplaceAll(ee.Output, "\n", " / ")), " ")
+	if out == "" {
+		return fmt.Errorf("%s: exit status %d", tool(ee.Argv), ee.Code)
+	}
+	return fmt.Errorf("%s failed (exit status %d): %s", tool(ee.Argv), ee.Code, out)
+}
+
+// tool is the program argv runs, looking through env(1).
+func tool(argv []string) string {
+	for i, a := range argv {
+		if i == 0 && a == "env" || i > 0 && argv[0] == "env" && strings.Contains(a, "=") {
+			continue
+		}
+		return a
+	}
+	return "?"
 }
 
 // capture runs argv and returns its output lines without showing them.
@@ -133,7 +160,7 @@ func (s *session) capture(ctx context.Context, argv ...string) ([]string, error)
 	if err != nil {
 		var ee *release.ExitError
 		if errors.As(err, &ee) && len(lines) > 0 {
-			return lines, fmt.Errorf("%w: %s", err, lastLines(lines, 3))
+			return lines, fmt.Errorf("%s failed (exit status %d): %s", tool(ee.Argv), ee.Code, lastLines(lines, 4))
 		}
 	}
 	return lines, err
@@ -212,13 +239,19 @@ func (s *session) backup(ctx context.Context, dir string) (deploy.BackupResult, 
 		files = append(files, deploy.BackupFile{Name: filesArchive, Kind: "files", Source: strings.Join(s.r.Spec.Paths, " ")})
 	}
 	for _, db := range s.r.Spec.Databases {
+		var m *deploy.DBManifest
 		err := s.step("dump "+db.Name, func() (string, error) {
-			return db.Engine + " " + db.Database, s.dump(ctx, dir, db)
+			var err error
+			m, err = s.dump(ctx, dir, db)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s %s: %s", db.Engine, db.Database, describe(m)), nil
 		})
 		if err != nil {
 			return deploy.BackupResult{}, err
 		}
-		files = append(files, deploy.BackupFile{Name: dumpName(db), Kind: kind(db.Engine), Source: db.Name})
+		files = append(files, deploy.BackupFile{Name: dumpName(db), Kind: kind(db.Engine), Source: db.Name, Manifest: m})
 	}
 	err := s.step("checksum", func() (string, error) {
 		sums, sizes, err := s.measure(ctx, dir, files)
@@ -302,17 +335,17 @@ func (s *session) writeManifest(ctx context.Context, dir string, files []deploy.
 	return up.Upload(ctx, strings.NewReader(string(b)+"\n"), path.Join(dir, manifestName), 0o600)
 }
 
-// checkSums compares b's files on the host with the recorded checksums.
-func (s *session) checkSums(ctx context.Context, b deploy.Backup) error {
-	if len(b.Files) == 0 {
+// checkSums compares files of b on the host with the recorded checksums.
+func (s *session) checkSums(ctx context.Context, b deploy.Backup, files []deploy.BackupFile) error {
+	if len(files) == 0 {
 		return errors.New("the backup record lists no files")
 	}
-	sums, _, err := s.measure(ctx, b.Location, b.Files)
+	sums, _, err := s.measure(ctx, b.Location, files)
 	if err != nil {
 		return fmt.Errorf("reading the backup's files: %w", err)
 	}
 	var bad []string
-	for _, f := range b.Files {
+	for _, f := range files {
 		if sums[f.Name] != f.SHA256 {
 			bad = append(bad, fmt.Sprintf("%s (recorded %.12s…, found %.12s…)", f.Name, f.SHA256, sums[f.Name]))
 		}
@@ -332,7 +365,7 @@ func (r *Runner) VerifyBackup(ctx context.Context, b deploy.Backup, p deploy.Pro
 	}
 	defer s.host.Close()
 	if err := s.step("checksum", func() (string, error) {
-		return fmt.Sprintf("%d files match", len(b.Files)), s.checkSums(ctx, b)
+		return fmt.Sprintf("%d files match", len(b.Files)), s.checkSums(ctx, b, b.Files)
 	}); err != nil {
 		return deploy.VerifyResult{}, err
 	}
@@ -362,17 +395,14 @@ func (r *Runner) VerifyBackup(ctx context.Context, b deploy.Backup, p deploy.Pro
 				break
 			}
 			err = s.step("drill "+db.Name, func() (string, error) {
-				counts, err := s.drill(ctx, b.Location, f, db)
+				got, err := s.drill(ctx, b.Location, f, db)
 				if err != nil {
 					return "", err
 				}
-				tables, rows := 0, int64(0)
-				for _, c := range counts {
+				for _, c := range got.counts {
 					res.Lines = append(res.Lines, fmt.Sprintf("%s.%s: %d rows", db.Name, c.table, c.rows))
-					tables++
-					rows += c.rows
 				}
-				d := fmt.Sprintf("%d tables, %d rows", tables, rows)
+				d := got.describe(f.Manifest)
 				summary = append(summary, db.Name+": "+d)
 				return d, nil
 			})
@@ -416,103 +446,13 @@ func parseCounts(lines []string) ([]tableCount, error) {
 	return out, nil
 }
 
-// scratchName is a database name no one else uses: created for a drill and dropped after.
-func scratchName() string {
+// scratchName is a database name no one else uses: created for a drill or
+// a restore's load and dropped after ("drill"), or the live database kept
+// aside during a swap ("old").
+func scratchName(kind string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return "shipbot_drill_" + hex.EncodeToString(b[:])
-}
-
-// Restore implements deploy.Backuper.
-func (r *Runner) Restore(ctx context.Context, b deploy.Backup, dbOnly bool, p deploy.Progress) (deploy.Result, error) {
-	s, err := r.open(ctx, p)
-	if err != nil {
-		return deploy.Result{}, err
-	}
-	defer s.host.Close()
-	// Never restore from a damaged backup.
-	if err := s.step("checksum", func() (string, error) {
-		return fmt.Sprintf("%d files match", len(b.Files)), s.checkSums(ctx, b)
-	}); err != nil {
-		return deploy.Result{}, err
-	}
-	restored := 0
-	for _, f := range b.Files {
-		f := f
-		switch f.Kind {
-		case "files":
-			if dbOnly {
-				continue
-			}
-			err = s.step("restore files", func() (string, error) {
-				return f.Source, s.restoreFiles(ctx, b, f)
-			})
-		case MySQL, Postgres:
-			db, ok := r.database(f.Source)
-			if !ok {
-				err = fmt.Errorf("database %q of this backup is no longer configured; cannot restore it", f.Source)
-				break
-			}
-			err = s.step("restore "+db.Name, func() (string, error) {
-				return db.Engine + " " + db.Database, s.restoreDB(ctx, b.Location, f, db)
-			})
-		default:
-			continue
-		}
-		if err != nil {
-			return deploy.Result{}, err
-		}
-		restored++
-	}
-	if restored == 0 {
-		return deploy.Result{}, errors.New("the backup holds nothing to restore")
-	}
-	if r.Restart != nil {
-		if err := r.Restart(ctx, s.p); err != nil {
-			return deploy.Result{}, err
-		}
-	}
-	return deploy.Result{Message: fmt.Sprintf("%d parts restored", restored)}, nil
-}
-
-// restoreFiles unpacks the archive beside the live paths and swaps each
-// path in with two renames, so a path is never half old and half new, and
-// files created since the backup do not linger.
-func (s *session) restoreFiles(ctx context.Context, b deploy.Backup, f deploy.BackupFile) error {
-	staging := path.Join(s.r.Spec.Dir, "."+b.ID+".restore")
-	cleanup := func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		_ = s.host.Run(cctx, "", []string{"rm", "-rf", "--", staging}, nil)
-	}
-	cleanup()
-	defer cleanup()
-	if err := s.run(ctx, "mkdir", "-m", "0700", "--", staging); err != nil {
-		return err
-	}
-	if err := s.run(ctx, "tar", "-xzf", path.Join(b.Location, f.Name), "-C", staging); err != nil {
-		return err
-	}
-	for _, p := range strings.Fields(f.Source) {
-		staged := path.Join(staging, p)
-		old := p + ".shipbot-old"
-		if err := s.run(ctx, "rm", "-rf", "--", old); err != nil {
-			return err
-		}
-		// The live path may not exist (deleted since): then only move in.
-		if _, err := s.capture(ctx, "test", "-e", p); err == nil {
-			if err := s.run(ctx, "mv", "-T", "--", p, old); err != nil {
-				return err
-			}
-		}
-		if err := s.run(ctx, "mv", "-T", "--", staged, p); err != nil {
-			return err
-		}
-		if err := s.run(ctx, "rm", "-rf", "--", old); err != nil {
-			return err
-		}
-	}
-	return nil
+	return "shipbot_" + kind + "_" + hex.EncodeToString(b[:])
 }
 
 // DeleteBackups implements deploy.Backuper.

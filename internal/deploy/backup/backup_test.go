@@ -65,7 +65,8 @@ func seedMaria(t testing.TB) backup.Database {
 	name := "shipbot_t_" + randHex(4)
 	user := "sb_" + randHex(3)
 	pass := "pw#" + randHex(8) + " x"
-	maria(t, fmt.Sprintf(`CREATE DATABASE %[1]s;
+	// Not the server's default collation: a restore must keep it.
+	maria(t, fmt.Sprintf(`CREATE DATABASE %[1]s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER '%[2]s'@'%%' IDENTIFIED BY '%[3]s';
 GRANT ALL ON *.* TO '%[2]s'@'%%';
 USE %[1]s;
@@ -213,6 +214,13 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 	r := newRunner(t, host, []string{files}, my, pgdb)
 	r.Restart = func(ctx context.Context, p deploy.Progress) error { restarted++; return nil }
 	ctx := context.Background()
+	// Objects besides tables, which the manifest counts and a restore keeps.
+	maria(t, "USE "+my.Database+`; CREATE VIEW open_tickets AS SELECT id, title FROM tickets;
+CREATE TRIGGER tickets_bi BEFORE INSERT ON tickets FOR EACH ROW SET NEW.title = TRIM(NEW.title);
+CREATE PROCEDURE ticket_count() SELECT COUNT(*) FROM tickets;`)
+	pg(t, pgdb.Database, `CREATE VIEW top AS SELECT * FROM interviews WHERE score > 90;
+CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.score := NEW.score; RETURN NEW; END$$;
+CREATE TRIGGER interviews_bump BEFORE UPDATE ON interviews FOR EACH ROW EXECUTE FUNCTION bump();`)
 
 	wantFiles, wantMy, wantPG := tree(t, files), mariaDump(t, my.Database), pgDump(t, pgdb.Database)
 	p := &deploytest.Progress{}
@@ -248,9 +256,12 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 		t.Errorf("manifest: %v %s", err, manifest)
 	}
 
-	// Change everything: rows, tables, files.
-	maria(t, "USE "+my.Database+"; DELETE FROM tickets WHERE id > 100; UPDATE users SET name='mallory' WHERE id=1; DROP TABLE users; CREATE TABLE junk (x INT);")
-	pg(t, pgdb.Database, "DELETE FROM interviews WHERE id % 2 = 0; UPDATE billing.invoices SET amount = 0; INSERT INTO interviews (candidate) VALUES ('late');")
+	// Change everything: rows, tables, objects, files. The new PostgreSQL
+	// table references a backed-up one, which once made the restore fail
+	// halfway; a restore leaves neither new table behind.
+	maria(t, "USE "+my.Database+"; DELETE FROM tickets WHERE id > 100; UPDATE users SET name='mallory' WHERE id=1; DROP TABLE users; CREATE TABLE junk (x INT); DROP VIEW open_tickets; CREATE VIEW v_junk AS SELECT 1;")
+	pg(t, pgdb.Database, `DELETE FROM interviews WHERE id % 2 = 0; UPDATE billing.invoices SET amount = 0; INSERT INTO interviews (candidate) VALUES ('late');
+CREATE TABLE notes (id int PRIMARY KEY, interview int REFERENCES interviews(id)); DROP VIEW top;`)
 	_ = os.WriteFile(filepath.Join(files, "a.txt"), []byte("changed"), 0o600)
 	_ = os.WriteFile(filepath.Join(files, "new.txt"), []byte("written since"), 0o600)
 	_ = os.RemoveAll(filepath.Join(files, "sub", "deep"))
@@ -269,8 +280,15 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 	if got := mariaDump(t, my.Database); got != wantMy {
 		t.Errorf("mariadb rows differ after restore (%d vs %d bytes)", len(got), len(wantMy))
 	}
-	// Tables dumped come back identical; pg_restore --clean leaves tables
-	// created since (there are none here).
+	if got := maria(t, "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+my.Database+"'"); strings.TrimSpace(got) != "utf8mb4_unicode_ci" {
+		t.Errorf("mariadb collation after restore = %q, want utf8mb4_unicode_ci", got)
+	}
+	if got := maria(t, "SELECT CONCAT_WS(',', (SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '"+my.Database+"'), (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '"+my.Database+"'), (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '"+my.Database+"'))"); strings.TrimSpace(got) != "open_tickets,1,1" {
+		t.Errorf("mariadb views, triggers, routines after restore = %q", got)
+	}
+	if got := pg(t, pgdb.Database, "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relname IN ('notes', 'top')"); strings.TrimSpace(got) != "top" {
+		t.Errorf("postgres relations after restore = %q, want top back and notes gone", got)
+	}
 	if got := pgDump(t, pgdb.Database); got != wantPG {
 		t.Errorf("postgres rows differ after restore:\n%.300s\nwant\n%.300s", got, wantPG)
 	}
@@ -288,16 +306,12 @@ func TestBackupRestoreRoundTripRealDatabases(t *testing.T) {
 			t.Errorf("drill lines lack %q:\n%s", want, joined)
 		}
 	}
-	if !strings.Contains(v.Message, "main: 2 tables, 5003 rows") || !strings.Contains(v.Message, "pg: 2 tables, 3002 rows") {
+	if !strings.Contains(v.Message, "main: 2 tables, 5003 rows, 1 routines, 1 triggers, 1 views, as recorded") ||
+		!strings.Contains(v.Message, "pg: 2 tables, 3002 rows") || !strings.Contains(v.Message, "1 triggers, 1 views, as recorded") {
 		t.Errorf("drill message = %q", v.Message)
 	}
 	// Scratch databases were dropped.
-	if out := maria(t, "SHOW DATABASES LIKE 'shipbot\\_drill\\_%'"); strings.TrimSpace(out) != "" {
-		t.Errorf("mariadb scratch databases left: %s", out)
-	}
-	if out := pg(t, "test", "SELECT datname FROM pg_database WHERE datname LIKE 'shipbot_drill_%'"); strings.TrimSpace(out) != "" {
-		t.Errorf("postgres scratch databases left: %s", out)
-	}
+	noScratchLeft(t, p2, p3)
 
 	// The plain SQL unpacked for the drill and the restore is gone.
 	if left, _ := filepath.Glob(filepath.Join(res.Location, ".restore-*")); len(left) != 0 {

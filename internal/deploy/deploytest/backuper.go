@@ -3,6 +3,7 @@ package deploytest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -21,9 +22,67 @@ type BackupDriver struct {
 	BackupErr, VerifyErr, RestoreErr error
 	// FilesOnly makes backups hold no database dump.
 	FilesOnly bool
+	// StageErr fails StageRestore. ApplyErr, when it returns non-nil for a
+	// staged backup id, fails that Apply.
+	StageErr error
+	ApplyErr func(id string) error
+
+	stages []string
 }
 
-var _ deploy.Backuper = (*BackupDriver)(nil)
+var (
+	_ deploy.Backuper      = (*BackupDriver)(nil)
+	_ deploy.RestoreStager = (*BackupDriver)(nil)
+)
+
+// StageRestore implements deploy.RestoreStager: it records "ID" (or
+// "ID (db)", "ID [part,part]") and applies by recording a restore.
+func (d *BackupDriver) StageRestore(ctx context.Context, b deploy.Backup, opts deploy.RestoreOptions, p deploy.Progress) (deploy.StagedRestore, error) {
+	what := b.ID
+	if opts.DBOnly {
+		what += " (db)"
+	}
+	if opts.Parts != nil {
+		what += " [" + strings.Join(opts.Parts, ",") + "]"
+	}
+	d.mu.Lock()
+	d.stages = append(d.stages, what)
+	d.mu.Unlock()
+	if d.StageErr != nil {
+		return nil, d.StageErr
+	}
+	if !d.Has(b.ID) {
+		return nil, errors.New("backup " + b.ID + " is not on the target")
+	}
+	return &fakeStaged{d: d, id: b.ID, what: what}, nil
+}
+
+type fakeStaged struct {
+	d        *BackupDriver
+	id, what string
+}
+
+func (s *fakeStaged) Apply(ctx context.Context, p deploy.Progress) (deploy.Result, error) {
+	if s.d.ApplyErr != nil {
+		if err := s.d.ApplyErr(s.id); err != nil {
+			return deploy.Result{}, err
+		}
+	}
+	cur := s.d.Driver.Current()
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	s.d.restored = append(s.d.restored, s.what)
+	return deploy.Result{Release: cur}, nil
+}
+
+func (s *fakeStaged) Discard(context.Context) {}
+
+// Stages lists the StageRestore calls, as Restored does.
+func (d *BackupDriver) Stages() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.stages...)
+}
 
 // NewBackupDriver returns a BackupDriver with no releases and no backups.
 func NewBackupDriver() *BackupDriver {

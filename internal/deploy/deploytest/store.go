@@ -6,6 +6,7 @@ package deploytest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -112,7 +113,13 @@ func cloneJob(j *deploy.Job) *deploy.Job {
 func (s *Store) takeLock(j *deploy.Job) error {
 	k := key(j.App, j.Env)
 	if l, ok := s.locks[k]; ok && l.JobID != j.ID {
-		return &deploy.LockedError{Lock: l}
+		held, isJob := s.jobs[l.JobID]
+		if j.TakesOver == 0 || l.JobID != j.TakesOver || !isJob || held.State != deploy.Interrupted || held.LockReleasedBy != "" {
+			return &deploy.LockedError{Lock: l}
+		}
+		// The same handover as the sqlite store: the interrupted job's lock
+		// passes to the job started from its card.
+		held.LockReleasedBy = fmt.Sprintf("%s (job #%d)", j.RequestedBy.User, j.ID)
 	}
 	s.locks[k] = deploy.Lock{App: j.App, Env: j.Env, Owner: j.RequestedBy.User, Reason: string(j.Action) + " job", JobID: j.ID, Since: time.Now()}
 	return nil
@@ -351,6 +358,35 @@ func (s *Store) UpdateLock(ctx context.Context, app, env string, update func(*de
 	cur := s.locks[key(app, env)]
 	cur.Expires, cur.Reminded = l.Expires, l.Reminded
 	s.locks[key(app, env)] = cur
+	s.appendLocked(0, events)
+	return nil
+}
+
+var _ deploy.InterruptedLocks = (*Store)(nil)
+
+// ReleaseLockBy implements deploy.InterruptedLocks.
+func (s *Store) ReleaseLockBy(ctx context.Context, app, env, by string, check func(deploy.Lock) error, events ...*audit.Event) error {
+	s.mu.Lock()
+	l, ok := s.locks[key(app, env)]
+	s.mu.Unlock()
+	if !ok {
+		return deploy.ErrNotFound
+	}
+	if err := check(l); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(events); err != nil {
+		return err
+	}
+	if cur, ok := s.locks[key(app, env)]; !ok || cur != l {
+		return deploy.ErrConflict
+	}
+	if j, ok := s.jobs[l.JobID]; ok && j.State == deploy.Interrupted {
+		j.LockReleasedBy = by
+	}
+	delete(s.locks, key(app, env))
 	s.appendLocked(0, events)
 	return nil
 }

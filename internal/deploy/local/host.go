@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/release"
 )
 
@@ -65,9 +68,24 @@ func (h *Host) Open(context.Context) (release.Host, error) { return h, nil }
 
 func (h *Host) Close() error { return nil }
 
+// stepEnv names the environment variable that marks a step's processes
+// with a random token, so a leftover group can be told from one that reused
+// its id (see KillLeftovers).
+const stepEnv = "SHIPBOT_STEP"
+
 // Run starts argv in its own process group so that cancelling ctx kills
 // everything the command started (a shell's children too), not only argv[0].
+// When the command exits, what it left running in its group is killed too:
+// a step is over when Run returns (a daemon a restart starts must detach,
+// as systemd or setsid do). The group is recorded with the job (see
+// deploy.ProcessRecorder) while it runs, so a restart after a crash finds
+// and stops what is left of it.
 func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line string)) error {
+	return h.run(ctx, dir, argv, false, out)
+}
+
+// run is Run; script says argv is a phase script (see stepAttr).
+func (h *Host) run(ctx context.Context, dir string, argv []string, script bool, out func(line string)) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return errors.New("empty command")
 	}
@@ -78,12 +96,16 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 	if limit <= 0 {
 		limit = defaultMaxLine
 	}
+	token, err := newToken()
+	if err != nil {
+		return err
+	}
 	lw := release.NewLineWriter(limit, out)
 
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
-	cmd.Env = h.environ()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(h.environ(), stepEnv+"="+token)
+	cmd.SysProcAttr = stepAttr(script)
 	cmd.Cancel = func() error {
 		// The negative pid addresses the whole group.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -94,7 +116,42 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 	cmd.Stdout = lw
 	cmd.Stderr = lw
 
-	err := cmd.Run()
+	// The token is recorded before the start and the group right after:
+	// a crash in between leaves a record without a group, and recovery
+	// then looks for the token alone.
+	rec := deploy.ProcessRecorderFrom(ctx)
+	proc := deploy.StepProcess{Token: token, Started: time.Now()}
+	if rec != nil {
+		if err := rec.Started(proc); err != nil {
+			lw.Close()
+			return err
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		lw.Close()
+		if rec != nil {
+			rec.Ended(proc)
+		}
+		return fmt.Errorf("run %s: %w", argv[0], err)
+	}
+	pgid := cmd.Process.Pid
+	proc.PGID = pgid
+	if r := rec; r != nil {
+		if err := r.Started(proc); err != nil {
+			// Unrecorded, a crash could leave it running unseen: stop it.
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			lw.Close()
+			return err
+		}
+	}
+	err = cmd.Wait()
+	// Whatever the command left in its group (a backgrounded child) ends
+	// with the step. ESRCH: nothing was left.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if rec != nil {
+		rec.Ended(proc)
+	}
 	lw.Close()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -111,4 +168,12 @@ func (h *Host) Run(ctx context.Context, dir string, argv []string, out func(line
 		return fmt.Errorf("run %s: %w", argv[0], err)
 	}
 	return nil
+}
+
+func newToken() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
 }

@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +12,8 @@ import (
 	"strings"
 )
 
-// Uploader is a Host that can write a file that lives on the bot's machine.
-// Artifact deploys need every host to be one.
+// Uploader is a Host that can write a file that lives on the bot's machine
+// (backups upload with it; a deploy streams its artifact into its script).
 type Uploader interface {
 	// Upload writes r to dst on the host with mode, returning once the file
 	// is complete; when ctx ends first, the transfer is abandoned.
@@ -38,41 +40,33 @@ func artifactPath(pattern, ref string) (string, error) {
 	return p, nil
 }
 
-// checkUploaders refuses an artifact deploy before any step runs when a
-// host cannot receive files.
-func checkUploaders(targets []*target) error {
+// checkScriptHosts refuses a job before any step runs when a host cannot
+// run the job's scripts.
+func checkScriptHosts(targets []*target) error {
 	for _, t := range targets {
-		if _, ok := t.host.(Uploader); !ok {
-			return fmt.Errorf("host %s cannot receive an artifact upload", t.name)
+		if _, ok := t.host.(ScriptHost); !ok {
+			return fmt.Errorf("host %s cannot run deploy scripts", t.name)
 		}
 	}
 	return nil
 }
 
-// artifactName is the uploaded archive inside the release dir. The dir is
+// artifactName is the received archive inside the release dir. The dir is
 // created fresh by prepare (plain mkdir), so nothing else can be there yet,
 // and removing a failed release removes a leftover archive with it.
 const artifactName = ".artifact.tar.gz"
 
-// fetchArtifact streams the artifact into the release dir, unpacks it there
-// and removes the archive.
-func (j *job) fetchArtifact(ctx context.Context, t *target, dir string) error {
-	f, err := os.Open(j.artifact)
+// fileSum is the size and hex SHA-256 of the file at p.
+func fileSum(p string) (int64, string, error) {
+	f, err := os.Open(p)
 	if err != nil {
-		return fmt.Errorf("artifact: %w", err)
+		return 0, "", err
 	}
 	defer f.Close()
-	archive := dir + "/" + artifactName
-	up := t.host.(Uploader)
-	j.output(t)("uploading " + filepath.Base(j.artifact))
-	if err := up.Upload(ctx, f, archive, 0o600); err != nil {
-		return fmt.Errorf("uploading the artifact: %w", err)
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", err
 	}
-	if err := t.host.Run(ctx, "", []string{"tar", "-xzf", archive, "-C", dir, "--no-same-owner"}, j.output(t)); err != nil {
-		return fmt.Errorf("unpacking the artifact: %w", err)
-	}
-	if err := t.host.Run(ctx, "", []string{"rm", "-f", "--", archive}, j.output(t)); err != nil {
-		return fmt.Errorf("removing the unpacked archive: %w", err)
-	}
-	return nil
+	return n, hex.EncodeToString(h.Sum(nil)), nil
 }

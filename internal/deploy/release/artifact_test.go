@@ -86,10 +86,10 @@ func TestArtifactProblemsStopBeforeAnyHostIsTouched(t *testing.T) {
 			t.Fatalf("%s: releases/ created although the artifact is missing", base)
 		}
 	}
-	// A host that cannot receive files.
+	// A host that cannot run the deploy scripts (which receive the artifact).
 	f.runner.Hosts[1] = &faultHost{Host: f.hosts[1]}
 	_, _, err := f.deploy("r1", "", "")
-	if err == nil || !strings.Contains(err.Error(), "cannot receive an artifact") {
+	if err == nil || !strings.Contains(err.Error(), "cannot run deploy scripts") {
 		t.Fatalf("host without upload: %v", err)
 	}
 	if exists(filepath.Join(f.bases[0], "releases")) {

@@ -9,9 +9,11 @@ import (
 	"strconv"
 )
 
-// Host runs argv commands on one machine. Implementations never pass argv
-// through a shell unquoted: the local host execs argv directly, a remote host
-// quotes each word for the remote shell.
+// Host runs argv commands on one machine (reads: status, logs, backups).
+// Deploys, rollbacks and restarts need a ScriptHost, which runs a whole
+// phase as one script. Implementations never pass argv through a shell
+// unquoted: the local host execs argv directly, a remote host quotes each
+// word for the remote shell.
 type Host interface {
 	// Name is how the host appears in progress and errors ("web1", "local").
 	Name() string

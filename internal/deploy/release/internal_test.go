@@ -1,12 +1,10 @@
 package release
 
 import (
-	"bufio"
-	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -56,65 +54,52 @@ func TestSharedEntryRejectsEscapes(t *testing.T) {
 	}
 }
 
-// execHost runs argv with os/exec, enough to drive real git here.
-type execHost struct{}
-
-func (execHost) Name() string { return "exec" }
-func (execHost) Close() error { return nil }
-func (execHost) Run(ctx context.Context, dir string, argv []string, out func(string)) error {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = dir
-	b, err := cmd.CombinedOutput()
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		out(sc.Text())
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return &ExitError{Argv: argv, Code: ee.ExitCode(), Output: string(b)}
-	}
-	return err
+// gitScript runs the fetch part of a prepare script for ref, cloning repo
+// into a new dir, and returns the dir and the script's output.
+func gitScript(t *testing.T, repo, ref string) (string, string, error) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "release")
+	s := newScript("test", false, 0)
+	s.begin(StepFetch)
+	s.gitFetch(dir, repo, ref)
+	s.end(StepFetch)
+	s.finish()
+	out, err := exec.Command("/bin/sh", "-c", s.out.Text).CombinedOutput()
+	return dir, string(out), err
 }
 
 // Even if a ref starting with "-" got past validation, git would read it as
 // a revision name, never as an option.
-func TestGitResolveTreatsDashRefAsRevision(t *testing.T) {
-	dir := t.TempDir()
-	h := execHost{}
-	tg := &target{host: h, name: "exec"}
-	ctx := context.Background()
+func TestGitFetchTreatsDashRefAsRevision(t *testing.T) {
+	repo := t.TempDir()
 	for _, argv := range [][]string{
-		{"git", "-C", dir, "init", "-q", "-b", "main"},
-		{"git", "-C", dir, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "one"},
+		{"git", "-C", repo, "init", "-q", "-b", "main"},
+		{"git", "-C", repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "one"},
 	} {
-		if err := h.Run(ctx, "", argv, func(string) {}); err != nil {
-			t.Fatal(err)
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
 		}
 	}
-	sha, err := resolveRef(ctx, tg, dir, "main")
-	if err != nil || !shaPattern.MatchString(sha) {
-		t.Fatalf("main: %q, %v", sha, err)
+	dir, out, err := gitScript(t, repo, "main")
+	if err != nil || !strings.Contains(out, "@@shipbot-test end fetch 0") {
+		t.Fatalf("main: %v\n%s", err, out)
 	}
-	if got := gitCheckout(dir, sha); got[len(got)-1] != sha {
-		t.Fatalf("checkout argv %q", got)
+	head, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{40}\n$`).Match(head) {
+		t.Fatalf("checked out %q, %v", head, err)
 	}
 
 	marker := filepath.Join(t.TempDir(), "pwned")
 	for _, ref := range []string{"--orphan=evil", "--output=" + marker, "-h"} {
-		argv := gitResolve(dir, ref)
-		if i := slices.Index(argv, "--end-of-options"); i < 0 || !strings.HasPrefix(argv[i+1], ref) {
-			t.Fatalf("%q: ref not after --end-of-options: %q", ref, argv)
+		dir, out, _ := gitScript(t, repo, ref)
+		if !strings.Contains(out, "@@shipbot-test fail noref") {
+			t.Errorf("%q: not refused as an unknown ref:\n%s", ref, out)
 		}
-		if _, err := resolveRef(ctx, tg, dir, ref); err == nil || !strings.Contains(err.Error(), "not found") {
-			t.Errorf("%q: %v", ref, err)
+		if b, _ := exec.Command("git", "-C", dir, "branch", "--list", "evil").Output(); len(b) != 0 {
+			t.Fatalf("a ref was read as --orphan: %q", b)
 		}
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("a ref was read as --output")
-	}
-	var branches []string
-	_ = h.Run(ctx, "", []string{"git", "-C", dir, "branch", "--list", "evil"}, func(l string) { branches = append(branches, l) })
-	if len(branches) != 0 {
-		t.Fatalf("a ref was read as --orphan: %q", branches)
 	}
 }

@@ -28,6 +28,7 @@ type Namer interface {
 // paths on that host, hence package path and not filepath.
 type target struct {
 	host   Host
+	remote bool // the host runs scripts elsewhere (see ScriptHost.Remote)
 	name   string
 	prefix string // "[web1] " when there are several hosts, so output lines can be told apart
 	base   string
@@ -39,8 +40,13 @@ type target struct {
 	// removes a directory some earlier job left.
 	created bool
 	// switchTried is set once a switch of this host started: its outcome is
-	// unknown if the command was interrupted, so undo treats it as switched.
+	// unknown if the script was interrupted, so undo treats it as switched.
 	switchTried bool
+	// switched is set once the host reported its switch done, restartBegun
+	// once its restart started: undoing then needs a restart too.
+	switched, restartBegun bool
+	// releases are the release ids the host had when the job started.
+	releases []string
 }
 
 func (t *target) releasesDir() string         { return path.Join(t.base, "releases") }
@@ -249,6 +255,9 @@ func (r *Runner) openEach(ctx context.Context, openers []Opener) ([]*target, []e
 			return
 		}
 		t := &target{host: h, name: h.Name(), base: base}
+		if sh, ok := h.(ScriptHost); ok {
+			t.remote = sh.Remote()
+		}
 		if len(openers) > 1 {
 			t.prefix = "[" + t.name + "] "
 		}

@@ -427,28 +427,28 @@ func TestReleasesOnEmptyTarget(t *testing.T) {
 func TestSwitchFailureOnOneHostPutsTheOthersBack(t *testing.T) {
 	f := newFixture(t, 2)
 	f.mustDeploy("r1", "")
-	// h2's rename of current fails: h1 may already have switched and must go back
-	h2 := f.runner.Hosts[1].(*dirHost)
-	f.runner.Hosts[1] = &faultHost{Host: h2, fail: func(argv []string) error {
-		if argv[0] == "mv" && strings.Contains(strings.Join(argv, " "), "current.tmp") {
-			return &release.ExitError{Argv: argv, Code: 1, Output: "mv: disk on fire"}
-		}
-		return nil
-	}}
+	// On h2 a directory sits where the new link is made, so the rename
+	// over current fails there: h1 may already have switched and must go back.
+	write(t, filepath.Join(f.bases[1], "current.tmp", "in-the-way"), "")
 	_, rec, err := f.deploy("r2", "r1", "")
 	if err == nil || !strings.Contains(err.Error(), "switch") {
 		t.Fatalf("err = %v", err)
 	}
-	if current(t, f.bases[0]) != "releases/r1" {
-		t.Fatalf("h1 current = %s, want releases/r1", current(t, f.bases[0]))
-	}
 	for _, b := range f.bases {
+		if current(t, b) != "releases/r1" {
+			t.Fatalf("%s current = %s, want releases/r1", b, current(t, b))
+		}
 		if exists(filepath.Join(b, "releases", "r2")) {
 			t.Errorf("%s: release r2 left behind", b)
 		}
 	}
-	if ev, _ := rec.last("switch"); ev.state != deploy.StepFailed || !strings.Contains(ev.detail, "disk on fire") {
+	if ev, _ := rec.last("switch"); ev.state != deploy.StepFailed || !strings.Contains(ev.detail, "cannot overwrite") || !strings.Contains(ev.detail, "mv: exit status 1") {
 		t.Errorf("switch = %+v", ev)
+	}
+	// Switch and restart are one script per host, so h1 may have restarted
+	// on r2 before h2 failed; then it is restarted on r1 again.
+	if got := strings.Fields(readFile(t, filepath.Join(f.bases[0], "restarts"))); got[len(got)-1] != "releases/r1" {
+		t.Errorf("h1 restarts = %v, want the last on r1", got)
 	}
 }
 

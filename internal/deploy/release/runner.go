@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
-	"regexp"
-	"strings"
+	"io"
 	"sync"
 	"time"
 
@@ -26,8 +24,9 @@ var _ deploy.Driver = (*Runner)(nil)
 type Runner struct {
 	Recipe deploy.Recipe
 	Hosts  []Opener
-	// Parallel is how many hosts are opened, prepared and restarted at once;
-	// 0 means all. The switch always happens on all hosts at once.
+	// Parallel is how many hosts are opened and run a phase (prepare, go
+	// live) at once; 0 means all. No host goes live before every host
+	// prepared.
 	Parallel int
 	// Health checks Recipe.Health.URL. A recipe with a URL and no checker is
 	// refused rather than deployed unchecked.
@@ -134,7 +133,7 @@ func (r *Runner) checkDeploy(req deploy.DeployRequest) (string, error) {
 	return ref, nil
 }
 
-// job is one Deploy or Rollback in progress.
+// job is one Deploy, Rollback or restart in progress.
 type job struct {
 	r       *Runner
 	ctx     context.Context // the caller's: when it ends the job is cancelled
@@ -143,40 +142,44 @@ type job struct {
 	targets []*target
 	release string
 	ref     string
+	// nonce marks the job's marker lines (see script).
+	nonce string
 	// artifact is the expanded artifact path on the bot's machine; "" when
-	// the recipe fetches by git or copy.
-	artifact string
+	// the recipe fetches by git or copy. Its size and SHA-256 go into the
+	// script, which checks them on the host.
+	artifact     string
+	artifactSize int64
+	artifactSum  string
+	// healthParts is how many checks make up the health step: one per host
+	// with a health command, plus the HTTP check.
+	healthParts int
 }
 
-func (j *job) output(t *target) func(string) {
-	return func(line string) { j.p.Output(t.prefix + line) }
+func (r *Runner) newJob(ctx context.Context, p deploy.Progress, targets []*target, release string) *job {
+	j := &job{r: r, ctx: ctx, p: p, steps: newTracker(p, r.now()), targets: targets, release: release, nonce: newNonce()}
+	if len(r.Recipe.Health.Command) > 0 {
+		j.healthParts += len(targets)
+	}
+	if r.Recipe.Health.URL != "" {
+		j.healthParts++
+	}
+	return j
 }
 
-// step runs fn as step name on t under a StepTimeout-bounded context and
-// reports it; total is how many hosts run the step.
-func (j *job) step(ctx context.Context, t *target, name string, total int, fn func(ctx context.Context) error) error {
-	j.steps.begin(name, "")
-	sctx, cancel := j.r.stepContext(ctx)
-	defer cancel()
-	err := fn(sctx)
-	if err == nil {
-		j.steps.end(name, total)
-		return nil
+// total is how many reports complete step name.
+func (j *job) total(name string) int {
+	switch name {
+	case StepMigrate:
+		return 1
+	case StepHealth:
+		return j.healthParts
 	}
-	err = explain(ctx, sctx, j.r.Recipe.StepTimeout, err)
-	detail := errDetail(err)
-	switch {
-	case j.ctx.Err() != nil:
-		detail = "cancelled"
-	case ctx.Err() != nil:
-		detail = "stopped: another host failed"
-	}
-	j.steps.fail(name, t.prefix+detail)
-	return fmt.Errorf("%s on %s: %w", name, t.name, err)
+	return len(j.targets)
 }
 
 // Deploy builds req.Release on every host, switches them all to it once all
-// are built, restarts and health-checks, switching back on failure.
+// are built, restarts and health-checks, switching back on failure. Each
+// host sees one SSH session for the preparation and one to go live.
 func (r *Runner) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
 	if p == nil {
 		p = discard{}
@@ -200,12 +203,17 @@ func (r *Runner) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.
 		return deploy.Result{}, err
 	}
 	defer closeAll(targets)
+	if err := checkScriptHosts(targets); err != nil {
+		return deploy.Result{}, err
+	}
+	j := r.newJob(ctx, p, targets, req.Release)
+	j.ref = ref
 	if artifact != "" {
-		if err := checkUploaders(targets); err != nil {
-			return deploy.Result{}, err
+		j.artifact = artifact
+		if j.artifactSize, j.artifactSum, err = fileSum(artifact); err != nil {
+			return deploy.Result{}, fmt.Errorf("artifact: %w", err)
 		}
 	}
-	j := &job{r: r, ctx: ctx, p: p, steps: newTracker(p, r.now()), targets: targets, release: req.Release, ref: ref, artifact: artifact}
 	return j.deploy(req)
 }
 
@@ -219,30 +227,62 @@ func (j *job) deploy(req deploy.DeployRequest) (deploy.Result, error) {
 		return deploy.Result{}, fmt.Errorf("deploy of %s failed before the switch, current unchanged: %w", j.release, err)
 	}
 
-	if err := j.switchAll(ctx, StepSwitch, j.release); err != nil {
-		undoErr := j.undoSwitch()
-		j.removeRelease()
-		if undoErr != nil {
-			err = fmt.Errorf("%w; putting current back also failed: %v", err, undoErr)
+	err, pruneErr := j.goLiveAll(req)
+	if err != nil {
+		if j.switchFailed(err) {
+			undoErr := j.undoSwitch()
+			j.removeRelease()
+			if undoErr != nil {
+				err = fmt.Errorf("%w; putting current back also failed: %v", err, undoErr)
+			}
+			if ctx.Err() != nil {
+				return deploy.Result{}, fmt.Errorf("deploy of %s cancelled during the switch: %w", j.release, ctx.Err())
+			}
+			return deploy.Result{}, fmt.Errorf("deploy of %s failed during the switch: %w", j.release, err)
 		}
-		if ctx.Err() != nil {
-			return deploy.Result{}, fmt.Errorf("deploy of %s cancelled during the switch: %w", j.release, ctx.Err())
+		what := "health check failed"
+		if failedIn(err, StepRestart) {
+			what = "restart failed"
 		}
-		return deploy.Result{}, fmt.Errorf("deploy of %s failed during the switch: %w", j.release, err)
+		return j.switchBack(req, what, err)
 	}
-
-	if err := j.restartAll(ctx); err != nil {
-		return j.switchBack(req, "restart failed", err)
-	}
-	if err := j.healthAll(ctx, StepHealth); err != nil {
+	if err := j.httpHealth(ctx, StepHealth); err != nil {
 		return j.switchBack(req, "health check failed", err)
 	}
 
 	msg := fmt.Sprintf("%s is live on %s", j.release, j.hostCount())
-	if err := j.prune(req); err != nil {
-		msg += "; pruning old releases failed: " + err.Error()
+	if pruneErr != nil {
+		msg += "; pruning old releases failed: " + pruneErr.Error()
 	}
 	return deploy.Result{Release: j.release, Message: msg}, nil
+}
+
+// failedIn reports whether err (possibly several hosts' errors) includes a
+// failure of step.
+func failedIn(err error, step string) bool {
+	if m, ok := err.(multiError); ok {
+		for _, e := range m {
+			if failedStep(e) == step {
+				return true
+			}
+		}
+		return false
+	}
+	return failedStep(err) == step
+}
+
+// switchFailed reports whether a failed go-live must be undone as a failed
+// switch: some host's switch failed, or no host got as far as switching.
+func (j *job) switchFailed(err error) bool {
+	if failedIn(err, StepSwitch) {
+		return true
+	}
+	for _, t := range j.targets {
+		if t.switched {
+			return false
+		}
+	}
+	return true
 }
 
 func (j *job) hostCount() string {
@@ -273,150 +313,71 @@ func (j *job) phase(fn func(ctx context.Context, t *target) error) error {
 	return first
 }
 
-// prepareAll runs prepare..build on every host, then migrate once; it
-// returns nil only if all of it succeeded everywhere.
+// prepareAll runs the prepare script (prepare, fetch, link shared, build)
+// on every host, then migrate once; it returns nil only if all of it
+// succeeded everywhere.
 func (j *job) prepareAll() error {
-	n := len(j.targets)
-	rc := j.r.Recipe
 	err := j.phase(func(ctx context.Context, t *target) error {
-		dir := t.releaseDir(j.release)
-		vars := j.r.vars(t, j.release, j.ref)
-		if err := j.step(ctx, t, StepPrepare, n, func(ctx context.Context) error { return j.prepare(ctx, t) }); err != nil {
-			return err
-		}
-		if rc.Fetch.GitRepo != "" || rc.Fetch.CopyFrom != "" || rc.Fetch.Artifact != "" {
-			if err := j.step(ctx, t, StepFetch, n, func(ctx context.Context) error { return j.fetch(ctx, t) }); err != nil {
-				return err
-			}
-		}
-		if len(rc.Shared) > 0 {
-			if err := j.step(ctx, t, StepLinkShared, n, func(ctx context.Context) error { return j.linkShared(ctx, t) }); err != nil {
-				return err
-			}
-		}
-		if len(rc.Build) > 0 {
-			cmds := expandAll(rc.Build, vars)
-			if err := j.step(ctx, t, StepBuild, n, func(ctx context.Context) error {
-				return runAll(ctx, t, dir, cmds, j.output(t))
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
+		return j.runScript(ctx, t, j.prepareScript(t), true)
 	})
-	if err != nil || len(rc.Migrate) == 0 {
+	if err != nil || len(j.r.Recipe.Migrate) == 0 {
 		return err
 	}
 	// Migrations change a database the hosts share: run them once, on the
 	// first host, and only after every host built successfully.
 	t := j.targets[0]
-	cmds := expandAll(rc.Migrate, j.r.vars(t, j.release, j.ref))
-	return j.step(j.ctx, t, StepMigrate, 1, func(ctx context.Context) error {
-		return runAll(ctx, t, t.releaseDir(j.release), cmds, j.output(t))
+	return j.runScript(j.ctx, t, j.migrateScript(t), true)
+}
+
+// goLiveAll runs the go-live script (switch, restart, health command,
+// prune) on every host. A host that started it counts as switched until
+// its switch is known to have failed. A failed prune is returned apart: it
+// does not fail the deploy.
+func (j *job) goLiveAll(req deploy.DeployRequest) (err, pruneErr error) {
+	n := len(j.targets)
+	errs := make([]error, n)
+	prune := j.r.Recipe.KeepReleases > 0
+	forEach(n, j.r.Parallel, func(i int) {
+		t := j.targets[i]
+		if j.ctx.Err() != nil {
+			return
+		}
+		t.switchTried = true
+		o := liveOpts{switchTo: j.release, restart: true, health: true, prune: prune}
+		if prune {
+			o.remove = j.pruneList(req, t)
+		}
+		errs[i] = j.runScript(j.ctx, t, j.liveScript(t, o), true)
 	})
+	var failed, pruneFailed []error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case failedStep(err) == StepPrune:
+			pruneFailed = append(pruneFailed, err)
+		default:
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) == 0 && j.ctx.Err() != nil {
+		failed = append(failed, j.ctx.Err())
+	}
+	return joinErrs(failed...), joinErrs(pruneFailed...)
 }
 
-func (j *job) prepare(ctx context.Context, t *target) error {
-	before, err := readCurrent(ctx, t)
-	if err != nil {
-		return err
-	}
-	t.before = before
-	if err := t.host.Run(ctx, "", []string{"mkdir", "-p", "--", t.releasesDir(), t.sharedDir()}, j.output(t)); err != nil {
-		return err
-	}
-	// Plain mkdir fails if the release dir exists: a build never lands in a
-	// directory some other job left, and cleanup never removes it. It runs
-	// to its end even when the job is being cancelled (another host
-	// failed): a mkdir stopped halfway would leave a directory this job
-	// made but does not know it made, which cleanup would then leave behind.
-	mctx, cancel := recoveryContext(ctx)
-	err = t.host.Run(mctx, "", []string{"mkdir", "--", t.releaseDir(j.release)}, j.output(t))
-	cancel()
-	if err != nil {
-		return fmt.Errorf("cannot create release %s (does it exist already?): %w", j.release, err)
-	}
-	t.created = true
-	return ctx.Err()
-}
-
-func (j *job) fetch(ctx context.Context, t *target) error {
-	dir := t.releaseDir(j.release)
-	f := j.r.Recipe.Fetch
-	if j.artifact != "" {
-		return j.fetchArtifact(ctx, t, dir)
-	}
-	if f.GitRepo == "" {
-		return t.host.Run(ctx, "", []string{"cp", "-a", "--", strings.TrimRight(f.CopyFrom, "/") + "/.", dir}, j.output(t))
-	}
-	// The repo URL may carry a token; git's own messages go to output, ours never name it.
-	if err := t.host.Run(ctx, "", []string{"git", "clone", "--quiet", "--no-checkout", "--", f.GitRepo, dir}, j.output(t)); err != nil {
-		return fmt.Errorf("git clone: %w", err)
-	}
-	sha, err := resolveRef(ctx, t, dir, j.ref)
-	if err != nil {
-		return err
-	}
-	j.output(t)("checking out " + j.ref + " at " + sha)
-	return t.host.Run(ctx, "", gitCheckout(dir, sha), j.output(t))
-}
-
-var shaPattern = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
-
-// gitResolve is the argv that turns ref into a commit id. git checkout has no
-// way to mark its argument as a revision that still works with --detach, so
-// the ref goes through rev-parse after --end-of-options, where a leading "-"
-// can only be part of a revision name; checkout then gets a hex id.
-func gitResolve(dir, rev string) []string {
-	return []string{"git", "-C", dir, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}"}
-}
-
-func gitCheckout(dir, sha string) []string {
-	return []string{"git", "-C", dir, "checkout", "--quiet", "--detach", sha}
-}
-
-// resolveRef finds ref as a branch, tag or commit of the clone, then as a
-// remote branch (a fresh clone has only the default branch locally).
-func resolveRef(ctx context.Context, t *target, dir, ref string) (string, error) {
-	for _, rev := range []string{ref, "refs/remotes/origin/" + ref} {
-		lines, err := capture(ctx, t, gitResolve(dir, rev)...)
-		var ee *ExitError
-		if errors.As(err, &ee) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if len(lines) > 0 && shaPattern.MatchString(strings.TrimSpace(lines[len(lines)-1])) {
-			return strings.TrimSpace(lines[len(lines)-1]), nil
+// pruneList is what prune removes on t: releases beyond KeepReleases,
+// newest kept, never the new one, the one live before nor the previous.
+func (j *job) pruneList(req deploy.DeployRequest, t *target) []string {
+	ids := append([]string{j.release}, t.releases...)
+	newerFirst(ids)
+	protected := map[string]bool{j.release: true, req.Previous: true, t.before: true}
+	var dirs []string
+	for k, id := range ids {
+		if k >= j.r.Recipe.KeepReleases && !protected[id] {
+			dirs = append(dirs, t.releaseDir(id))
 		}
 	}
-	return "", fmt.Errorf("ref %q not found in the repository", ref)
-}
-
-func (j *job) linkShared(ctx context.Context, t *target) error {
-	dir := t.releaseDir(j.release)
-	for _, s := range j.r.Recipe.Shared {
-		rel, isDir, err := sharedEntry(s)
-		if err != nil {
-			return err
-		}
-		src, dst := path.Join(t.sharedDir(), rel), path.Join(dir, rel)
-		srcParent := path.Dir(src)
-		if isDir {
-			srcParent = src
-		}
-		cmds := [][]string{
-			{"mkdir", "-p", "--", srcParent, path.Dir(dst)},
-			// What the fetch put there is replaced by the shared copy.
-			{"rm", "-rf", "--", dst},
-			{"ln", "-sfn", "--", src, dst},
-		}
-		if err := runAll(ctx, t, "", cmds, j.output(t)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return dirs
 }
 
 // removeRelease deletes the release dir this job created on every host. It
@@ -429,7 +390,7 @@ func (j *job) removeRelease() {
 		if !t.created || t.before == j.release {
 			return
 		}
-		if err := t.host.Run(ctx, "", []string{"rm", "-rf", "--", t.releaseDir(j.release)}, j.output(t)); err != nil {
+		if err := j.runScript(ctx, t, j.removeScript(t), false); err != nil {
 			j.output(t)("removing unfinished release " + j.release + " failed: " + err.Error())
 			return
 		}
@@ -437,41 +398,13 @@ func (j *job) removeRelease() {
 	})
 }
 
-// switchTo points current at release id on t atomically: the new link is
-// made beside it and renamed over it, so a reader never finds current
-// missing or half-written.
-func switchTo(ctx context.Context, t *target, id string, out func(string)) error {
-	tmp := path.Join(t.base, "current.tmp")
-	cmds := [][]string{
-		// Never point current at nothing.
-		{"test", "-d", t.releaseDir(id)},
-		{"ln", "-sfn", "--", path.Join("releases", id), tmp},
-		{"mv", "-T", "--", tmp, t.currentLink()},
-	}
-	err := runAll(ctx, t, "", cmds, out)
-	var ee *ExitError
-	if errors.As(err, &ee) && len(ee.Argv) > 0 && ee.Argv[0] == "test" {
-		return fmt.Errorf("release %s does not exist on %s", id, t.name)
-	}
-	return err
-}
-
-// switchAll switches every host at once and returns the first failure.
-func (j *job) switchAll(ctx context.Context, name, id string) error {
-	n := len(j.targets)
-	errs := make([]error, n)
-	forEach(n, 0, func(i int) {
-		t := j.targets[i]
-		errs[i] = j.step(ctx, t, name, n, func(ctx context.Context) error {
-			t.switchTried = true
-			return switchTo(ctx, t, id, j.output(t))
-		})
-	})
-	return joinErrs(errs...)
+func (j *job) output(t *target) func(string) {
+	return func(line string) { j.p.Output(t.prefix + line) }
 }
 
 // undoSwitch puts back what current pointed at on hosts whose switch was
-// tried; a host that had no current loses the new one.
+// tried (a host that had no current loses the new one), restarting those
+// that got as far as a restart.
 func (j *job) undoSwitch() error {
 	ctx, cancel := recoveryContext(j.ctx)
 	defer cancel()
@@ -481,65 +414,14 @@ func (j *job) undoSwitch() error {
 		if !t.switchTried {
 			return
 		}
-		if t.before == "" {
-			errs[i] = t.host.Run(ctx, "", []string{"rm", "-f", "--", t.currentLink()}, j.output(t))
-		} else {
-			errs[i] = switchTo(ctx, t, t.before, j.output(t))
-		}
-		if errs[i] != nil {
-			errs[i] = fmt.Errorf("%s: %w", t.name, errs[i])
-		}
+		errs[i] = j.runScript(ctx, t, j.undoScript(t, t.before, t.restartBegun), false)
 	})
 	return joinErrs(errs...)
 }
 
-func (j *job) restartAll(ctx context.Context) error {
-	rc := j.r.Recipe
-	if len(rc.Restart) == 0 {
-		return nil
-	}
-	n := len(j.targets)
-	errs := make([]error, n)
-	forEach(n, j.r.Parallel, func(i int) {
-		t := j.targets[i]
-		cmds := expandAll(rc.Restart, j.r.vars(t, j.release, j.ref))
-		errs[i] = j.step(ctx, t, StepRestart, n, func(ctx context.Context) error {
-			return runAll(ctx, t, t.currentLink(), cmds, j.output(t))
-		})
-	})
-	return joinErrs(errs...)
-}
-
-// healthAll runs the health command on every host and then the HTTP check
-// once, each with its retries; all must pass.
-func (j *job) healthAll(ctx context.Context, name string) error {
-	if !j.r.hasHealth() {
-		return nil
-	}
+// httpHealth runs the HTTP check once for all hosts, with its retries.
+func (j *job) httpHealth(ctx context.Context, name string) error {
 	h := j.r.Recipe.Health
-	n := len(j.targets)
-	parts := 0 // how many checks make up the step, for the tracker
-	if len(h.Command) > 0 {
-		parts += n
-	}
-	if h.URL != "" {
-		parts++
-	}
-	if len(h.Command) > 0 {
-		errs := make([]error, n)
-		forEach(n, 0, func(i int) {
-			t := j.targets[i]
-			argv := expand(h.Command, j.r.vars(t, j.release, j.ref))
-			errs[i] = j.step(ctx, t, name, parts, func(ctx context.Context) error {
-				return retry(ctx, h, func(ctx context.Context) error {
-					return t.host.Run(ctx, t.currentLink(), argv, j.output(t))
-				})
-			})
-		})
-		if err := joinErrs(errs...); err != nil {
-			return err
-		}
-	}
 	if h.URL == "" {
 		return nil
 	}
@@ -556,7 +438,7 @@ func (j *job) healthAll(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("http check: %w", err)
 	}
-	j.steps.end(name, parts)
+	j.steps.end(name, j.healthParts)
 	return nil
 }
 
@@ -603,6 +485,75 @@ func retry(ctx context.Context, h deploy.Health, check func(ctx context.Context)
 	return err
 }
 
+// canBarrier reports whether every host can wait at a barrier inside one
+// session: remote hosts (their stdin carries the "go"), all running at once.
+func (j *job) canBarrier() bool {
+	if j.r.Parallel > 0 && j.r.Parallel < len(j.targets) {
+		return false
+	}
+	for _, t := range j.targets {
+		if !t.remote {
+			return false
+		}
+	}
+	return true
+}
+
+// rollbackInOne runs the rollback as one session a host (rollbackScript):
+// released says whether the hosts were let through the barrier, i.e.
+// every host had the release; before that, the first failure stops all.
+func (j *job) rollbackInOne() (released bool, err error) {
+	n := len(j.targets)
+	ctx, stop := context.WithCancel(j.ctx)
+	defer stop()
+	readers := make([]*io.PipeReader, n)
+	writers := make([]*io.PipeWriter, n)
+	for i := range n {
+		readers[i], writers[i] = io.Pipe()
+	}
+	var mu sync.Mutex
+	waiting := n
+	arrive := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		waiting--
+		if waiting > 0 || ctx.Err() != nil {
+			return
+		}
+		released = true
+		for i, w := range writers {
+			j.targets[i].switchTried = true
+			// Each host's feeder takes its own line; a host already gone
+			// closed its reader, which ends the write.
+			go func() { _, _ = io.WriteString(w, "go\n"); _ = w.Close() }()
+		}
+	}
+	errs := make([]error, n)
+	var first error
+	forEach(n, 0, func(i int) {
+		t := j.targets[i]
+		s := j.rollbackScript(t)
+		s.input, s.onReady = readers[i], arrive
+		errs[i] = j.runScript(ctx, t, s, true)
+		_ = readers[i].Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if errs[i] != nil && !released {
+			if first == nil {
+				first = errs[i]
+			}
+			stop()
+		}
+	})
+	if !released {
+		if first == nil {
+			first = j.ctx.Err()
+		}
+		return false, first
+	}
+	return true, joinErrs(errs...)
+}
+
 // previousFor is where host t goes back to after a failed switch-over: what
 // the engine says was live, else what the host itself had.
 func previousFor(req deploy.DeployRequest, t *target) string {
@@ -612,9 +563,9 @@ func previousFor(req deploy.DeployRequest, t *target) string {
 	return t.before
 }
 
-// switchBack handles a failure after the switch: every host goes back to
-// the previous release and is restarted. The failed release stays on disk
-// for inspection until pruned.
+// switchBack handles a failure after the switch: every host that switched
+// goes back to the previous release and is restarted. The failed release
+// stays on disk for inspection until pruned.
 func (j *job) switchBack(req deploy.DeployRequest, what string, cause error) (deploy.Result, error) {
 	cancelled := j.ctx.Err() != nil
 	if cancelled {
@@ -630,6 +581,9 @@ func (j *job) switchBack(req deploy.DeployRequest, what string, cause error) (de
 	var mu sync.Mutex
 	forEach(n, 0, func(i int) {
 		t := j.targets[i]
+		if !t.switchTried {
+			return
+		}
 		to := previousFor(req, t)
 		if to == "" {
 			mu.Lock()
@@ -637,14 +591,7 @@ func (j *job) switchBack(req deploy.DeployRequest, what string, cause error) (de
 			mu.Unlock()
 			return
 		}
-		err := switchTo(ctx, t, to, j.output(t))
-		if err == nil && len(j.r.Recipe.Restart) > 0 {
-			cmds := expandAll(j.r.Recipe.Restart, j.r.vars(t, to, j.ref))
-			err = runAll(ctx, t, t.currentLink(), cmds, j.output(t))
-		}
-		if err != nil {
-			errs[i] = fmt.Errorf("%s: %w", t.name, err)
-		}
+		errs[i] = j.runScript(ctx, t, j.undoScript(t, to, true), false)
 	})
 	backErr := joinErrs(errs...)
 	switch {
@@ -681,38 +628,6 @@ func orNone(id string) string {
 	return id
 }
 
-// prune removes releases beyond KeepReleases on every host, newest kept,
-// never the live one nor the one before it.
-func (j *job) prune(req deploy.DeployRequest) error {
-	keep := j.r.Recipe.KeepReleases
-	if keep <= 0 {
-		return nil
-	}
-	n := len(j.targets)
-	errs := make([]error, n)
-	forEach(n, j.r.Parallel, func(i int) {
-		t := j.targets[i]
-		errs[i] = j.step(j.ctx, t, StepPrune, n, func(ctx context.Context) error {
-			ids, err := listReleases(ctx, t)
-			if err != nil {
-				return err
-			}
-			protected := map[string]bool{j.release: true, req.Previous: true, t.before: true}
-			argv := []string{"rm", "-rf", "--"}
-			for k, id := range ids {
-				if k >= keep && !protected[id] {
-					argv = append(argv, t.releaseDir(id))
-				}
-			}
-			if len(argv) == 3 {
-				return nil
-			}
-			return t.host.Run(ctx, "", argv, j.output(t))
-		})
-	})
-	return joinErrs(errs...)
-}
-
 // Rollback switches every host to req.To, restarts and health-checks. A
 // failed health check is reported, not undone: there is nothing safer to go to.
 func (r *Runner) Rollback(ctx context.Context, req deploy.RollbackRequest, p deploy.Progress) (deploy.Result, error) {
@@ -731,35 +646,50 @@ func (r *Runner) Rollback(ctx context.Context, req deploy.RollbackRequest, p dep
 		return deploy.Result{}, err
 	}
 	defer closeAll(targets)
-	j := &job{r: r, ctx: ctx, p: p, steps: newTracker(p, r.now()), targets: targets, release: req.To}
-	return j.rollback()
+	if err := checkScriptHosts(targets); err != nil {
+		return deploy.Result{}, err
+	}
+	return r.newJob(ctx, p, targets, req.To).rollback()
 }
 
 func (j *job) rollback() (deploy.Result, error) {
 	ctx := j.ctx
-	n := len(j.targets)
-	err := j.phase(func(ctx context.Context, t *target) error {
-		return j.step(ctx, t, StepCheck, n, func(ctx context.Context) error {
-			before, err := readCurrent(ctx, t)
-			if err != nil {
-				return err
+	var err error
+	if j.canBarrier() {
+		var released bool
+		if released, err = j.rollbackInOne(); !released {
+			if ctx.Err() != nil {
+				return deploy.Result{}, fmt.Errorf("rollback to %s cancelled, current unchanged: %w", j.release, ctx.Err())
 			}
-			t.before = before
-			err = t.host.Run(ctx, "", []string{"test", "-d", t.releaseDir(j.release)}, j.output(t))
-			var ee *ExitError
-			if errors.As(err, &ee) {
-				return fmt.Errorf("release %s does not exist on %s", j.release, t.name)
-			}
-			return err
-		})
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return deploy.Result{}, fmt.Errorf("rollback to %s cancelled, current unchanged: %w", j.release, ctx.Err())
+			return deploy.Result{}, fmt.Errorf("rollback to %s refused, current unchanged: %w", j.release, err)
 		}
-		return deploy.Result{}, fmt.Errorf("rollback to %s refused, current unchanged: %w", j.release, err)
+	} else {
+		// Every host must have the release before any switches to it.
+		err = j.phase(func(ctx context.Context, t *target) error {
+			return j.runScript(ctx, t, j.checkScript(t, j.release), true)
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return deploy.Result{}, fmt.Errorf("rollback to %s cancelled, current unchanged: %w", j.release, ctx.Err())
+			}
+			return deploy.Result{}, fmt.Errorf("rollback to %s refused, current unchanged: %w", j.release, err)
+		}
+		n := len(j.targets)
+		errs := make([]error, n)
+		forEach(n, j.r.Parallel, func(i int) {
+			t := j.targets[i]
+			if ctx.Err() != nil {
+				return
+			}
+			t.switchTried = true
+			errs[i] = j.runScript(ctx, t, j.liveScript(t, liveOpts{switchTo: j.release, restart: true, health: true}), true)
+		})
+		err = joinErrs(errs...)
 	}
-	if err := j.switchAll(ctx, StepSwitch, j.release); err != nil {
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil && j.switchFailed(err) {
 		if undoErr := j.undoSwitch(); undoErr != nil {
 			err = fmt.Errorf("%w; putting current back also failed: %v", err, undoErr)
 		}
@@ -771,10 +701,13 @@ func (j *job) rollback() (deploy.Result, error) {
 	// From here on current has moved: an error comes with Result.Release set
 	// so the caller can record where current points.
 	live := deploy.Result{Release: j.release}
-	if err := j.restartAll(ctx); err != nil {
+	if err != nil && failedIn(err, StepRestart) {
 		return live, fmt.Errorf("current now points at %s on every host but the restart failed: %w", j.release, err)
 	}
-	if err := j.healthAll(ctx, StepHealth); err != nil {
+	if err == nil {
+		err = j.httpHealth(ctx, StepHealth)
+	}
+	if err != nil {
 		return live, fmt.Errorf("current now points at %s on every host but the health check failed: %w", j.release, err)
 	}
 	return deploy.Result{Release: j.release, Message: fmt.Sprintf("rolled back to %s on %s", j.release, j.hostCount())}, nil

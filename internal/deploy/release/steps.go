@@ -118,16 +118,6 @@ func explain(parent, sctx context.Context, timeout time.Duration, err error) err
 	return err
 }
 
-// runAll runs argv lists one after the other on t in dir.
-func runAll(ctx context.Context, t *target, dir string, cmds [][]string, out func(string)) error {
-	for _, argv := range cmds {
-		if err := t.host.Run(ctx, dir, argv, out); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // capture runs argv on t and returns its output lines.
 func capture(ctx context.Context, t *target, argv ...string) ([]string, error) {
 	var lines []string

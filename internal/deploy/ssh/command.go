@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/deploy/release"
 )
 
 // Quote returns w as one word for a POSIX shell. Inside single quotes
@@ -16,18 +18,16 @@ import (
 //
 // Every word is quoted, even plain ones, so "FOO=bar" or "~" can never be
 // read as an assignment or expanded.
-func Quote(w string) string {
-	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-}
+func Quote(w string) string { return release.ShellQuote(w) }
 
 // batchEnv makes programs that see the step's PTY behave as in a batch job:
 // no pager waiting for a key, no git credential prompt waiting for a typist,
 // no colour codes in chat output.
 const batchEnv = "export PAGER=cat SYSTEMD_PAGER=cat GIT_PAGER=cat GIT_TERMINAL_PROMPT=0 NO_COLOR=1; "
 
-// killAfter is how long the remote timeout waits after its first signal
+// killAfter (a count of seconds) is how long the remote timeout waits after its first signal
 // before it sends SIGKILL, so a step that ignores SIGTERM or SIGHUP still ends.
-const killAfter = 5
+const killAfter = release.KillAfter / time.Second
 
 // remoteCommand is the command line sent to the remote login shell for argv
 // run in dir. The step runs under coreutils timeout: with limit > 0 it ends

@@ -1,7 +1,8 @@
 // Package ssh is the deploy driver for Linux servers reached over SSH: the
 // release runner (releases/<id>, shared/, an atomically switched current)
-// over Hosts that run each command in an SSH session, quoted for the remote
-// shell, with host keys pinned in a known_hosts file.
+// over Hosts that run each phase of a job as one script in one SSH session,
+// every value quoted for the remote shell, with host keys pinned in a
+// known_hosts file.
 package ssh
 
 import (
@@ -18,8 +19,8 @@ type Driver struct {
 
 var _ deploy.Driver = (*Driver)(nil)
 
-// New returns a driver that runs r on hosts, preparing and restarting at
-// most parallel hosts at once (0: all). health checks r.Health.URL from the
+// New returns a driver that runs r on hosts, at most parallel hosts at
+// once in each phase (0: all). health checks r.Health.URL from the
 // bot; a recipe with a URL and no checker is refused at deploy time.
 func New(r deploy.Recipe, hosts []HostConfig, parallel int, health release.HealthChecker) *Driver {
 	openers := make([]release.Opener, len(hosts))

@@ -36,7 +36,13 @@ type fixture struct {
 
 func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
-	c := sshtest.Start(t, n)
+	return newFixtureOn(t, sshtest.Start(t, n))
+}
+
+// newFixtureOn deploys to the hosts of c.
+func newFixtureOn(t testing.TB, c *sshtest.Cluster) *fixture {
+	t.Helper()
+	n := len(c.Hosts)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -479,50 +485,4 @@ func TestKilledBotLeavesEveryCurrentValid(t *testing.T) {
 		t.Errorf("current while the bot died: seen %v, failures %q", seen, failures)
 	}
 	f.requireLive(t, "r1")
-}
-
-// BenchmarkDeploy deploys a small release to 1, 5 and 20 hosts at once and
-// reports the wall time against the slowest host deploying alone
-// (x-slowest-host; the goal is at most 1.2). All hosts share this machine's
-// CPUs, so with many hosts the figure measures the machine as well.
-func BenchmarkDeploy(b *testing.B) {
-	for _, n := range []int{1, 5, 20} {
-		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
-			f := newFixture(b, n)
-			rc := f.rc
-			rc.Restart, rc.Health = nil, deploy.Health{}
-			ctx := context.Background()
-			run := func(hosts []HostConfig, id string) time.Duration {
-				start := time.Now()
-				res, err := New(rc, hosts, 0, nil).Deploy(ctx, deploy.DeployRequest{App: rc.App, Env: rc.Env, Release: id}, nil)
-				if err != nil || res.Release != id {
-					b.Fatalf("deploy %s: %+v, %v", id, res, err)
-				}
-				return time.Since(start)
-			}
-			var slowest time.Duration
-			for i := range f.hosts {
-				slowest = max(slowest, run(f.hosts[i:i+1], fmt.Sprintf("s%d", i)))
-			}
-			cpuBefore := selfCPU(b)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				run(f.hosts, fmt.Sprintf("p%d", i))
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(slowest), "x-slowest-host")
-			b.ReportMetric(float64(slowest.Milliseconds()), "slowest-host-ms")
-			// The bot's own share of the CPU, to tell it from the hosts'.
-			b.ReportMetric(float64((selfCPU(b)-cpuBefore).Milliseconds())/float64(b.N), "bot-cpu-ms/op")
-		})
-	}
-}
-
-// selfCPU is the CPU time this process used so far (not its children).
-func selfCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -86,7 +86,8 @@ func NewOpener(cfg HostConfig) *Opener { return &Opener{cfg: cfg} }
 func (o *Opener) Name() string { return o.cfg.name() }
 
 // Open dials the host, verifies its key and authenticates. The returned
-// Host holds the connection (one SSH session per command) until Close.
+// Host holds the connection (one SSH session per script or command) until
+// Close.
 func (o *Opener) Open(ctx context.Context) (release.Host, error) {
 	cfg := o.cfg
 	switch {
@@ -275,7 +276,8 @@ func (c *conn) keepalive(interval time.Duration) {
 // ptyModes: nothing is typed into the PTY, so nothing should be echoed.
 var ptyModes = gossh.TerminalModes{gossh.ECHO: 0}
 
-// Run executes argv on the host in dir and streams its combined output.
+// Run executes argv on the host in dir and streams its combined output
+// (reads and backups; deploy phases go through RunScript).
 //
 // The step gets a PTY for one reason: cancellation. Closing a session
 // without a PTY leaves the remote command running, and sshd does not deliver

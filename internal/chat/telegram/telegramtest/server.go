@@ -52,7 +52,8 @@ type Message struct {
 	Markup   string // canonical JSON of the inline keyboard; "" when none
 	Document *Document
 	Edits    int
-	ReplyTo  int // reply_parameters.message_id
+	ReplyTo  int  // reply_parameters.message_id
+	Deleted  bool // deleted in the chat (DeleteMessage)
 }
 
 // Document is a sent file (sendDocument) or photo (sendPhoto).
@@ -96,8 +97,9 @@ type queued struct {
 }
 
 type failure struct {
-	code       int
-	retryAfter int
+	code        int
+	retryAfter  int
+	description string // "" = the status text
 }
 
 // Start serves the fake on loopback until the test ends.
@@ -126,6 +128,32 @@ func (s *Server) FailNext(method string, n, code, retryAfter int) {
 	for range n {
 		s.failures[method] = append(s.failures[method], failure{code: code, retryAfter: retryAfter})
 	}
+}
+
+// FailNextWith makes the next n calls of method fail with code and
+// description, as Telegram words its refusals: e.g. 400 "Bad Request: not
+// enough rights to send documents to the chat" for sendDocument in a group
+// that forbids files. The body has Telegram's error shape,
+// {"ok":false,"error_code":code,"description":description}
+// (https://core.telegram.org/bots/api#making-requests).
+func (s *Server) FailNextWith(method string, n, code int, description string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failures[method] = append(s.failures[method], failure{code: code, description: description})
+	}
+}
+
+// DeleteMessage deletes one of the bot's messages, as a person in the chat
+// may: editing it afterwards answers 400 "Bad Request: message to edit not
+// found", what Telegram answers for a deleted message.
+func (s *Server) DeleteMessage(chat int64, id int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ms := s.messages[chat]; id >= 1 && id <= len(ms) {
+		ms[id-1].Deleted = true
+	}
+	s.changedLocked()
 }
 
 // Calls returns the calls of method ("" = all), in order.
@@ -221,8 +249,8 @@ func (s *Server) Message(chat int64, id int) (Message, bool) {
 
 func (s *Server) message(chat int64, id int) *Message {
 	ms := s.messages[chat]
-	if id < 1 || id > len(ms) {
-		return nil
+	if id < 1 || id > len(ms) || ms[id-1].Deleted {
+		return nil // Telegram: "message to edit not found", "message to be replied not found"
 	}
 	return ms[id-1]
 }
@@ -448,6 +476,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		f := fs[0]
 		s.failures[method] = fs[1:]
 		fail = &apiError{code: f.code, description: http.StatusText(f.code)}
+		if f.description != "" {
+			fail.description = f.description
+		}
 		if f.code == 429 {
 			fail.description = "Too Many Requests: retry after " + strconv.Itoa(f.retryAfter)
 			fail.retryAfter = f.retryAfter

@@ -82,8 +82,26 @@ func Require(t testing.TB) string {
 	return SSHD
 }
 
+// Options change how the servers of a Cluster run.
+type Options struct {
+	// SSHDOptions are extra sshd_config settings ("ForceCommand=/x"),
+	// given before the defaults so they win over them (sshd keeps the
+	// first value of a keyword).
+	SSHDOptions []string
+	// Wrap, when set, returns the command line that runs host i's sshd
+	// given sshd's own (path first): a benchmark starts each in a mount
+	// namespace of its own.
+	Wrap func(i int, sshd []string) []string
+}
+
 // Start starts n sshd hosts and stops them when the test ends.
 func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return StartWith(t, n, Options{})
+}
+
+// StartWith starts n sshd hosts configured by opts.
+func StartWith(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	Require(t)
 	u, err := user.Current()
@@ -101,7 +119,7 @@ func Start(t testing.TB, n int) *Cluster {
 	writeFile(t, c.authorizedKeys, gossh.MarshalAuthorizedKey(pub), 0o600)
 
 	for i := range n {
-		c.Hosts = append(c.Hosts, c.startHost(t, i))
+		c.Hosts = append(c.Hosts, c.startHost(t, i, opts))
 	}
 	var lines []string
 	for _, h := range c.Hosts {
@@ -181,7 +199,7 @@ func penaltyOptions(t testing.TB, hostKey string) []string {
 	return penaltiesOpt
 }
 
-func (c *Cluster) startHost(t testing.TB, i int) *Host {
+func (c *Cluster) startHost(t testing.TB, i int, opts Options) *Host {
 	t.Helper()
 	pub, _, pemBytes := NewKey(t)
 	keyFile := filepath.Join(c.Dir, fmt.Sprintf("host%d_ed25519", i+1))
@@ -205,10 +223,14 @@ func (c *Cluster) startHost(t testing.TB, i int) *Host {
 			log:      &syncBuffer{},
 		}
 		args := []string{"-D", "-e", "-f", "/dev/null",
-			"-p", strconv.Itoa(port), "-h", keyFile, "-h", ecFile,
+			"-p", strconv.Itoa(port), "-h", keyFile, "-h", ecFile}
+		for _, o := range opts.SSHDOptions {
+			args = append(args, "-o", o)
+		}
+		args = append(args,
 			"-o", "ListenAddress=127.0.0.1",
 			"-o", "PidFile=none",
-			"-o", "AuthorizedKeysFile=" + c.authorizedKeys,
+			"-o", "AuthorizedKeysFile="+c.authorizedKeys,
 			"-o", "StrictModes=no",
 			"-o", "UsePAM=no",
 			"-o", "PasswordAuthentication=no",
@@ -218,9 +240,13 @@ func (c *Cluster) startHost(t testing.TB, i int) *Host {
 			// says it is nested. The tester's shell setup (pyenv, nvm...)
 			// is no part of the test and can cost 100+ ms per command.
 			"-o", "SetEnv=SHLVL=1",
-		}
+		)
 		args = append(args, penaltyOptions(t, keyFile)...)
-		h.cmd = exec.Command(SSHD, args...)
+		argv := append([]string{SSHD}, args...)
+		if opts.Wrap != nil {
+			argv = opts.Wrap(i, argv)
+		}
+		h.cmd = exec.Command(argv[0], argv[1:]...)
 		h.cmd.Stdout = h.log
 		h.cmd.Stderr = h.log
 		if err := h.cmd.Start(); err != nil {
