@@ -57,7 +57,7 @@ apps:
 	if code, out, errOut := e.cli("check", "--config", e.config); code != 0 {
 		t.Fatalf("bot check: %d\n%s%s", code, out, errOut)
 	}
-	seedDelivery(t, e.database())
+	seedDelivery(t, e.database(), "files", "good", "acme/files")
 	startDay := time.Now().UTC().Truncate(24 * time.Hour)
 
 	p := e.startBot(nil)
@@ -89,9 +89,9 @@ apps:
 	}
 }
 
-// seedDelivery writes yesterday's deploys of files/good and the pipeline
-// of the first one's commit into the database the bot will open.
-func seedDelivery(t *testing.T, path string) {
+// seedDelivery writes yesterday's deploys of app/env and the pipeline of
+// the first one's commit into the database the bot will open.
+func seedDelivery(t *testing.T, path, app, env, project string) {
 	t.Helper()
 	ctx := context.Background()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -104,7 +104,7 @@ func seedDelivery(t *testing.T, path string) {
 	defer db.Close()
 	yesterday := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	sha := strings.Repeat("ab", 20)
-	ev := pipeline.Event{Source: pipeline.Generic, Kind: pipeline.KindPipeline, Project: "acme/files", ID: "1", SHA: sha,
+	ev := pipeline.Event{Source: pipeline.Generic, Kind: pipeline.KindPipeline, Project: project, ID: "1", SHA: sha,
 		Status: pipeline.StatusSuccess, Time: yesterday.Add(9 * time.Hour), CommitTime: yesterday.Add(8 * time.Hour)}
 	raw, _ := json.Marshal(ev)
 	if _, err := db.Ingest(ctx, "seed", ev.Key(), func(*notify.Tracked) (*notify.Tracked, []notify.Post, error) {
@@ -114,9 +114,9 @@ func seedDelivery(t *testing.T, path string) {
 	}
 	alice := deploy.Who{User: "alice", Identity: "shell:alice", Chat: "shell:terminal"}
 	for _, j := range []*deploy.Job{
-		{App: "files", Env: "good", Action: deploy.ActionDeploy, Ref: sha, Release: "r1", State: deploy.Succeeded,
+		{App: app, Env: env, Action: deploy.ActionDeploy, Ref: sha, Release: "r1", State: deploy.Succeeded,
 			RequestedBy: alice, Ended: yesterday.Add(10 * time.Hour)},
-		{App: "files", Env: "good", Action: deploy.ActionDeploy, Ref: "main", Release: "r2", State: deploy.RolledBack,
+		{App: app, Env: env, Action: deploy.ActionDeploy, Ref: "main", Release: "r2", State: deploy.RolledBack,
 			RequestedBy: alice, Ended: yesterday.Add(11 * time.Hour),
 			Steps: []deploy.Step{{Name: "health", State: deploy.StepFailed}}},
 	} {
@@ -157,4 +157,40 @@ func TestBinaryTelegramStatsSendsTheChartAsAPhoto(t *testing.T) {
 	if st := p.wait(exitTimeout); st.ExitCode() != 0 {
 		t.Fatalf("exit %d: %s", st.ExitCode(), p.errOut)
 	}
+}
+
+// GET /api/v1/stats on the real binary: the seeded figures as JSON for a
+// token whose user may see the env; bad input 400, no token 401, an
+// unknown app refused like /stats.
+func TestBinaryAPIStats(t *testing.T) {
+	t.Parallel()
+	e, _, addr := apiEnv(t, true)
+	seedDelivery(t, e.database(), "demo", "staging", "acme/web")
+	p := e.startAPIBot()
+	code, body := call(t, addr, "GET", "/api/v1/stats?app=demo&env=staging&window=7d", viewerToken, "", "")
+	if code != 200 {
+		t.Fatalf("stats: %d %v", code, body)
+	}
+	raw, _ := json.Marshal(body)
+	for _, want := range []string{`"days":7`, `"app":"demo"`, `"env":"staging"`, `"deploys":2`, `"successful":1`,
+		`"lead_time":{"median_seconds":7200,"n":1,"p90_seconds":7200,"unknown":0}`, `"change_failure_rate":0.5`,
+		`"time_to_restore":{"median_seconds":0,"n":0,"p90_seconds":0,"unknown":1}`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("no %s in %s", want, raw)
+		}
+	}
+	for path, want := range map[string]int{
+		"/api/v1/stats?app=demo&window=14d":     400,
+		"/api/v1/stats?env=staging":             400,
+		"/api/v1/stats?app=nope":                400,
+		"/api/v1/stats?app=demo&env=Stag%20ing": 400,
+	} {
+		if code, body := call(t, addr, "GET", path, viewerToken, "", ""); code != want {
+			t.Errorf("%s: %d %v, want %d", path, code, body, want)
+		}
+	}
+	if code, _ := call(t, addr, "GET", "/api/v1/stats", "", "", ""); code != 401 {
+		t.Errorf("no token: %d", code)
+	}
+	stopBot(t, p)
 }

@@ -6,6 +6,7 @@ package commands
 import (
 	"context"
 
+	"github.com/shipbot/shipbot/internal/insights"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -56,6 +57,9 @@ type Reply struct {
 	Denial string
 	// JobID is the job a deploy-like command created.
 	JobID int64
+	// Stats is the report /stats computed, for doors that answer with
+	// data (the API's GET /api/v1/stats).
+	Stats *insights.Report
 }
 
 // Handler is what chat adapters call. Handle returns once the request is

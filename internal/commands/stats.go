@@ -11,9 +11,10 @@ import (
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
-// Insights is what /stats needs: a report of a query as a chat message
-// (an *insights.Service).
+// Insights is what /stats needs: a report of a query, as figures or as a
+// chat message with its chart (an *insights.Service).
 type Insights interface {
+	Stats(ctx context.Context, q insights.Query) (*insights.Report, error)
 	Message(ctx context.Context, q insights.Query, title string) (notify.Message, *insights.Report, error)
 }
 
@@ -73,6 +74,19 @@ func (d *Dispatcher) statsReport(ctx context.Context, c *call) Reply {
 	}
 	q := insights.Query{App: app, Env: env, Days: int(c.cmd.For / (24 * time.Hour)),
 		Allowed: func(app, env string) bool { return c.actor.Can("status", app, env) }}
+	if c.req.Via != "" {
+		// A door without a chat (the API) gets the figures in the Reply;
+		// no chart is drawn for it.
+		r, err := d.stats.Stats(ctx, q)
+		if err != nil {
+			return d.fail(ctx, c, err)
+		}
+		reply := d.read(ctx, c, insights.Render(r, "Delivery: "+q.Scope()))
+		if !reply.Refused {
+			reply.Stats = r
+		}
+		return reply
+	}
 	m, _, err := d.stats.Message(ctx, q, "")
 	if err != nil {
 		return d.fail(ctx, c, err)

@@ -24,6 +24,16 @@ type fakeInsights struct {
 	err error
 }
 
+func (f *fakeInsights) Stats(_ context.Context, q insights.Query) (*insights.Report, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.qs = append(f.qs, q)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &insights.Report{Days: q.Days}, nil
+}
+
 func (f *fakeInsights) Message(_ context.Context, q insights.Query, title string) (notify.Message, *insights.Report, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -41,7 +51,7 @@ func statsEnv(t *testing.T, in commands.Insights) (*commands.Dispatcher, *deploy
 		Drivers: func(app, env string) (deploy.Driver, bool) { return deploytest.NewDriver(), true }})
 	policy := commands.NewPolicy(map[string]commands.UserSpec{
 		"alice": {Identities: []string{"shell:alice"}, Roles: []string{"staging-viewer"}},
-		"bob":   {Identities: []string{"shell:bob"}, Roles: []string{"viewer"}},
+		"bob":   {Identities: []string{"shell:bob", "api:bob"}, Roles: []string{"viewer"}},
 	}, map[string][]string{"staging-viewer": {"status:staging"}, "viewer": {"status:*"}})
 	cat := commands.Catalog{"demo": {"staging": {Driver: "fake"}, "production": {Driver: "fake"}}}
 	d := commands.New(commands.Options{Engine: engine, Policy: policy, Catalog: cat, Sender: snd, Audit: store,
@@ -115,6 +125,15 @@ func TestStatsCommand(t *testing.T) {
 	f.err = errors.New("disk I/O error")
 	if r := ask(d, "bob", "/stats"); !r.Refused || !strings.Contains(snd.last().Text, "internal error (ref ") {
 		t.Fatalf("store failure: %+v %q", r, snd.last().Text)
+	}
+	// A door without a chat (the API) gets the figures in the Reply, and
+	// nothing is sent.
+	f.err = nil
+	sent := len(snd.sent)
+	r := d.Handle(context.Background(), commands.Request{Platform: "api", UserID: "bob", Via: "api",
+		Chat: notify.Channel{Platform: "api", ID: "bob"}, Text: "/stats demo staging 30d"})
+	if r.Refused || r.Stats == nil || r.Stats.Days != 30 || len(snd.sent) != sent {
+		t.Fatalf("api: %+v, %d sent", r, len(snd.sent)-sent)
 	}
 	// Without insights wired, /stats is refused plainly.
 	d2, _, snd2 := statsEnv(t, nil)
