@@ -326,7 +326,7 @@ func TestBinaryAPI(t *testing.T) {
 	var card telegramtest.Message
 	waitFor(t, "the approval card in the ops chat", func() bool {
 		for _, m := range tg.Messages(opsChat) {
-			if strings.Contains(m.Markup, "approve:"+body["approval_id"].(string)) {
+			if strings.Contains(e.resolveButtons(m.Markup), "approve:"+body["approval_id"].(string)) {
 				card = m
 				return true
 			}

@@ -26,14 +26,14 @@ const (
 )
 
 // message waits for an ops chat message whose text contains all of parts.
-func message(t *testing.T, tg *telegramtest.Server, what string, parts ...string) telegramtest.Message {
+func message(t *testing.T, e *testEnv, tg *telegramtest.Server, what string, parts ...string) telegramtest.Message {
 	t.Helper()
 	var found telegramtest.Message
 	waitFor(t, what, func() bool {
 		for _, m := range tg.Messages(opsChat) {
 			ok := true
 			for _, p := range parts {
-				ok = ok && strings.Contains(m.Text+m.Markup, p)
+				ok = ok && strings.Contains(m.Text+e.resolveButtons(m.Markup), p)
 			}
 			if ok {
 				found = m
@@ -79,8 +79,8 @@ func TestBinaryAutoDeploy(t *testing.T) {
 	// notice threads under the pipeline's message.
 	hook("a1", glGreen(51, "main", shaA))
 	waitJobState(t, addr, 1, "succeeded", shaA)
-	card := message(t, tg, "pipeline 51's card", "#51")
-	notice := message(t, tg, "the deploy notice", "(job #1)", "succeeded")
+	card := message(t, e, tg, "pipeline 51's card", "#51")
+	notice := message(t, e, tg, "the deploy notice", "(job #1)", "succeeded")
 	if notice.ReplyTo != card.ID {
 		t.Fatalf("deploy notice replies to %d, want the pipeline's message %d", notice.ReplyTo, card.ID)
 	}
@@ -98,8 +98,8 @@ func TestBinaryAutoDeploy(t *testing.T) {
 		return strings.Contains(fmt.Sprint(body["apps"]), "release freeze")
 	})
 	hook("b1", glGreen(52, "main", shaB))
-	card52 := message(t, tg, "pipeline 52's card", "#52")
-	skip := message(t, tg, "the skip notice", "skipped: the env is locked", "release freeze")
+	card52 := message(t, e, tg, "pipeline 52's card", "#52")
+	skip := message(t, e, tg, "the skip notice", "skipped: the env is locked", "release freeze")
 	if skip.ReplyTo != card52.ID {
 		t.Fatalf("skip notice replies to %d, want pipeline 52's message %d", skip.ReplyTo, card52.ID)
 	}
@@ -108,14 +108,14 @@ func TestBinaryAutoDeploy(t *testing.T) {
 	// a newer green pipeline supersedes the one still awaiting approval.
 	hook("c1", glGreen(60, "release", shaC))
 	waitJobState(t, addr, 2, "awaiting_approval", shaC)
-	message(t, tg, "job 2's approval card", "approve:")
+	message(t, e, tg, "job 2's approval card", "approve:")
 	hook("d1", glGreen(61, "release", shaD))
 	waitJobState(t, addr, 3, "awaiting_approval", shaD)
 	waitJobState(t, addr, 2, "cancelled", shaC)
 	// An older pipeline arriving late never deploys over a newer one.
 	hook("e1", glGreen(59, "release", shaE))
 	hook("c2", glGreen(60, "release", shaC))
-	approval := message(t, tg, "job 3's approval card", "(job #3)", "approve:")
+	approval := message(t, e, tg, "job 3's approval card", "(job #3)", "approve:")
 	press, _ := tg.NewPress(bob, opsChat, approval.ID, tg.ButtonData(opsChat, approval.ID, "Approve"), true)
 	tg.Push(press)
 	waitJobState(t, addr, 3, "succeeded", shaD)

@@ -686,10 +686,19 @@ func (d *Dispatcher) job(ctx context.Context, c *call) Reply {
 func (d *Dispatcher) jobOf(ctx context.Context, id int64) (*deploy.Job, error) {
 	j, err := d.store.Job(ctx, id)
 	if errors.Is(err, deploy.ErrNotFound) {
-		return nil, &deploy.Refusal{Msg: fmt.Sprintf("there is no job #%d (see /jobs)", id)}
+		return nil, noJob(id)
 	}
 	return j, err
 }
+
+// missing is a deploy.ErrNotFound whose message names the thing once, so a
+// door can answer 404 and a chat reads "there is no job #4 (see /jobs)".
+type missing struct{ msg string }
+
+func (m *missing) Error() string { return m.msg }
+func (m *missing) Unwrap() error { return deploy.ErrNotFound }
+
+func noJob(id int64) error { return &missing{msg: fmt.Sprintf("there is no job #%d (see /jobs)", id)} }
 
 func (d *Dispatcher) cancel(ctx context.Context, c *call) Reply {
 	j, err := d.jobOf(ctx, c.cmd.JobID)
