@@ -53,13 +53,15 @@ func TestImportDirection(t *testing.T) {
 		"internal/audit":    {},
 		"internal/deploy":   {"internal/audit"},
 		"internal/notify":   {"internal/audit", "internal/deploy"},
-		"internal/commands": {"internal/audit", "internal/deploy", "internal/notify"},
+		"internal/commands": {"internal/audit", "internal/deploy", "internal/notify", "internal/insights"},
+		// Delivery figures: computed in the core, drawn by an adapter.
+		"internal/insights": {"internal/audit", "internal/deploy", "internal/notify"},
 		// The release runner is core logic over the Host seam: it must not
 		// reach the machine itself.
 		"internal/deploy/release": {"internal/audit", "internal/deploy"},
 	}
 	forbidden := []string{"database/sql", "net/http", "os/exec", "golang.org/x/crypto/ssh", "github.com/go-telegram/",
-		"github.com/slack-go/", "modernc.org/", "github.com/go-chi/"}
+		"github.com/slack-go/", "modernc.org/", "github.com/go-chi/", "gonum.org/"}
 	for name, allowed := range core {
 		p, ok := pkgs[name]
 		if !ok {
@@ -80,7 +82,7 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 	adapters := []string{"internal/chat/", "internal/sqlite", "internal/deploy/local", "internal/deploy/ssh",
-		"internal/deploy/dokploy", "internal/httpserver", "internal/deploy/httpcheck", "internal/api", "internal/mcp"}
+		"internal/deploy/dokploy", "internal/httpserver", "internal/deploy/httpcheck", "internal/api", "internal/mcp", "internal/insights/plot"}
 	isAdapter := func(p string) string {
 		for _, a := range adapters {
 			// "internal/api" is that package and those under it, not internal/apitoken.

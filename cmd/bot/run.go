@@ -122,6 +122,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if c.Chat.Shell != nil && c.Chat.Shell.Enabled {
 		sh = shell.New(shell.Options{
 			In: stdin, Out: stdout, Users: shellUsers(c), User: c.Chat.Shell.User, Prompt: isTerminal(stdin),
+			FileDir: pictureDir(c),
 			WaitIdle: func(ctx context.Context) error {
 				if err := engine.WaitIdle(ctx); err != nil {
 					return err
@@ -164,12 +165,17 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 		log.Warn("job interrupted by a previous stop", "job", j.ID, "app", j.App, "env", j.Env)
 	}
 
+	delivery := insightsService(c, db)
 	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: bound, Buttons: db, Audit: db, Log: log,
-		Observe: stats.Command})
+		Observe: stats.Command, Insights: delivery})
 	door.SetHandler(d)
 	mcpDoor.SetHandler(d)
 	if err := hooks.SetDeployer(ctx, ruleDeployer{h: d, db: db}); err != nil {
 		return fmt.Errorf("auto-deploy: %w", err)
+	}
+	digest, err := digestScheduler(c, delivery, db, relay, log)
+	if err != nil {
+		return err
 	}
 	log.Info("shipbot started", "version", version, "config", c.Source, "database", c.Bot.Database)
 
@@ -180,6 +186,10 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	watchReload(runCtx, &reloader{live: lv, d: d, db: db, wake: relay.Wake, log: log})
 	sched.Start()
 	defer sched.Stop()
+	if digest != nil {
+		digest.Start()
+		defer digest.Stop()
+	}
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); relay.Run(runCtx) }()
 

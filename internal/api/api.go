@@ -10,6 +10,7 @@
 //	GET  /api/v1/jobs/{id}         the job: state, steps, release, outcome, last output lines
 //	GET  /api/v1/jobs/{id}/events  text/event-stream of the job until it ends
 //	GET  /api/v1/apps              apps, envs, current release, lock
+//	GET  /api/v1/stats?app=&env=&window=  delivery figures (DORA) beside the window before
 package api
 
 import (
@@ -116,6 +117,7 @@ func (s *Server) Routes() []Route {
 		{http.MethodGet, Prefix + "/jobs/{id}", s.auth(s.getJob)},
 		{http.MethodGet, Prefix + "/jobs/{id}/events", s.auth(s.events)},
 		{http.MethodGet, Prefix + "/apps", s.auth(s.apps)},
+		{http.MethodGet, Prefix + "/stats", s.auth(s.stats)},
 	}
 }
 

@@ -52,6 +52,8 @@ type Options struct {
 	// notify.Binder do: a press is honoured only with the chat and message
 	// it was bound to. Without it button data is taken as it comes (tests).
 	Buttons notify.ButtonStore
+	// Insights answers /stats; nil: /stats is refused.
+	Insights Insights
 }
 
 // Dispatcher handles every chat request: identity, parse, policy, engine, reply.
@@ -64,6 +66,7 @@ type Dispatcher struct {
 	log     *slog.Logger
 	observe func(command string, denied bool)
 	buttons notify.ButtonStore
+	stats   Insights
 }
 
 var _ Handler = (*Dispatcher)(nil)
@@ -71,7 +74,7 @@ var _ Handler = (*Dispatcher)(nil)
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
 	d := &Dispatcher{engine: o.Engine, store: o.Engine.Store(),
-		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons}
+		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons, stats: o.Insights}
 	d.SetAccess(o.Policy, o.Catalog)
 	if d.log == nil {
 		d.log = slog.Default()
@@ -140,7 +143,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	if d.engine.Draining() && mutating(cmd.Name) {
 		return d.deny(ctx, c, "draining", "shipbot is shutting down and takes no new work; try again in a minute")
 	}
-	if cmd.App != "" && cmd.Name != "audit" {
+	if cmd.App != "" && cmd.Name != "audit" && cmd.Name != "stats" {
 		if _, ok := d.cat()[cmd.App]; !ok {
 			return d.deny(ctx, c, "unknown app", fmt.Sprintf("unknown app %q; see /apps", cmd.App))
 		}
@@ -202,6 +205,8 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 		return d.decide(ctx, c, cmd.Name == "approve")
 	case "audit":
 		return d.auditLog(ctx, c)
+	case "stats":
+		return d.statsReport(ctx, c)
 	}
 	return d.deny(ctx, c, "unknown command", "unknown command; try /help")
 }

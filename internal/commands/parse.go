@@ -72,10 +72,11 @@ var specs = map[string]spec{
 	"approve":  {"/approve ID", "approve a pending request (not your own)"},
 	"deny":     {"/deny ID", "deny a pending request"},
 	"audit":    {"/audit [N] [app=…] [env=…] [user=…]", "the last N audit rows"},
+	"stats":    {"/stats [APP] [ENV] [7d|30d|90d]", "delivery figures (DORA) beside the window before, with a chart"},
 }
 
 var helpOrder = []string{"help", "whoami", "apps", "deploy", "rollback", "releases", "status", "logs",
-	"stop", "start", "backup", "backups", "restore", "jobs", "job", "cancel", "lock", "unlock", "extend", "locks", "pending", "approve", "deny", "audit"}
+	"stop", "start", "backup", "backups", "restore", "jobs", "job", "cancel", "lock", "unlock", "extend", "locks", "pending", "approve", "deny", "audit", "stats"}
 
 var approvalIDPattern = regexp.MustCompile(`^[a-z2-7]{24}$`)
 
@@ -247,6 +248,10 @@ func Parse(text string) (Command, error) {
 				return Command{}, err
 			}
 			c.For = d
+		}
+	case "stats":
+		if err := c.parseStats(args); err != nil {
+			return Command{}, err
 		}
 	case "audit":
 		c.Limit = 20

@@ -6,6 +6,7 @@ package commands
 import (
 	"context"
 
+	"github.com/shipbot/shipbot/internal/insights"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -60,6 +61,9 @@ type Reply struct {
 	// would have been posted in chat: doors that show more than Notice
 	// (the MCP tools) render it, so they bound and redact exactly as chat.
 	Message *notify.Message
+	// Stats is the report /stats computed, for doors that answer with
+	// data (the API's GET /api/v1/stats).
+	Stats *insights.Report
 }
 
 // Handler is what chat adapters call. Handle returns once the request is

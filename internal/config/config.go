@@ -32,6 +32,8 @@ type Config struct {
 	API API
 	// MCP is the endpoint for AI assistants (see mcp.go).
 	MCP MCP
+	// Insights is the weekly delivery digest.
+	Insights Insights
 	// Source is the file name the configuration was read from.
 	Source string
 

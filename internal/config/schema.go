@@ -47,6 +47,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		"pipelines": func(v *yaml.Node, k string) { d.pipelines(v, k, &c.Pipelines) },
 		"api":       func(v *yaml.Node, k string) { d.api(v, k, &c.API) },
 		"mcp":       func(v *yaml.Node, k string) { d.mcp(v, k, &c.MCP) },
+		"insights":  func(v *yaml.Node, k string) { d.insights(v, k, &c.Insights) },
 		"apps": func(v *yaml.Node, k string) {
 			d.named(v, k, func(name string, v *yaml.Node, k string) {
 				c.Apps[name] = d.app(v, k)

@@ -57,6 +57,9 @@ func (c *Config) Summary() string {
 	for _, r := range c.Pipelines.AutoDeploy {
 		p("auto-deploy: green %s@%s → %s/%s as %s", r.Project, r.Ref, r.App, r.Env, r.As)
 	}
+	if g := c.Insights.Digest; g != nil {
+		p("insights: delivery digest %q (UTC) to %s", g.Schedule, list(c.vals("insights.digest.chats", g.Chats)))
+	}
 
 	p("users (%d):", len(c.Users))
 	for _, name := range sortedKeys(c.Users) {

@@ -57,6 +57,7 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	d.validateChat(c)
+	d.validateInsights(c)
 }
 
 func (d *decoder) checkName(key, name string) {
