@@ -27,18 +27,7 @@ var doors = []string{api.Platform, autoPlatform}
 // newAPIDoor builds the HTTP API. Its tokens follow the running config, so
 // a SIGHUP that removes a token revokes it at once.
 func newAPIDoor(lv *live, db *sqlite.DB, log *slog.Logger) *api.Server {
-	var mu sync.Mutex
-	var seen *config.Config
-	var set *apitoken.Set
-	tokens := func() *apitoken.Set {
-		c := lv.config()
-		mu.Lock()
-		defer mu.Unlock()
-		if c != seen {
-			seen, set = c, apitoken.NewSet(c.API.Tokens)
-		}
-		return set
-	}
+	tokens := liveTokens(lv)
 	return api.New(api.Options{Tokens: tokens, Store: db, Keys: db, Log: log,
 		Catalog: func() commands.Catalog { return catalog(lv.config()) }})
 }
@@ -99,4 +88,22 @@ func autoRules(c *config.Config) []pipeline.AutoRule {
 			ByName: c.Apps[a.App].Envs[a.Env].Driver == "dokploy"})
 	}
 	return out
+}
+
+// liveTokens gives the token set of the running config, built again only
+// when a reload replaced the config, so every door revokes a removed token
+// at the reload.
+func liveTokens(lv *live) func() *apitoken.Set {
+	var mu sync.Mutex
+	var seen *config.Config
+	var set *apitoken.Set
+	return func() *apitoken.Set {
+		c := lv.config()
+		mu.Lock()
+		defer mu.Unlock()
+		if c != seen {
+			seen, set = c, apitoken.NewSet(c.API.Tokens)
+		}
+		return set
+	}
 }

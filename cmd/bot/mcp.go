@@ -3,9 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
-	"sync"
 
-	"github.com/shipbot/shipbot/internal/apitoken"
 	"github.com/shipbot/shipbot/internal/commands"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/httpserver"
@@ -21,18 +19,7 @@ func init() { doors = append(doors, mcp.Platform) }
 // newMCPDoor builds the MCP endpoint. Tokens, enums, origins and the
 // approval chat follow the running config, so a SIGHUP applies at once.
 func newMCPDoor(lv *live, db *sqlite.DB, forward notify.Sender, log *slog.Logger) *mcp.Server {
-	var mu sync.Mutex
-	var seen *config.Config
-	var set *apitoken.Set
-	tokens := func() *apitoken.Set {
-		c := lv.config()
-		mu.Lock()
-		defer mu.Unlock()
-		if c != seen {
-			seen, set = c, apitoken.NewSet(c.API.Tokens)
-		}
-		return set
-	}
+	tokens := liveTokens(lv)
 	return mcp.New(mcp.Options{Tokens: tokens, Store: db, Forward: forward, Log: log, Version: version,
 		Catalog: func() commands.Catalog { return catalog(lv.config()) },
 		Origins: func() []string { return lv.config().MCP.AllowedOrigins },

@@ -76,8 +76,8 @@ type Server struct {
 	done chan struct{}
 	stop sync.Once
 
-	mu   sync.Mutex
-	subs map[int64]map[chan struct{}]struct{}
+	mu    sync.Mutex
+	watch *deploy.JobWatch
 }
 
 var (
@@ -93,7 +93,7 @@ func New(o Options) *Server {
 	if o.KeepLive <= 0 {
 		o.KeepLive = 15 * time.Second
 	}
-	return &Server{o: o, done: make(chan struct{}), subs: map[int64]map[chan struct{}]struct{}{}}
+	return &Server{o: o, done: make(chan struct{}), watch: deploy.NewJobWatch()}
 }
 
 // SetHandler wires the dispatcher in (it is built after the engine, whose
@@ -123,32 +123,7 @@ func (s *Server) Routes() []Route {
 
 // JobChanged implements deploy.Observer: it wakes the job's event streams.
 func (s *Server) JobChanged(j deploy.Job) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ch := range s.subs[j.ID] {
-		select {
-		case ch <- struct{}{}:
-		default: // a wake is already pending; the stream reads the newest state
-		}
-	}
-}
-
-func (s *Server) subscribe(id int64) (chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	s.mu.Lock()
-	if s.subs[id] == nil {
-		s.subs[id] = map[chan struct{}]struct{}{}
-	}
-	s.subs[id][ch] = struct{}{}
-	s.mu.Unlock()
-	return ch, func() {
-		s.mu.Lock()
-		delete(s.subs[id], ch)
-		if len(s.subs[id]) == 0 {
-			delete(s.subs, id)
-		}
-		s.mu.Unlock()
-	}
+	s.watch.JobChanged(j)
 }
 
 // Send implements notify.Sender for the "api" platform: a job's card has
@@ -461,7 +436,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	// Subscribe before the first read, so no change falls between.
-	wake, unsubscribe := s.subscribe(id)
+	wake, unsubscribe := s.watch.Watch(id)
 	defer unsubscribe()
 	j, ok := s.readJob(w, r, c)
 	if !ok {

@@ -67,7 +67,7 @@ type Server struct {
 	o Options
 
 	mu      sync.Mutex
-	subs    map[int64]map[chan struct{}]struct{}
+	watch   *deploy.JobWatch
 	key     string      // the catalog the cached server was built for
 	current *sdk.Server // tools for that catalog
 }
@@ -85,7 +85,7 @@ func New(o Options) *Server {
 	if o.MaxWait <= 0 {
 		o.MaxWait = 10 * time.Minute
 	}
-	return &Server{o: o, subs: map[int64]map[chan struct{}]struct{}{}}
+	return &Server{o: o, watch: deploy.NewJobWatch()}
 }
 
 // SetHandler wires the dispatcher in (it is built after the engine, whose
@@ -243,32 +243,7 @@ func catalogKey(cat commands.Catalog) string {
 
 // JobChanged implements deploy.Observer: it wakes the calls waiting on j.
 func (s *Server) JobChanged(j deploy.Job) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ch := range s.subs[j.ID] {
-		select {
-		case ch <- struct{}{}:
-		default: // a wake is pending; the waiter reads the newest state
-		}
-	}
-}
-
-func (s *Server) subscribe(id int64) (chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	s.mu.Lock()
-	if s.subs[id] == nil {
-		s.subs[id] = map[chan struct{}]struct{}{}
-	}
-	s.subs[id][ch] = struct{}{}
-	s.mu.Unlock()
-	return ch, func() {
-		s.mu.Lock()
-		delete(s.subs[id], ch)
-		if len(s.subs[id]) == 0 {
-			delete(s.subs, id)
-		}
-		s.mu.Unlock()
-	}
+	s.watch.JobChanged(j)
 }
 
 // Send implements notify.Sender for the "mcp" platform: an assistant's job

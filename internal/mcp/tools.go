@@ -474,7 +474,7 @@ func (s *Server) jobResult(ctx context.Context, req *sdk.CallToolRequest, id int
 	var wake chan struct{}
 	if wait {
 		var unsubscribe func()
-		wake, unsubscribe = s.subscribe(id) // before the first read: no change falls between
+		wake, unsubscribe = s.watch.Watch(id) // before the first read: no change falls between
 		defer unsubscribe()
 	}
 	j, err := s.o.Store.Job(ctx, id)
