@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -457,4 +458,27 @@ func (p *botProc) waitAnywhere(re string) []string {
 			p.t.Fatalf("no %q within %s", re, outputTimeout)
 		}
 	}
+}
+
+var boundButtonID = regexp.MustCompile(`b:([a-z2-7]{24})`)
+
+// resolveButtons returns markup with every bound button id ("b:ID") replaced
+// by what the bot's database says the button does, so a test can find the
+// Approve button of one approval. An id the database does not know is kept.
+func (e *testEnv) resolveButtons(markup string) string {
+	if !boundButtonID.MatchString(markup) {
+		return markup
+	}
+	db, err := sql.Open("sqlite", "file:"+e.database()+"?mode=ro")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	return boundButtonID.ReplaceAllStringFunc(markup, func(s string) string {
+		var data string
+		if err := db.QueryRow(`SELECT data FROM buttons WHERE id = ?`, strings.TrimPrefix(s, "b:")).Scan(&data); err != nil {
+			return s
+		}
+		return data
+	})
 }

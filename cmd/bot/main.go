@@ -52,6 +52,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdAudit(ctx, args, stdout, stderr)
 	case "hosts":
 		return cmdHosts(ctx, args, stdout, stderr)
+	case "token":
+		return cmdToken(args, stdout, stderr)
+	case "deploy", "rollback":
+		return cmdClient(ctx, cmd, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "shipbot", version)
 		return 0
@@ -71,6 +75,11 @@ const usage = `usage:
   bot audit verify [--config FILE]  recompute the audit hash chain; exit 1 naming the first bad row
   bot audit export [--config FILE]  write the audit log as JSON lines to stdout
   bot hosts scan HOST[:PORT]        print a host's SSH key line for known_hosts (trusts nothing)
+  bot token new                     print a fresh random API token (for api.tokens)
+  bot deploy APP ENV [REF] --server URL [--wait] [--timeout 30m]
+  bot rollback APP ENV [RELEASE] --server URL [--wait] [--timeout 30m]
+                                    start a job through shipbot's HTTP API (token in SHIPBOT_TOKEN);
+                                    with --wait exit 0 succeeded, 1 failed, 2 refused, 3 timeout, 4 awaiting approval
   bot version`
 
 // loadConfig reads --config, or the embedded example when none is given.

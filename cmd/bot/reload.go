@@ -143,7 +143,10 @@ func restartOnly(old, next *config.Config) []string {
 		name string
 		a, b any
 	}{{"bot", old.Bot, next.Bot}, {"chat", old.Chat, next.Chat}, {"http", old.HTTP, next.HTTP},
-		{"pipelines", old.Pipelines, next.Pipelines}, {"backup schedules", schedules(old), schedules(next)}} {
+		{"pipelines", old.Pipelines, next.Pipelines}, {"backup schedules", schedules(old), schedules(next)},
+		// The MCP endpoint is mounted once; its tokens, origins, approval
+		// chat and tool enums follow the reload.
+		{"mcp.enabled/path", [2]any{old.MCP.Enabled, old.MCP.Path}, [2]any{next.MCP.Enabled, next.MCP.Path}}} {
 		if !reflect.DeepEqual(s.a, s.b) {
 			out = append(out, s.name)
 		}

@@ -14,6 +14,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/shipbot/shipbot/internal/api"
 	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/chat/shell"
 	"github.com/shipbot/shipbot/internal/chat/slack"
@@ -25,6 +26,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy/local"
 	sshdriver "github.com/shipbot/shipbot/internal/deploy/ssh"
 	"github.com/shipbot/shipbot/internal/httpserver"
+	"github.com/shipbot/shipbot/internal/mcp"
 	"github.com/shipbot/shipbot/internal/metrics"
 	"github.com/shipbot/shipbot/internal/notify"
 	"github.com/shipbot/shipbot/internal/pipeline"
@@ -87,6 +89,10 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: bound, MaxAttempts: pc.MaxAttempts, Alert: alert,
 		Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
 	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
+	door := newAPIDoor(lv, db, log) // HTTP API: a door beside the chats (api.go)
+	router[api.Platform], router[autoPlatform] = door, door
+	mcpDoor := newMCPDoor(lv, db, router, log) // MCP for AI assistants: a door like the API (mcp.go)
+	router[mcp.Platform] = mcpDoor
 	// Notices of shipbot's own jobs commit with the job change they report.
 	if err := db.ReportJobs(ctx, hooks.JobNotices, relay.Wake); err != nil {
 		return err
@@ -97,7 +103,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	engine := deploy.NewEngine(deploy.Options{
 		Store:        db,
 		Drivers:      lv.driver,
-		Observer:     observers{cards, schedObserver},
+		Observer:     observers{cards, schedObserver, door, mcpDoor},
 		JobTimeout:   c.Bot.JobTimeout.Duration,
 		OutputLines:  c.Bot.OutputLines,
 		Redactor:     redact,
@@ -116,6 +122,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	if c.Chat.Shell != nil && c.Chat.Shell.Enabled {
 		sh = shell.New(shell.Options{
 			In: stdin, Out: stdout, Users: shellUsers(c), User: c.Chat.Shell.User, Prompt: isTerminal(stdin),
+			FileDir: pictureDir(c),
 			WaitIdle: func(ctx context.Context) error {
 				if err := engine.WaitIdle(ctx); err != nil {
 					return err
@@ -158,8 +165,18 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 		log.Warn("job interrupted by a previous stop", "job", j.ID, "app", j.App, "env", j.Env)
 	}
 
+	delivery := insightsService(c, db)
 	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: bound, Buttons: db, Audit: db, Log: log,
-		Observe: stats.Command})
+		Observe: stats.Command, Insights: delivery})
+	door.SetHandler(d)
+	mcpDoor.SetHandler(d)
+	if err := hooks.SetDeployer(ctx, ruleDeployer{h: d, db: db}); err != nil {
+		return fmt.Errorf("auto-deploy: %w", err)
+	}
+	digest, err := digestScheduler(c, delivery, db, relay, log)
+	if err != nil {
+		return err
+	}
 	log.Info("shipbot started", "version", version, "config", c.Source, "database", c.Bot.Database)
 
 	runCtx, stopChat := context.WithCancel(context.Background())
@@ -169,6 +186,10 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	watchReload(runCtx, &reloader{live: lv, d: d, db: db, wake: relay.Wake, log: log})
 	sched.Start()
 	defer sched.Stop()
+	if digest != nil {
+		digest.Start()
+		defer digest.Stop()
+	}
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); relay.Run(runCtx) }()
 
@@ -209,6 +230,13 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 			routes = append(routes, httpserver.Route{Path: r.Path, Handler: r.Handler})
 		}
 		routes = append(routes, httpserver.Route{Path: "/metrics", Method: http.MethodGet, Handler: stats.Handler()})
+		if c.API.Enabled() {
+			for _, r := range door.Routes() {
+				routes = append(routes, httpserver.Route{Path: r.Path, Method: r.Method, Handler: r.Handler})
+			}
+			go func() { <-runCtx.Done(); door.Close() }() // event streams end before the server waits for them
+		}
+		routes = append(routes, mcpRoutes(c, mcpDoor)...)
 		if sl != nil && sl.Mode() == slack.ModeHTTP {
 			for _, r := range sl.Routes(c.Chat.Slack.Path) {
 				routes = append(routes, httpserver.Route{Path: r.Path, Handler: r.Handler})
@@ -270,6 +298,7 @@ func (o observers) JobChanged(j deploy.Job) {
 func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats *metrics.Metrics, log *slog.Logger) pipeline.Options {
 	pc := c.Pipelines
 	o := pipeline.Options{Store: db, Wake: relay.Wake, Count: stats.Webhook, Log: log, Projects: map[string]string{},
+		AutoDeploy: autoRules(c), Auto: db, Doors: doors,
 		Secrets: pipeline.Secrets{GitLab: pc.GitLabToken, GitHub: pc.GitHubSecret, Generic: pc.GenericSecret,
 			Dokploy: pc.DokploySecret, DokployHeader: pc.DokployHeader}}
 	for _, r := range pc.Routes {

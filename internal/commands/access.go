@@ -16,3 +16,7 @@ func (d *Dispatcher) SetAccess(p *Policy, c Catalog) {
 
 func (d *Dispatcher) pol() *Policy { return d.access.Load().policy }
 func (d *Dispatcher) cat() Catalog { return d.access.Load().catalog }
+
+// Catalog is the configured apps as the dispatcher sees them now, for doors
+// that list them (the HTTP API's /apps).
+func (d *Dispatcher) Catalog() Catalog { return d.cat() }

@@ -53,6 +53,8 @@ type Options struct {
 	// notify.Binder do: a press is honoured only with the chat and message
 	// it was bound to. Without it button data is taken as it comes (tests).
 	Buttons notify.ButtonStore
+	// Insights answers /stats; nil: /stats is refused.
+	Insights Insights
 }
 
 // Dispatcher handles every chat request: identity, parse, policy, engine, reply.
@@ -65,6 +67,7 @@ type Dispatcher struct {
 	log     *slog.Logger
 	observe func(command string, denied bool)
 	buttons notify.ButtonStore
+	stats   Insights
 }
 
 var _ Handler = (*Dispatcher)(nil)
@@ -72,7 +75,7 @@ var _ Handler = (*Dispatcher)(nil)
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
 	d := &Dispatcher{engine: o.Engine, store: o.Records,
-		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons}
+		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons, stats: o.Insights}
 	if s, ok := o.Engine.(interface{ Store() deploy.Store }); ok && d.store == nil {
 		d.store = s.Store()
 	}
@@ -111,6 +114,9 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	identity := req.Platform + ":" + req.UserID
 	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String()}
 	actor, ok := d.pol().Actor(identity)
+	if req.As != "" {
+		actor, ok = d.pol().User(req.As, identity)
+	}
 	if !ok {
 		return d.deny(ctx, c, "unknown identity", fmt.Sprintf("I don't know %s. Ask an admin to add this identity to a user in shipbot's config.", identity))
 	}
@@ -144,7 +150,7 @@ func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	if sp.mutating && d.engine.Draining() {
 		return d.deny(ctx, c, "draining", "shipbot is shutting down and takes no new work; try again in a minute")
 	}
-	if cmd.App != "" && sp.check != checkWhole { // /audit app=… filters, it does not act
+	if cmd.App != "" && !sp.filters { // /audit app=… filters what it shows; it acts on nothing
 		if _, ok := d.cat()[cmd.App]; !ok {
 			return d.deny(ctx, c, "unknown app", fmt.Sprintf("unknown app %q; see /apps", cmd.App))
 		}
@@ -198,7 +204,9 @@ func (d *Dispatcher) deny(ctx context.Context, c *call, what, msg string) Reply 
 	if err := d.store.Append(ctx, ev); err != nil {
 		d.log.Error("denial not recorded", "identity", c.who.Identity, "err", err)
 	}
-	return d.say(ctx, c, notify.Message{Title: "Refused", Style: notify.StyleDanger, Text: msg}, true)
+	r := d.say(ctx, c, notify.Message{Title: "Refused", Style: notify.StyleDanger, Text: msg}, true)
+	r.Denial = what
+	return r
 }
 
 // record writes the intent+outcome pair of a read-only command. Nothing
@@ -218,6 +226,9 @@ func (d *Dispatcher) read(ctx context.Context, c *call, m notify.Message) Reply 
 
 // say answers: a button press gets a notice, a typed command a message.
 func (d *Dispatcher) say(ctx context.Context, c *call, m notify.Message, refused bool) Reply {
+	if c.req.Via != "" {
+		return Reply{Notice: firstNonEmpty(m.Text, m.Title), Refused: refused, Message: &m}
+	}
 	if c.req.Action != "" {
 		return Reply{Notice: firstNonEmpty(m.Text, m.Title), Refused: refused}
 	}

@@ -70,13 +70,13 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	if err := RefForDriver(env.Driver, ref); err != nil {
 		return d.deny(ctx, c, "bad input", err.Error())
 	}
-	_, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
+	j, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
 		Ref: ref, Release: firstNonEmpty(c.cmd.Release, c.cmd.Backup), WithDB: c.cmd.WithDB, Redeploy: c.cmd.Redeploy, Approval: env.Approval, Args: c.cmd.Args})
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
 	// The job's card, posted by the engine's observer, is the answer.
-	return Reply{Notice: "job created"}
+	return Reply{Notice: "job created", JobID: j.ID}
 }
 
 func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {
@@ -145,10 +145,19 @@ func (d *Dispatcher) job(ctx context.Context, c *call) Reply {
 func (d *Dispatcher) jobOf(ctx context.Context, id int64) (*deploy.Job, error) {
 	j, err := d.store.Job(ctx, id)
 	if errors.Is(err, deploy.ErrNotFound) {
-		return nil, &deploy.Refusal{Msg: fmt.Sprintf("there is no job #%d (see /jobs)", id)}
+		return nil, noJob(id)
 	}
 	return j, err
 }
+
+// missing is a deploy.ErrNotFound whose message names the thing once, so a
+// door can answer 404 and a chat reads "there is no job #4 (see /jobs)".
+type missing struct{ msg string }
+
+func (m *missing) Error() string { return m.msg }
+func (m *missing) Unwrap() error { return deploy.ErrNotFound }
+
+func noJob(id int64) error { return &missing{msg: fmt.Sprintf("there is no job #%d (see /jobs)", id)} }
 
 func (d *Dispatcher) cancel(ctx context.Context, c *call) Reply {
 	j, err := d.jobOf(ctx, c.cmd.JobID)
@@ -185,6 +194,11 @@ func (d *Dispatcher) pending(ctx context.Context, c *call) Reply {
 }
 
 func (d *Dispatcher) decide(ctx context.Context, c *call, approve bool) Reply {
+	if c.req.Via != "" || strings.HasPrefix(c.who.Identity, "api:") {
+		// A CI token or a rule is not a second person: whatever roles its
+		// user holds, approving (or denying) stays a human's act in chat.
+		return d.deny(ctx, c, "not a person", "approvals are given by a person in chat, never through "+firstNonEmpty(c.req.Via, "the API"))
+	}
 	a, err := d.store.Approval(ctx, c.cmd.ID)
 	if err != nil {
 		if errors.Is(err, deploy.ErrNotFound) {

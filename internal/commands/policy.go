@@ -71,7 +71,16 @@ func (p *Policy) Actor(identity string) (Actor, bool) {
 	if !ok {
 		return Actor{}, false
 	}
-	u := p.users[name]
+	return p.User(name, identity)
+}
+
+// User resolves a configured user by name, for in-process doors that act
+// as one (an auto-deploy rule's "as:"); identity is recorded as given.
+func (p *Policy) User(name, identity string) (Actor, bool) {
+	u, ok := p.users[name]
+	if !ok {
+		return Actor{}, false
+	}
 	a := Actor{User: name, Identity: identity, Roles: append([]string(nil), u.Roles...)}
 	seen := map[string]bool{}
 	for _, r := range u.Roles {

@@ -6,6 +6,7 @@ package commands
 import (
 	"context"
 
+	"github.com/shipbot/shipbot/internal/insights"
 	"github.com/shipbot/shipbot/internal/notify"
 )
 
@@ -32,6 +33,16 @@ type Request struct {
 	// answer replies to it and names the person, so in a busy group it is
 	// clear whose command it answers. Empty in private chats.
 	ReplyTo string
+	// Via names the door a request came through when it is not a chat
+	// ("api": the HTTP API, Platform "api" and UserID the token's name;
+	// "auto": an auto-deploy rule). Such a request's answer comes back in
+	// the Reply instead of being sent, and it can never approve or deny:
+	// approval is a person's act in chat.
+	Via string
+	// As is the configured user an in-process door (an auto-deploy rule's
+	// "as:") acts as. Never set from anything a client sends; chat adapters
+	// leave it empty so the user comes from Platform and UserID.
+	As string
 }
 
 // Reply is what the adapter tells the person who pressed a button (Telegram
@@ -40,6 +51,19 @@ type Request struct {
 type Reply struct {
 	Notice  string
 	Refused bool
+	// Denial is the kind of refusal ("permission", "locked", "bad input",
+	// "unknown app", …), the first word of its audit row; doors map it to
+	// their own codes (HTTP 403, 409, 400).
+	Denial string
+	// JobID is the job a deploy-like command created.
+	JobID int64
+	// Message is the whole answer to a door's request (Via set), as it
+	// would have been posted in chat: doors that show more than Notice
+	// (the MCP tools) render it, so they bound and redact exactly as chat.
+	Message *notify.Message
+	// Stats is the report /stats computed, for doors that answer with
+	// data (the API's GET /api/v1/stats).
+	Stats *insights.Report
 }
 
 // Handler is what chat adapters call. Handle returns once the request is

@@ -34,6 +34,10 @@ type spec struct {
 	check checkKind
 	// force is a whole permission that passes instead of perm (lock:force).
 	force string
+	// filters: the app and env it takes narrow what it shows (/audit
+	// app=…, /stats APP); they need not be configured ones, and the
+	// handler checks them as it needs.
+	filters bool
 	// mutating commands are refused while shipbot drains.
 	mutating bool
 	// bare maps platform -> the command this one means there when typed
@@ -85,6 +89,7 @@ const (
 	argVerb     argKind = "verb"
 	argCount    argKind = "count"
 	argFilter   argKind = "filter"
+	argWindow   argKind = "window"
 )
 
 // arg is one positional argument.
@@ -154,7 +159,10 @@ func init() {
 			perm: "approve", check: checkObject, mutating: true, run: (*Dispatcher).denyRequest},
 		{name: "audit", usage: "/audit [N] [app=…] [env=…] [user=…]", help: "the last N audit rows",
 			args:  []arg{{kind: argCount, optional: true}, {kind: argFilter, optional: true}},
-			parse: parseAudit, perm: "audit:read", check: checkWhole, run: (*Dispatcher).auditLog},
+			parse: parseAudit, perm: "audit:read", check: checkWhole, filters: true, run: (*Dispatcher).auditLog},
+		{name: "stats", usage: "/stats [APP] [ENV] [7d|30d|90d]", help: "delivery figures (DORA) beside the window before, with a chart",
+			args:  []arg{{kind: argApp, optional: true}, {kind: argEnv, optional: true}, {kind: argWindow, optional: true}},
+			parse: parseStats, perm: "status", check: checkObject, filters: true, run: (*Dispatcher).statsReport},
 	}
 	byName = make(map[string]*spec, len(table))
 	for i := range table {

@@ -54,7 +54,7 @@ func TestUsageParses(t *testing.T) {
 		"backups": "/backups a b", "restore": "/restore a b x1", "jobs": "/jobs", "job": "/job #3", "cancel": "/cancel 3",
 		"lock": "/lock a b --for 2h db -- work", "unlock": "/unlock a b", "extend": "/extend a b 30m", "locks": "/locks",
 		"pending": "/pending", "approve": "/approve abcdefghijklmnopqrstuvwx", "deny": "/deny abcdefghijklmnopqrstuvwx",
-		"audit": "/audit 5 app=a user=u",
+		"audit": "/audit 5 app=a user=u", "stats": "/stats a b 30d",
 	}
 	for _, sp := range table {
 		line, ok := good[sp.name]

@@ -28,6 +28,12 @@ type Config struct {
 	Apps  map[string]App
 	// Pipelines is CI/CD webhook intake and notification routing.
 	Pipelines Pipelines
+	// API is the HTTP API's tokens (see api.go).
+	API API
+	// MCP is the endpoint for AI assistants (see mcp.go).
+	MCP MCP
+	// Insights is the weekly delivery digest.
+	Insights Insights
 	// Source is the file name the configuration was read from.
 	Source string
 
@@ -140,6 +146,7 @@ type Pipelines struct {
 	MaxAttempts   int          // before a notification is dead-lettered; default 10
 	Routes        []PipelineRoute
 	DeployButtons []DeployButton
+	AutoDeploy    []AutoDeploy
 }
 
 // PipelineRoute sends matching events to Chats ("telegram:-100123/7", "slack:C0123").
@@ -330,6 +337,7 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 		Users:  map[string]User{},
 		Roles:  map[string]Role{},
 		Apps:   map[string]App{},
+		API:    API{Tokens: map[string]audit.Secret{}},
 		Source: name,
 	}
 	root := d.document(data)
@@ -447,6 +455,7 @@ func (c *Config) Secrets() []audit.Secret {
 	}
 	p := c.Pipelines
 	out = append(out, p.GitLabToken, p.GitHubSecret, p.DokploySecret, p.GenericSecret)
+	out = append(out, c.API.secrets()...)
 	for _, a := range sortedKeys(c.Apps) {
 		for _, e := range sortedKeys(c.Apps[a].Envs) {
 			env := c.Apps[a].Envs[e]

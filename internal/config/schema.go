@@ -45,6 +45,9 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 			})
 		},
 		"pipelines": func(v *yaml.Node, k string) { d.pipelines(v, k, &c.Pipelines) },
+		"api":       func(v *yaml.Node, k string) { d.api(v, k, &c.API) },
+		"mcp":       func(v *yaml.Node, k string) { d.mcp(v, k, &c.MCP) },
+		"insights":  func(v *yaml.Node, k string) { d.insights(v, k, &c.Insights) },
 		"apps": func(v *yaml.Node, k string) {
 			d.named(v, k, func(name string, v *yaml.Node, k string) {
 				c.Apps[name] = d.app(v, k)
@@ -306,6 +309,7 @@ func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
 				p.Routes = append(p.Routes, r)
 			}
 		},
+		"auto_deploy": func(v *yaml.Node, k string) { d.autoDeploy(v, k, p) },
 		"deploy_buttons": func(v *yaml.Node, k string) {
 			for i, v := range d.list(v, k) {
 				k := index(k, i)

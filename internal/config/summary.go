@@ -43,6 +43,23 @@ func (c *Config) Summary() string {
 	if c.HTTP.Listen != "" {
 		p("http: listening on %s", c.HTTP.Listen)
 	}
+	if c.API.Enabled() {
+		// Names only: the identities api:NAME; a token's value is never shown.
+		p("api: /api/v1 with %d tokens: %s", len(c.API.Tokens), list(sortedKeys(c.API.Tokens)))
+	}
+	if c.MCP.Enabled {
+		approvals := "the routes of source shipbot"
+		if c.MCP.ApprovalChat != "" {
+			approvals = c.MCP.ApprovalChat + " and " + approvals
+		}
+		p("mcp: %s for AI assistants (tokens of api.tokens); approval cards to %s", c.MCP.Path, approvals)
+	}
+	for _, r := range c.Pipelines.AutoDeploy {
+		p("auto-deploy: green %s@%s → %s/%s as %s", r.Project, r.Ref, r.App, r.Env, r.As)
+	}
+	if g := c.Insights.Digest; g != nil {
+		p("insights: delivery digest %q (UTC) to %s", g.Schedule, list(c.vals("insights.digest.chats", g.Chats)))
+	}
 
 	p("users (%d):", len(c.Users))
 	for _, name := range sortedKeys(c.Users) {

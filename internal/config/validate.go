@@ -61,6 +61,7 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	d.validateChat(c)
+	d.validateInsights(c)
 }
 
 func (d *decoder) checkName(key, name string) {
@@ -126,7 +127,7 @@ func checkIdentity(id string) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("identity %q must be PLATFORM:ID, e.g. telegram:123456", id)
-	case !slices.Contains(platforms, platform):
+	case !slices.Contains(platforms, platform) && platform != "api": // api:NAME is a token of api.tokens
 		return fmt.Errorf("identity %q names unknown platform %q (known: %s)", id, platform, strings.Join(platforms, ", "))
 	case user == "":
 		return fmt.Errorf("identity %q has an empty id", id)
@@ -342,6 +343,8 @@ func (d *decoder) validateChat(c *Config) {
 	d.validateTelegram(c)
 	d.validateSlack(c)
 	d.validatePipelines(c)
+	d.validateAPI(c)
+	d.validateMCP(c)
 	s := c.Chat.Shell
 	if s == nil {
 		return

@@ -261,17 +261,37 @@ func newTracker(e *Engine, j *Job) *tracker {
 	return t
 }
 
+// stepTimes stamps when s began running and when it finished.
+func stepTimes(s *Step, now time.Time) {
+	switch s.State {
+	case StepRunning:
+		if s.Started.IsZero() {
+			s.Started = now
+		}
+	case StepDone, StepFailed:
+		if s.Started.IsZero() {
+			s.Started = now
+		}
+		if s.Ended.IsZero() {
+			s.Ended = now
+		}
+	}
+}
+
 func (t *tracker) Step(name string, state StepState, detail string) {
 	t.mu.Lock()
 	found := false
+	now := t.e.now()
 	for i := range t.job.Steps {
 		if t.job.Steps[i].Name == name {
 			t.job.Steps[i].State, t.job.Steps[i].Detail = state, t.e.redact.String(detail)
+			stepTimes(&t.job.Steps[i], now)
 			found = true
 		}
 	}
 	if !found {
 		t.job.Steps = append(t.job.Steps, Step{Name: name, State: state, Detail: t.e.redact.String(detail)})
+		stepTimes(&t.job.Steps[len(t.job.Steps)-1], now)
 	}
 	snap := t.copyLocked()
 	t.mu.Unlock()

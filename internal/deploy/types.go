@@ -112,6 +112,10 @@ type Step struct {
 	Name   string    `json:"name"`
 	State  StepState `json:"state"`
 	Detail string    `json:"detail,omitempty"`
+	// Started and Ended are when the step began running and finished,
+	// for the HTTP API's job view; zero until then.
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 }
 
 // StepState is the state of one step.

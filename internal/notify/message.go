@@ -23,8 +23,9 @@ type Message struct {
 	Steps   []Step   // a checklist (progress cards)
 	Code    []string // monospace lines (command output), shown last
 	Buttons []Button
-	// Attachment is a long text (full job log) sent as a file where the
-	// platform allows; renderers that cannot attach ignore it.
+	// Attachment is a long text (full job log) or a picture (a chart)
+	// sent as a file where the platform allows; renderers that cannot
+	// attach ignore it.
 	Attachment *Attachment
 	// ReplyTo is the id of a message in the same chat this one answers
 	// (a deploy notice under its pipeline's message). Platforms without
@@ -60,7 +61,13 @@ type Button struct {
 type Attachment struct {
 	Name    string
 	Content []byte
+	// Type is the file's media type; "image/png" is shown as a picture
+	// where the platform can (a Telegram photo). "" is text.
+	Type string `json:",omitempty"`
 }
+
+// MediaPNG is the Type of a PNG picture (the delivery chart).
+const MediaPNG = "image/png"
 
 // Platforms are the chat platforms a Channel may name; each chat adapter's
 // Platform constant is one of them (cmd/bot's tests hold them together).

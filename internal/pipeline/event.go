@@ -57,7 +57,12 @@ type Event struct {
 	Ref         string `json:"ref"`
 	SHA         string `json:"sha"`
 	CommitTitle string `json:"commit_title,omitempty"`
-	Author      string `json:"author,omitempty"`
+	// CommitTime is when the commit at SHA was made, where the source says
+	// (GitLab Pipeline Hook commit.timestamp, GitHub workflow_run
+	// head_commit.timestamp, generic commit_time): delivery insights measure
+	// lead time for changes from it.
+	CommitTime time.Time `json:"commit_time,omitzero"`
+	Author     string    `json:"author,omitempty"`
 	// Status is the pipeline's own status, set only by pipeline-level news
 	// (GitHub workflow_run, GitLab Pipeline Hook, a Job Hook's commit.status).
 	// A job event that does not say how its pipeline stands leaves it empty:
@@ -183,6 +188,9 @@ func Merge(rec, e Event) Event {
 	keep(&out.URL, e.URL)
 	keep(&out.Workflow, e.Workflow)
 	keep(&out.Environment, e.Environment)
+	if !e.CommitTime.IsZero() && (out.CommitTime.IsZero() || newer) {
+		out.CommitTime = e.CommitTime
+	}
 	if e.Duration > 0 && (out.Duration == 0 || newer) {
 		out.Duration = e.Duration
 	}

@@ -164,9 +164,10 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 			User    struct{ Name, Username string } `json:"user"`
 			Project glProject                       `json:"project"`
 			Commit  struct {
-				Message string `json:"message"`
-				Title   string `json:"title"`
-				Author  struct{ Name string }
+				Message   string `json:"message"`
+				Title     string `json:"title"`
+				Timestamp string `json:"timestamp"`
+				Author    struct{ Name string }
 			} `json:"commit"`
 			Builds []struct {
 				Name, Status string
@@ -181,7 +182,7 @@ func parseGitLab(kind string, body []byte) (Event, error) {
 		}
 		e := Event{Kind: KindPipeline, Project: p.Project.Path, ID: idString(p.Attrs.ID), Ref: p.Attrs.Ref,
 			SHA: p.Attrs.SHA, Status: gitlabStatus(p.Attrs.Status), URL: p.Attrs.URL, Author: p.Commit.Author.Name,
-			CommitTitle: p.Commit.Title, Workflow: p.Attrs.Source}
+			CommitTitle: p.Commit.Title, Workflow: p.Attrs.Source, CommitTime: parseTime(p.Commit.Timestamp)}
 		if e.CommitTitle == "" {
 			e.CommitTitle = firstLine(p.Commit.Message)
 		}
@@ -384,8 +385,9 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 				RunStartedAt string `json:"run_started_at"`
 				UpdatedAt    string `json:"updated_at"`
 				HeadCommit   struct {
-					Message string
-					Author  struct{ Name string }
+					Message   string
+					Timestamp string `json:"timestamp"`
+					Author    struct{ Name string }
 				} `json:"head_commit"`
 				Actor          struct{ Login string } `json:"actor"`
 				HeadRepository ghRepo                 `json:"head_repository"`
@@ -399,7 +401,7 @@ func parseGitHub(kind string, body []byte) (Event, error) {
 		r := p.Run
 		e := Event{Kind: KindPipeline, Project: p.Repo.FullName, ID: idString(r.ID), Ref: r.HeadBranch,
 			SHA: r.HeadSHA, URL: r.HTMLURL, CommitTitle: firstLine(r.HeadCommit.Message), Author: r.HeadCommit.Author.Name,
-			Time: parseTime(r.UpdatedAt), Workflow: r.Name}
+			Time: parseTime(r.UpdatedAt), Workflow: r.Name, CommitTime: parseTime(r.HeadCommit.Timestamp)}
 		if e.Workflow == "" {
 			e.Workflow = p.Workflow.Name
 		}
@@ -534,7 +536,8 @@ type GenericEvent struct {
 	DurationSec float64  `json:"duration_seconds"`
 	FailedJobs  []string `json:"failed_jobs"`
 	Environment string   `json:"environment"`
-	Time        string   `json:"time"` // RFC 3339
+	Time        string   `json:"time"`        // RFC 3339
+	CommitTime  string   `json:"commit_time"` // RFC 3339: when the commit at SHA was made
 }
 
 func parseGeneric(body []byte) (Event, error) {
@@ -551,5 +554,5 @@ func parseGeneric(body []byte) (Event, error) {
 	}
 	return Event{Kind: kind, Project: g.Project, ID: g.ID, Ref: g.Ref, SHA: g.SHA, Status: g.Status, CommitTitle: g.Title,
 		Author: g.Author, URL: g.URL, Duration: time.Duration(g.DurationSec * float64(time.Second)), FailedJobs: g.FailedJobs,
-		Environment: g.Environment, Time: parseTime(g.Time), Vetted: true}, nil
+		Environment: g.Environment, Time: parseTime(g.Time), CommitTime: parseTime(g.CommitTime), Vetted: true}, nil
 }

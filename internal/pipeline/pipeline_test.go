@@ -44,7 +44,8 @@ func TestParseRealSamples(t *testing.T) {
 		{GitLab, "gitlab_pipeline.json", hdr("X-Gitlab-Event", "Pipeline Hook"), Event{Source: GitLab, Kind: KindPipeline,
 			Project: "gitlab-org/gitlab-test", ID: "31", Ref: "master", SHA: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
 			CommitTitle: "test", Author: "User", Status: StatusSuccess, URL: "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/pipelines/31",
-			Duration: 63 * time.Second, Time: time.Date(2016, 8, 12, 15, 26, 29, 0, time.UTC), Untrusted: true, Vetted: true,
+			CommitTime: time.Date(2016, 8, 12, 15, 23, 21, 0, time.UTC), // commit.timestamp 17:23:21+02:00
+			Duration:   63 * time.Second, Time: time.Date(2016, 8, 12, 15, 26, 29, 0, time.UTC), Untrusted: true, Vetted: true,
 			Workflow: "merge_request_event", Jobs: []Job{
 				{Name: "production", Status: StatusSkipped, Time: time.Date(2016, 8, 12, 15, 23, 28, 0, time.UTC), AllowFailure: true},
 				{Name: "test-image", Status: StatusSuccess, Time: time.Date(2016, 8, 12, 15, 26, 12, 0, time.UTC)},
@@ -62,11 +63,13 @@ func TestParseRealSamples(t *testing.T) {
 		{GitHub, "github_workflow_run_requested.json", hdr("X-GitHub-Event", "workflow_run"), Event{Source: GitHub, Kind: KindPipeline,
 			Project: "octo-org/octo-repo", ID: "30433642", Ref: "main", SHA: "acb5820ced9479c074f688cc328bf03f341a511d",
 			CommitTitle: "Update README.md", Author: "Octo Cat", Status: StatusPending, Workflow: "Build", Vetted: true,
-			URL: "https://github.com/octo-org/octo-repo/actions/runs/30433642", Time: time.Date(2020, 1, 22, 19, 33, 10, 0, time.UTC)}},
+			CommitTime: time.Date(2020, 1, 22, 19, 33, 5, 0, time.UTC), // head_commit.timestamp
+			URL:        "https://github.com/octo-org/octo-repo/actions/runs/30433642", Time: time.Date(2020, 1, 22, 19, 33, 10, 0, time.UTC)}},
 		{GitHub, "github_workflow_run_failure.json", hdr("X-GitHub-Event", "workflow_run"), Event{Source: GitHub, Kind: KindPipeline,
 			Project: "octo-org/octo-repo", ID: "30433642", Ref: "main", SHA: "acb5820ced9479c074f688cc328bf03f341a511d",
 			CommitTitle: "Update README.md", Author: "Octo Cat", Status: StatusFailed, Duration: 2 * time.Minute, Workflow: "Build", Vetted: true,
-			URL: "https://github.com/octo-org/octo-repo/actions/runs/30433642", Time: time.Date(2020, 1, 22, 19, 35, 8, 0, time.UTC)}},
+			CommitTime: time.Date(2020, 1, 22, 19, 33, 5, 0, time.UTC),
+			URL:        "https://github.com/octo-org/octo-repo/actions/runs/30433642", Time: time.Date(2020, 1, 22, 19, 35, 8, 0, time.UTC)}},
 		{GitHub, "github_workflow_job_failure.json", hdr("X-GitHub-Event", "workflow_job"), Event{Source: GitHub, Kind: KindJob,
 			Project: "octo-org/octo-repo", ID: "30433642", Ref: "main", SHA: "acb5820ced9479c074f688cc328bf03f341a511d",
 			URL:  "https://github.com/octo-org/octo-repo/actions/runs/30433642",

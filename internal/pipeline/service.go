@@ -48,12 +48,19 @@ type Options struct {
 	// Count hears every delivery's source and result, for metrics.
 	Count func(source, result string)
 	Log   *slog.Logger
+	// AutoDeploy are the pipelines.auto_deploy rules, kept in Auto.
+	AutoDeploy []AutoRule
+	Auto       AutoStore
+	// Doors are the platforms of requests no person watches ("api",
+	// "auto"): their jobs' approval cards go out through the routes.
+	Doors []string
 }
 
 // Service is the webhook side of pipeline notifications and the notifier
 // of shipbot's own jobs.
 type Service struct {
-	o Options
+	o    Options
+	auto autoDeployer
 }
 
 // New returns a Service.
@@ -144,6 +151,11 @@ func (s *Service) handler(source string, verify func(*http.Request, []byte) erro
 				return
 			}
 			result = res
+			if err := s.autoDeploy(r.Context(), e); err != nil {
+				s.o.Log.Error("auto-deploy not recorded", "source", source, "key", key, "err", err)
+				answer(http.StatusInternalServerError, ResultError, "not stored; retry")
+				return
+			}
 		}
 		s.o.Wake()
 		answer(http.StatusOK, result, "")
@@ -200,6 +212,16 @@ func (s *Service) ingest(ctx context.Context, key string, e Event) (string, erro
 // when the routing status did not change (a step, new output).
 func (s *Service) JobNotices(ctx context.Context, prev deploy.State, j deploy.Job) []notify.Post {
 	status, ok := jobStatus(j.State)
+	door := s.isDoor(j.RequestedBy.Chat)
+	switch {
+	case ok:
+	case door && j.State == deploy.AwaitingApproval:
+		// No person watches the API or a rule: the approval card, buttons
+		// and all, goes where the team reads deploy notices.
+		status, ok = StatusPending, true
+	case door && j.State == deploy.Cancelled && prev == deploy.AwaitingApproval:
+		status, ok = StatusCancelled, true // the card loses its buttons
+	}
 	if !ok {
 		return nil
 	}
@@ -219,6 +241,9 @@ func (s *Service) JobNotices(ctx context.Context, prev deploy.State, j deploy.Jo
 		pipelineTopics, _ = s.o.Store.PipelineTopics(ctx, project, j.Ref)
 	}
 	msg := DeployNotice(j)
+	if status == StatusPending {
+		msg = notify.JobCard(j)
+	}
 	var posts []notify.Post
 	for _, ch := range chats {
 		m := msg

@@ -56,7 +56,12 @@ func Render(m notify.Message, label func(i int, b notify.Button) string) string 
 		}
 	}
 	if a := m.Attachment; a != nil {
-		b.WriteString("  (attachment ")
+		b.WriteString("  (")
+		if a.Type == notify.MediaPNG {
+			b.WriteString("picture ")
+		} else {
+			b.WriteString("attachment ")
+		}
 		b.WriteString(oneLine(a.Name))
 		b.WriteString(", ")
 		b.WriteString(strconv.Itoa(len(a.Content)))

@@ -86,6 +86,10 @@ func TestRenderGolden(t *testing.T) {
 			msg  notify.Message
 		}{name, notify.JobCard(backup[name])})
 	}
+	cases = append(cases, struct {
+		name string
+		msg  notify.Message
+	}{"stats", chattest.StatsMessage()})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := Render(c.msg, counter())

@@ -52,6 +52,9 @@ type Options struct {
 	// WaitIdle is called when In reaches EOF (or /quit) and should return
 	// once running jobs are done, so a piped script sees their outcome.
 	WaitIdle func(ctx context.Context) error
+	// FileDir is where pictures sent to the terminal (delivery charts) are
+	// saved; the message prints the file's path. "": not saved.
+	FileDir string
 }
 
 // Shell is the terminal chat. Send and Edit are safe to call from any
@@ -61,6 +64,7 @@ type Shell struct {
 	users    []string
 	prompt   bool
 	waitIdle func(ctx context.Context) error
+	fileDir  string
 
 	hmu     sync.Mutex
 	handler commands.Handler
@@ -98,6 +102,7 @@ func New(o Options) *Shell {
 		users:    slices.Clone(o.Users),
 		prompt:   o.Prompt,
 		waitIdle: o.WaitIdle,
+		fileDir:  o.FileDir,
 		handler:  o.Handler,
 		user:     user,
 		buttons:  make(map[string][]string),
@@ -338,7 +343,7 @@ func (s *Shell) Send(ctx context.Context, ch notify.Channel, m notify.Message) (
 	s.lastMsg++
 	id := strconv.Itoa(s.lastMsg)
 	header := "── #" + id + channelNote(ch) + " ──\n"
-	if err := s.writeLocked(header + Render(m, s.labeller(id, len(m.Buttons)))); err != nil {
+	if err := s.writeLocked(header + Render(m, s.labeller(id, len(m.Buttons))) + s.savePicture(id, m.Attachment)); err != nil {
 		return notify.Ref{}, fmt.Errorf("shell: send: %w", err)
 	}
 	s.rememberLocked(id, Render(m, nil))
@@ -364,7 +369,7 @@ func (s *Shell) Edit(ctx context.Context, ref notify.Ref, m notify.Message) erro
 	}
 	id := oneLine(ref.ID)
 	header := "── #" + id + channelNote(ref.Channel) + " (updated) ──\n"
-	if err := s.writeLocked(header + Render(m, s.labeller(id, len(m.Buttons)))); err != nil {
+	if err := s.writeLocked(header + Render(m, s.labeller(id, len(m.Buttons))) + s.savePicture(id, m.Attachment)); err != nil {
 		return fmt.Errorf("shell: edit: %w", err)
 	}
 	// Refs from before a restart (the outbox relay keeps them) are printed

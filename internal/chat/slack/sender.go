@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,10 +111,18 @@ func (a *Adapter) attach(ctx context.Context, ref notify.Ref, att *notify.Attach
 	if thread == "" {
 		thread = ref.ID
 	}
-	_, err := a.api.UploadFileContext(ctx, slackgo.UploadFileParameters{
-		Filename: att.Name, Title: att.Name, Content: string(att.Content), FileSize: len(att.Content),
-		Channel: ref.Channel.ID, ThreadTimestamp: thread, SnippetType: "text",
-	})
+	up := slackgo.UploadFileParameters{
+		Filename: att.Name, Title: att.Name, FileSize: len(att.Content),
+		Channel: ref.Channel.ID, ThreadTimestamp: thread,
+	}
+	if att.Type == notify.MediaPNG {
+		// A picture: Slack previews an image file inline; a snippet type
+		// would make it text.
+		up.Reader = bytes.NewReader(att.Content)
+	} else {
+		up.Content, up.SnippetType = string(att.Content), "text"
+	}
+	_, err := a.api.UploadFileContext(ctx, up)
 	if err != nil {
 		a.attached.Failed(ref)
 		return a.apiErr("files.upload", err)

@@ -368,7 +368,7 @@ func TestPollingStartsWithTheMenuAndRemovesAWebhook(t *testing.T) {
 	for _, c := range b.fake.Commands() {
 		names = append(names, c.Command)
 	}
-	if got := strings.Join(names, " "); got != "help whoami apps deploy rollback releases status logs stop backup backups restore jobs job cancel lock unlock extend locks pending approve deny audit" {
+	if got := strings.Join(names, " "); got != "help whoami apps deploy rollback releases status logs stop backup backups restore jobs job cancel lock unlock extend locks pending approve deny audit stats" {
 		t.Fatalf("menu %q", got)
 	}
 }

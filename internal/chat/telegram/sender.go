@@ -138,9 +138,10 @@ func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) er
 	return nil
 }
 
-// attach sends m's attachment (a full job log) as a document replying to
-// message id, unless this ref already got it. The card updater edits one
-// card at a time, so two sends of one attachment do not race.
+// attach sends m's attachment (a full job log) as a document, or a picture
+// as a photo, replying to message id, unless this ref already got it. The
+// card updater edits one card at a time, so two sends of one attachment do
+// not race.
 func (a *Adapter) attach(ctx context.Context, ref notify.Ref, chatID int64, thread, id int, m notify.Message) error {
 	if m.Attachment == nil {
 		return nil
@@ -152,14 +153,25 @@ func (a *Adapter) attach(ctx context.Context, ref notify.Ref, chatID int64, thre
 	if name == "" {
 		name = "shipbot.txt"
 	}
-	_, err := a.b.SendDocument(ctx, &bot.SendDocumentParams{ChatID: chatID, MessageThreadID: thread,
-		Document: &models.InputFileUpload{Filename: name, Data: bytes.NewReader(m.Attachment.Content)},
-		Caption:  clipHeadFit(chat.OneLine(m.Title), 1024),
-		// The card may have been deleted meanwhile; the log is still worth having.
-		ReplyParameters: &models.ReplyParameters{MessageID: id, AllowSendingWithoutReply: true}})
+	caption := clipHeadFit(chat.OneLine(m.Title), 1024)
+	// The message may have been deleted meanwhile; the file is still worth having.
+	reply := &models.ReplyParameters{MessageID: id, AllowSendingWithoutReply: true}
+	var err error
+	method := "sendDocument"
+	if m.Attachment.Type == notify.MediaPNG {
+		// A picture (the delivery chart) is shown inline as a photo.
+		method = "sendPhoto"
+		_, err = a.b.SendPhoto(ctx, &bot.SendPhotoParams{ChatID: chatID, MessageThreadID: thread,
+			Photo:   &models.InputFileUpload{Filename: name, Data: bytes.NewReader(m.Attachment.Content)},
+			Caption: caption, ReplyParameters: reply})
+	} else {
+		_, err = a.b.SendDocument(ctx, &bot.SendDocumentParams{ChatID: chatID, MessageThreadID: thread,
+			Document: &models.InputFileUpload{Filename: name, Data: bytes.NewReader(m.Attachment.Content)},
+			Caption:  caption, ReplyParameters: reply})
+	}
 	if err != nil {
 		a.attached.Failed(ref)
-		return a.apiErr("sendDocument", err)
+		return a.apiErr(method, err)
 	}
 	a.attached.Sent(ref)
 	return nil

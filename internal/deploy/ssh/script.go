@@ -81,8 +81,25 @@ func (h *Host) RunScript(ctx context.Context, s release.Script, out func(line st
 			finishOnce.Do(func() { close(finished) })
 		}
 	})
-	// Apart from stdout, so a login shell's stderr can never split a line.
-	we := release.NewLineWriter(h.cfg.MaxLine, out)
+	// The script sends its own stderr to stdout before anything else, so
+	// what arrives on the session's stderr is the login shell's (a banner,
+	// a profile's complaints) or a shell that could not start the script.
+	// sshd's two channels are not ordered with each other: such a line may
+	// arrive after the script's first markers and would pass for step
+	// output. It is kept aside, and shown only if the script never said it
+	// finished, where it may be the reason.
+	var (
+		errMu    sync.Mutex
+		errLines []string
+	)
+	we := release.NewLineWriter(h.cfg.MaxLine, func(l string) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if len(errLines) == maxLoginLines {
+			errLines = errLines[1:]
+		}
+		errLines = append(errLines, l)
+	})
 	defer wo.Close()
 	defer we.Close()
 
@@ -143,6 +160,15 @@ func (h *Host) RunScript(ctx context.Context, s release.Script, out func(line st
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	select {
+	case <-finished:
+	default:
+		errMu.Lock()
+		for _, l := range errLines {
+			out(l)
+		}
+		errMu.Unlock()
+	}
 	var ee *gossh.ExitError
 	switch {
 	case werr == nil:
@@ -152,3 +178,6 @@ func (h *Host) RunScript(ctx context.Context, s release.Script, out func(line st
 	}
 	return c.explain(h.Name(), werr)
 }
+
+// maxLoginLines bounds what is kept of a session's stderr (see RunScript).
+const maxLoginLines = 20

@@ -14,6 +14,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
+	_ "image/png" // sendPhoto decodes what it is sent, as Telegram does
 	"io"
 	"mime"
 	"net/http"
@@ -54,12 +56,13 @@ type Message struct {
 	Deleted  bool // deleted in the chat (DeleteMessage)
 }
 
-// Document is a sent file.
+// Document is a sent file (sendDocument) or photo (sendPhoto).
 type Document struct {
 	Name    string
 	Content []byte
 	Caption string
 	ReplyTo int
+	Photo   bool
 }
 
 // Server is the fake Bot API.
@@ -415,7 +418,13 @@ func (s *Server) wireMessage(m *Message) models.Message {
 	if m.Thread > 0 {
 		out.MessageThreadID, out.IsTopicMessage = m.Thread, true
 	}
-	if m.Document != nil {
+	if m.Document != nil && m.Document.Photo {
+		// A photo message carries its sizes, not the file name.
+		cfg, _, _ := image.DecodeConfig(bytes.NewReader(m.Document.Content))
+		out.Photo = []models.PhotoSize{{FileID: fmt.Sprintf("photo%d_%d", m.Chat, m.ID), FileUniqueID: fmt.Sprintf("u%d_%d", m.Chat, m.ID),
+			Width: cfg.Width, Height: cfg.Height, FileSize: len(m.Document.Content)}}
+		out.Caption = m.Document.Caption
+	} else if m.Document != nil {
 		out.Document = &models.Document{FileID: fmt.Sprintf("doc%d_%d", m.Chat, m.ID),
 			FileUniqueID: fmt.Sprintf("u%d_%d", m.Chat, m.ID), FileName: m.Document.Name, FileSize: int64(len(m.Document.Content))}
 		out.Caption = m.Document.Caption
@@ -682,14 +691,32 @@ func (s *Server) handle(c Call) (any, *apiError) {
 		m.Text, m.Markup = f["text"], markup
 		m.Edits++
 		return s.wireMessage(m), nil
-	case "sendDocument":
+	case "sendDocument", "sendPhoto":
 		chat, thread, err := chatThread(f)
 		if err != nil {
 			return nil, err
 		}
-		content, ok := c.Files["document"]
+		field := "document"
+		if c.Method == "sendPhoto" {
+			field = "photo"
+		}
+		content, ok := c.Files[field]
 		if !ok {
-			return nil, badRequest("there is no document in the request")
+			return nil, badRequest("there is no %s in the request", field)
+		}
+		if field == "photo" {
+			// https://core.telegram.org/bots/api#sendphoto: "The photo must
+			// be at most 10 MB in size. The photo's width and height must
+			// not exceed 10000 in total. Width and height ratio must be at
+			// most 20." A file that is no image is refused outright.
+			cfg, _, err := image.DecodeConfig(bytes.NewReader(content))
+			switch {
+			case err != nil:
+				return nil, badRequest("IMAGE_PROCESS_FAILED")
+			case len(content) > 10<<20 || cfg.Width+cfg.Height > 10000 ||
+				cfg.Width > 20*cfg.Height || cfg.Height > 20*cfg.Width:
+				return nil, badRequest("PHOTO_INVALID_DIMENSIONS")
+			}
 		}
 		if len(utf16.Encode([]rune(f["caption"]))) > 1024 {
 			return nil, badRequest("message caption is too long")
@@ -703,7 +730,7 @@ func (s *Server) handle(c Call) (any, *apiError) {
 			}
 		}
 		m := &Message{Chat: chat, ID: len(s.messages[chat]) + 1, Thread: thread, Document: &Document{
-			Name: f["document.filename"], Content: content, Caption: f["caption"], ReplyTo: rp.MessageID}}
+			Name: f[field+".filename"], Content: content, Caption: f["caption"], ReplyTo: rp.MessageID, Photo: field == "photo"}}
 		s.messages[chat] = append(s.messages[chat], m)
 		return s.wireMessage(m), nil
 	case "answerCallbackQuery":

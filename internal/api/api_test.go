@@ -1,0 +1,39 @@
+package api
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every field is checked before it is joined into a command line, so no
+// value can add a word, a flag or a second command.
+func TestCommandLine(t *testing.T) {
+	good := map[JobRequest]string{
+		{Action: "deploy", App: "web", Env: "staging"}:                      "/deploy web staging",
+		{Action: "deploy", App: "web", Env: "staging", Ref: "v1.2"}:         "/deploy web staging v1.2",
+		{Action: "rollback", App: "web", Env: "prod", Release: "20261122a"}: "/rollback web prod 20261122a",
+	}
+	for req, want := range good {
+		if got, err := commandLine(req); err != nil || got != want {
+			t.Errorf("%+v: %q %v, want %q", req, got, err, want)
+		}
+	}
+	bad := []JobRequest{
+		{Action: "lock", App: "web", Env: "staging"},
+		{Action: "deploy", App: "web staging", Env: "prod"},
+		{Action: "deploy", App: "web", Env: "staging\n/approve x"},
+		{Action: "deploy", App: "web", Env: "staging", Ref: "v1 --with-db"},
+		{Action: "deploy", App: "web", Env: "staging", Ref: "--redeploy"},
+		{Action: "deploy", App: "web", Env: "staging", Release: "r1"},
+		{Action: "rollback", App: "web", Env: "staging", Ref: "main"},
+		{Action: "rollback", App: "web", Env: "staging", Release: "--with-db"},
+		{Action: "deploy", App: "", Env: "staging"},
+	}
+	for _, req := range bad {
+		if got, err := commandLine(req); err == nil {
+			t.Errorf("%+v passed as %q", req, got)
+		} else if strings.TrimSpace(err.Error()) == "" {
+			t.Errorf("%+v: empty error", req)
+		}
+	}
+}
