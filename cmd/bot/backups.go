@@ -27,7 +27,11 @@ type backedUp struct {
 	*backup.Runner
 }
 
+// Unwrap lets the engine find the release driver's own capabilities.
+func (b backedUp) Unwrap() deploy.Driver { return b.Driver }
+
 var (
+	_ deploy.Wrapper        = backedUp{}
 	_ deploy.Backuper       = backedUp{}
 	_ deploy.BackupVerifier = backedUp{}
 	_ deploy.Restorer       = backedUp{}

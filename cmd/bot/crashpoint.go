@@ -27,6 +27,12 @@ type crashDriver struct {
 	step string
 }
 
+// Unwrap lets the engine find the wrapped driver's capabilities (a Dokploy
+// driver's Resumer, StartStopper, Backuper).
+func (c crashDriver) Unwrap() deploy.Driver { return c.Driver }
+
+var _ deploy.Wrapper = crashDriver{}
+
 func (c crashDriver) Deploy(ctx context.Context, req deploy.DeployRequest, p deploy.Progress) (deploy.Result, error) {
 	return c.Driver.Deploy(ctx, req, crashProgress{Progress: p, step: c.step})
 }

@@ -76,7 +76,6 @@ type Server struct {
 	done chan struct{}
 	stop sync.Once
 
-	mu    sync.Mutex
 	watch *deploy.JobWatch
 }
 

@@ -91,9 +91,15 @@ var actions = map[Action]*actionSpec{
 		},
 		run: (*Engine).runRollbackJob},
 	ActionStop: {noun: "Stop", prepare: needStartStopper,
-		run: func(e *Engine, r runJob) (Result, error) { return r.d.(StartStopper).Stop(r.runCtx, r.tr) }},
+		run: func(e *Engine, r runJob) (Result, error) {
+			ss, _ := As[StartStopper](r.d) // prepare checked it
+			return ss.Stop(r.runCtx, r.tr)
+		}},
 	ActionStart: {noun: "Start", prepare: needStartStopper,
-		run: func(e *Engine, r runJob) (Result, error) { return r.d.(StartStopper).Start(r.runCtx, r.tr) }},
+		run: func(e *Engine, r runJob) (Result, error) {
+			ss, _ := As[StartStopper](r.d) // prepare checked it
+			return ss.Start(r.runCtx, r.tr)
+		}},
 	ActionBackup: {noun: "Backup", approval: approvalNever, onBackup: true, newRelease: true,
 		prepare: func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
 			_, _, err := e.backuper(r.App, r.Env)
@@ -140,7 +146,7 @@ func (a Action) Switches() bool { return actionOf(a).switches }
 func (a Action) OnBackup() bool { return actionOf(a).onBackup }
 
 func needStartStopper(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
-	if _, ok := d.(StartStopper); !ok {
+	if _, ok := As[StartStopper](d); !ok {
 		return refuse("%s/%s cannot be stopped or started by its driver", r.App, r.Env)
 	}
 	return nil
@@ -187,7 +193,7 @@ func (e *Engine) runDeployJob(r runJob) (Result, error) {
 	}
 	req := DeployRequest{JobID: j.ID, App: j.App, Env: j.Env, Ref: j.Ref,
 		Release: j.Release, Previous: j.FromRelease, By: j.RequestedBy.User, Redeploy: j.Redeploy}
-	if rs, ok := r.d.(Resumer); ok && r.resume {
+	if rs, ok := As[Resumer](r.d); ok && r.resume {
 		tr.Output("shipbot restarted: following the deploy the target is still running")
 		res, err = rs.Resume(r.runCtx, req, tr)
 	} else {

@@ -39,7 +39,7 @@ func (e *Engine) backuper(app, env string) (Backuper, BackupStore, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	b, ok := d.(Backuper)
+	b, ok := As[Backuper](d)
 	if !ok {
 		return nil, nil, refuse("%s/%s has no backup configured (add a backup: block to the env)", app, env)
 	}
@@ -59,10 +59,10 @@ func backupsCan[T any](e *Engine, app, env, id, what string) (T, error) {
 	if err != nil {
 		return zero, err
 	}
-	if c, ok := d.(T); ok {
+	if c, ok := As[T](d); ok {
 		return c, nil
 	}
-	if el, ok := d.(BackupsElsewhere); ok {
+	if el, ok := As[BackupsElsewhere](d); ok {
 		return zero, refuse("backup %s is kept by %s", id, el.BackupsKeptBy())
 	}
 	return zero, refuse("backups of %s/%s cannot be %s by its driver", app, env, what)

@@ -16,7 +16,7 @@ func (e *Engine) BuildLogs(ctx context.Context, app, env string, lines int) (Log
 	if err != nil {
 		return Logs{}, err
 	}
-	bl, ok := d.(BuildLogger)
+	bl, ok := As[BuildLogger](d)
 	if !ok {
 		return Logs{}, refuse("%s/%s keeps no build log apart from its app log; use /logs %s %s", app, env, app, env)
 	}

@@ -158,3 +158,27 @@ type LogSource struct {
 	MaxLines int
 	MaxBytes int
 }
+
+// Wrapper is a Driver that adds to or changes another (cmd/bot's backup
+// and crash-point wrappers). Capability checks look through it (see As), so
+// wrapping a driver never hides what it can do.
+type Wrapper interface {
+	Unwrap() Driver
+}
+
+// As finds capability T (Resumer, StartStopper, Backuper, ...) on d or on a
+// driver d wraps, the outermost first.
+func As[T any](d Driver) (T, bool) {
+	for d != nil {
+		if c, ok := any(d).(T); ok {
+			return c, true
+		}
+		w, ok := d.(Wrapper)
+		if !ok {
+			break
+		}
+		d = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

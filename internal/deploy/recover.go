@@ -25,7 +25,7 @@ func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 	for _, j := range js {
 		if j.State == Running && actionOf(j.Action).resumable {
 			if d, err := e.driver(j.App, j.Env); err == nil {
-				if _, ok := d.(Resumer); ok {
+				if _, ok := As[Resumer](d); ok {
 					// The target is still deploying: follow it rather than
 					// leave a live deploy unobserved and its lock stuck.
 					e.log.Info("resuming a deploy the target is still running", "job", j.ID)
