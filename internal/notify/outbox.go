@@ -194,6 +194,16 @@ func (r *Relay) Run(ctx context.Context) {
 // recorded, or it is repeated.
 func (r *Relay) deliver(ctx context.Context, d Delivery) {
 	var err error
+	if d.Ref != nil {
+		err = r.o.Sender.Edit(ctx, *d.Ref, d.Message)
+		if errors.Is(err, ErrMessageGone) {
+			// Someone deleted the message: no edit will ever land, and
+			// retrying one until the row is dead loses the news. Post it
+			// anew; the new message becomes the topic's message.
+			r.o.Log.Info("outbox: the message to edit was deleted; posting it anew", "id", d.ID, "topic", d.Topic)
+			d.Ref = nil
+		}
+	}
 	if d.Ref == nil {
 		var ref Ref
 		ref, err = r.o.Sender.Send(ctx, d.Channel, d.Message)
@@ -206,8 +216,6 @@ func (r *Relay) deliver(ctx context.Context, d Delivery) {
 				return
 			}
 		}
-	} else {
-		err = r.o.Sender.Edit(ctx, *d.Ref, d.Message)
 	}
 	latency := r.o.Now().Sub(d.Queued)
 	if r.o.Observe != nil {

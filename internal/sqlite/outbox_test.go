@@ -61,10 +61,20 @@ func (f *flakySender) Edit(_ context.Context, ref notify.Ref, m notify.Message) 
 		return err
 	}
 	if _, ok := f.msgs[ref.ID]; !ok {
-		return errors.New("message not found")
+		// Telegram "message to edit not found", Slack "message_not_found":
+		// the adapters wrap both as ErrMessageGone.
+		return fmt.Errorf("%w: message not found", notify.ErrMessageGone)
 	}
 	f.msgs[ref.ID] = m
 	return nil
+}
+
+// delete is a person removing message id from the chat.
+func (f *flakySender) delete(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.msgs, id)
+	delete(f.chans, id)
 }
 
 func (f *flakySender) snapshot() (map[string]notify.Message, map[string]notify.Channel) {
@@ -258,5 +268,121 @@ func TestIngestPipelineDedupesAndKeepsTheNewestState(t *testing.T) {
 	}
 	if ref, err := db.SentRef(ctx, "p1", ch); err != nil || ref == nil || ref.ID != "17.5" || ref.Channel != ch {
 		t.Fatalf("ref %+v %v", ref, err)
+	}
+}
+
+// A deleted message cannot be edited: the relay posts the topic anew, and
+// later versions edit the new message instead of being dead-lettered.
+func TestOutboxPostsAnewWhenTheMessageIsGone(t *testing.T) {
+	db, _ := openDB(t)
+	sender := newFlaky(0)
+	r := runRelay(t, notify.RelayOptions{Outbox: db, Sender: sender, Backoff: time.Millisecond,
+		MaxBackoff: time.Millisecond, MaxAttempts: 3, Poll: 2 * time.Millisecond})
+	ch := notify.Channel{Platform: "telegram", ID: "-100"}
+	post := func(text string) {
+		t.Helper()
+		if err := db.Enqueue(context.Background(), notify.Post{Topic: "job:7", Channel: ch,
+			Message: notify.Message{Title: "job 7", Text: text}}); err != nil {
+			t.Fatal(err)
+		}
+		r.Wake()
+	}
+	delivered := func() bool {
+		pending, _, err := db.OutboxDepth(context.Background())
+		return err == nil && pending == 0
+	}
+	post("running")
+	eventually(t, "the first post", delivered)
+	msgs, _ := sender.snapshot()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages after the first post", len(msgs))
+	}
+	for id := range msgs {
+		sender.delete(id)
+	}
+	post("succeeded")
+	eventually(t, "the news posted anew", delivered)
+	post("succeeded, lock released")
+	eventually(t, "the next version", delivered)
+	msgs, _ = sender.snapshot()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want the one new message edited: %+v", len(msgs), msgs)
+	}
+	for _, m := range msgs {
+		if m.Text != "succeeded, lock released" {
+			t.Fatalf("the new message shows %q", m.Text)
+		}
+	}
+	if _, dead, _ := db.OutboxDepth(context.Background()); dead != 0 {
+		t.Fatalf("%d dead letters", dead)
+	}
+	if sender.sends != 2 {
+		t.Fatalf("%d sends, want the first post and one repost", sender.sends)
+	}
+}
+
+// slowSender answers the first edit with a 429 asking for a wait, as
+// Telegram's parameters.retry_after does
+// (https://core.telegram.org/bots/api#responseparameters) and Slack's
+// Retry-After header (https://api.slack.com/apis/rate-limits), and keeps
+// the time of every edit.
+type slowSender struct {
+	*flakySender
+	after time.Duration
+	edits []time.Time
+}
+
+func (s *slowSender) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
+	s.mu.Lock()
+	s.edits = append(s.edits, time.Now())
+	first := len(s.edits) == 1
+	s.mu.Unlock()
+	if first {
+		return notify.SlowDown(errors.New("429 too many requests"), s.after)
+	}
+	return s.flakySender.Edit(ctx, ref, m)
+}
+
+func (s *slowSender) editTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.edits...)
+}
+
+// An edit that meets a 429 is tried again no sooner than the platform asked,
+// even though the relay's own backoff is far shorter, and the final state
+// arrives.
+func TestOutboxEditWaitsOutRetryAfter(t *testing.T) {
+	db, _ := openDB(t)
+	sender := &slowSender{flakySender: newFlaky(0), after: 300 * time.Millisecond}
+	r := runRelay(t, notify.RelayOptions{Outbox: db, Sender: sender, Backoff: time.Millisecond,
+		MaxBackoff: time.Millisecond, MaxAttempts: 5, Poll: 2 * time.Millisecond})
+	ch := notify.Channel{Platform: "telegram", ID: "-100"}
+	for _, text := range []string{"running", "succeeded"} {
+		if err := db.Enqueue(context.Background(), notify.Post{Topic: "job:9", Channel: ch,
+			Message: notify.Message{Title: "job 9", Text: text}}); err != nil {
+			t.Fatal(err)
+		}
+		r.Wake()
+		eventually(t, text+" delivered", func() bool {
+			pending, _, err := db.OutboxDepth(context.Background())
+			return err == nil && pending == 0
+		})
+	}
+	edits := sender.editTimes()
+	if len(edits) != 2 {
+		t.Fatalf("%d edits, want the refused one and its retry", len(edits))
+	}
+	if gap := edits[1].Sub(edits[0]); gap < sender.after {
+		t.Fatalf("retried after %v, the platform asked for %v", gap, sender.after)
+	}
+	msgs, _ := sender.snapshot()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want one edited", len(msgs))
+	}
+	for _, m := range msgs {
+		if m.Text != "succeeded" {
+			t.Fatalf("final message shows %q", m.Text)
+		}
 	}
 }
