@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -385,4 +386,102 @@ func TestOutboxEditWaitsOutRetryAfter(t *testing.T) {
 			t.Fatalf("final message shows %q", m.Text)
 		}
 	}
+}
+
+// refusingSender refuses every call to one chat once told to; other chats
+// (the alert chat) still work.
+type refusingSender struct {
+	*flakySender
+	ch      notify.Channel
+	refuse  bool
+	reposts int // refused sends to ch
+}
+
+func (s *refusingSender) refused(ch notify.Channel) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refuse && ch == s.ch
+}
+
+func (s *refusingSender) Send(ctx context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
+	if s.refused(ch) {
+		s.mu.Lock()
+		s.reposts++
+		s.mu.Unlock()
+		return notify.Ref{}, errors.New("502 bad gateway")
+	}
+	return s.flakySender.Send(ctx, ch, m)
+}
+
+// Edit of a deleted message answers "gone" as the platform does; only an
+// edit of a message that exists meets the refusal.
+func (s *refusingSender) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
+	s.mu.Lock()
+	_, exists := s.msgs[ref.ID]
+	s.mu.Unlock()
+	if exists && s.refused(ref.Channel) {
+		return errors.New("502 bad gateway")
+	}
+	return s.flakySender.Edit(ctx, ref, m)
+}
+
+// A message whose edits can never land (deleted) and whose repost the chat
+// refuses too ends as a dead letter with an alert, like any other row.
+func TestOutboxDeadLettersAGoneMessageItCannotRepost(t *testing.T) {
+	db, _ := openDB(t)
+	ch := notify.Channel{Platform: "telegram", ID: "-100"}
+	sender := &refusingSender{flakySender: newFlaky(0), ch: ch}
+	alert := notify.Channel{Platform: "telegram", ID: "-999"}
+	r := runRelay(t, notify.RelayOptions{Outbox: db, Sender: sender, Backoff: time.Millisecond,
+		MaxBackoff: time.Millisecond, MaxAttempts: 3, Poll: 2 * time.Millisecond, Alert: alert})
+	post := func(text string) {
+		t.Helper()
+		if err := db.Enqueue(context.Background(), notify.Post{Topic: "job:8", Channel: ch,
+			Message: notify.Message{Title: "job 8", Text: text}}); err != nil {
+			t.Fatal(err)
+		}
+		r.Wake()
+	}
+	post("running")
+	eventually(t, "the first post", func() bool {
+		pending, _, err := db.OutboxDepth(context.Background())
+		return err == nil && pending == 0
+	})
+	msgs, _ := sender.snapshot()
+	for id := range msgs {
+		sender.delete(id)
+	}
+	post("failed")
+	eventually(t, "the repost", func() bool {
+		pending, _, err := db.OutboxDepth(context.Background())
+		return err == nil && pending == 0
+	})
+	// Deleted again, and now the chat refuses everything.
+	msgs, _ = sender.snapshot()
+	for id := range msgs {
+		sender.delete(id)
+	}
+	sender.mu.Lock()
+	sender.refuse = true
+	sender.mu.Unlock()
+	post("failed, lock released")
+	eventually(t, "a dead letter", func() bool {
+		_, dead, _ := db.OutboxDepth(context.Background())
+		return dead == 1
+	})
+	sender.mu.Lock()
+	reposts := sender.reposts
+	sender.mu.Unlock()
+	if reposts != 3 {
+		t.Fatalf("%d refused reposts, want every attempt to fall back to a new post", reposts)
+	}
+	eventually(t, "the alert", func() bool {
+		msgs, chans := sender.snapshot()
+		for id, m := range msgs {
+			if chans[id] == alert && m.Style == notify.StyleDanger && strings.Contains(m.Text, "job 8") {
+				return true
+			}
+		}
+		return false
+	})
 }
