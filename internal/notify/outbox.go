@@ -67,6 +67,9 @@ type Outbox interface {
 	Delivered(ctx context.Context, id, version int64) error
 	// Retry schedules another attempt; dead means give up for good.
 	Retry(ctx context.Context, id int64, attempts int, next time.Time, lastErr string, dead bool) error
+	// Defer moves a row's next attempt to next without counting an
+	// attempt (an edit held back by RelayOptions.MinEdit).
+	Defer(ctx context.Context, id int64, next time.Time) error
 }
 
 // RelayOptions configure a Relay.
@@ -83,6 +86,11 @@ type RelayOptions struct {
 	Backoff, MaxBackoff time.Duration
 	// Alert is where dead letters are reported; zero means only the log.
 	Alert Channel
+	// MinEdit is the shortest time between two deliveries of one row; zero
+	// means no limit. A version due sooner waits, and versions written
+	// meanwhile replace it, so a message that changes thirty times a second
+	// is edited once per MinEdit, ending on its newest version.
+	MinEdit time.Duration
 	// Poll is how often the outbox is read when nobody calls Wake; default 500ms.
 	Poll time.Duration
 	// Observe, if set, hears every attempt: the row, its latency, and the
@@ -104,6 +112,7 @@ type Relay struct {
 	wake chan struct{}
 	mu   sync.Mutex
 	busy map[int64]bool
+	last map[int64]time.Time // a row's last successful delivery, while MinEdit holds its next
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -129,7 +138,7 @@ func NewRelay(o RelayOptions) *Relay {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Relay{o: o, wake: make(chan struct{}, 1), busy: map[int64]bool{}}
+	return &Relay{o: o, wake: make(chan struct{}, 1), busy: map[int64]bool{}, last: map[int64]time.Time{}}
 }
 
 // Wake tells the relay new rows are due; it never blocks.
@@ -193,6 +202,9 @@ func (r *Relay) Run(ctx context.Context) {
 // context that outlives shutdown: a send the platform accepted must be
 // recorded, or it is repeated.
 func (r *Relay) deliver(ctx context.Context, d Delivery) {
+	if r.held(ctx, d) {
+		return
+	}
 	var err error
 	if d.Ref != nil {
 		err = r.o.Sender.Edit(ctx, *d.Ref, d.Message)
@@ -222,6 +234,7 @@ func (r *Relay) deliver(ctx context.Context, d Delivery) {
 		r.o.Observe(d, latency, err)
 	}
 	if err == nil {
+		r.delivered(d.ID)
 		if err := r.o.Outbox.Delivered(context.WithoutCancel(ctx), d.ID, d.Version); err != nil {
 			r.o.Log.Error("outbox: delivered but not marked; it will be edited again", "id", d.ID, "err", err)
 		}
@@ -252,6 +265,47 @@ func (r *Relay) deliver(ctx context.Context, d Delivery) {
 			r.o.Log.Error("outbox: the dead-letter alert failed too", "alert", r.o.Alert.String(), "err", aerr)
 		}
 	}
+}
+
+// held defers d when it was delivered less than MinEdit ago and reports
+// whether it did. A row that failed to defer is delivered now: an edit too
+// early beats a message left behind.
+func (r *Relay) held(ctx context.Context, d Delivery) bool {
+	if r.o.MinEdit <= 0 {
+		return false
+	}
+	r.mu.Lock()
+	last, ok := r.last[d.ID]
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	next := last.Add(r.o.MinEdit)
+	if !r.o.Now().Before(next) {
+		return false
+	}
+	if err := r.o.Outbox.Defer(context.WithoutCancel(ctx), d.ID, next); err != nil {
+		r.o.Log.Warn("outbox: holding back an edit failed; sending it now", "id", d.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+// delivered notes when row id went out, for MinEdit, and forgets rows whose
+// window has passed so the map stays as small as the rows in flight.
+func (r *Relay) delivered(id int64) {
+	if r.o.MinEdit <= 0 {
+		return
+	}
+	now := r.o.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, t := range r.last {
+		if now.Sub(t) >= r.o.MinEdit {
+			delete(r.last, k)
+		}
+	}
+	r.last[id] = now
 }
 
 // backoff is the wait before attempt n+1: exponential with jitter, and never

@@ -209,6 +209,14 @@ func (db *DB) Retry(ctx context.Context, id int64, attempts int, next time.Time,
 	})
 }
 
+// Defer implements notify.Outbox.
+func (db *DB) Defer(ctx context.Context, id int64, next time.Time) error {
+	return db.write(ctx, func(w *writer) error {
+		_, err := w.exec(`UPDATE outbox SET next_attempt = ? WHERE id = ?`, next.UnixMilli(), id)
+		return err
+	})
+}
+
 // OutboxDepth counts rows waiting for delivery and dead letters.
 func (db *DB) OutboxDepth(ctx context.Context) (pending, dead int, err error) {
 	err = db.r.QueryRowContext(ctx, `SELECT

@@ -485,3 +485,71 @@ func TestOutboxDeadLettersAGoneMessageItCannotRepost(t *testing.T) {
 		return false
 	})
 }
+
+// timedSender keeps the time of every call that reached the chat.
+type timedSender struct {
+	*flakySender
+	calls []time.Time
+}
+
+func (s *timedSender) note() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, time.Now())
+}
+
+func (s *timedSender) Send(ctx context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
+	s.note()
+	return s.flakySender.Send(ctx, ch, m)
+}
+
+func (s *timedSender) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error {
+	s.note()
+	return s.flakySender.Edit(ctx, ref, m)
+}
+
+// A message rewritten many times a second (a fast job's card) is edited at
+// most once per MinEdit and ends on its newest version.
+func TestOutboxCoalescesEditsWithinMinEdit(t *testing.T) {
+	db, _ := openDB(t)
+	sender := &timedSender{flakySender: newFlaky(0)}
+	const minEdit = 150 * time.Millisecond
+	r := runRelay(t, notify.RelayOptions{Outbox: db, Sender: sender, MinEdit: minEdit, Poll: 2 * time.Millisecond})
+	ch := notify.Channel{Platform: "telegram", ID: "-100"}
+	const versions = 60
+	start := time.Now()
+	for v := 1; v <= versions; v++ {
+		if err := db.Enqueue(context.Background(), notify.Post{Topic: "job:5", Channel: ch,
+			Message: notify.Message{Title: "job 5", Text: fmt.Sprintf("step %d", v)}}); err != nil {
+			t.Fatal(err)
+		}
+		r.Wake()
+	}
+	written := time.Since(start)
+	eventually(t, "the newest version", func() bool {
+		pending, _, err := db.OutboxDepth(context.Background())
+		return err == nil && pending == 0
+	})
+	msgs, _ := sender.snapshot()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want one", len(msgs))
+	}
+	for _, m := range msgs {
+		if m.Text != fmt.Sprintf("step %d", versions) {
+			t.Fatalf("message ended at %q", m.Text)
+		}
+	}
+	sender.mu.Lock()
+	calls := append([]time.Time(nil), sender.calls...)
+	sender.mu.Unlock()
+	for i := 1; i < len(calls); i++ {
+		if gap := calls[i].Sub(calls[i-1]); gap < minEdit {
+			t.Fatalf("calls %d and %d %v apart, under MinEdit %v", i-1, i, gap, minEdit)
+		}
+	}
+	// One call per MinEdit window the writes spanned, plus the first post
+	// and the final edit.
+	if limit := int(written/minEdit) + 2; len(calls) > limit {
+		t.Fatalf("%d calls for %d versions written in %v, want at most %d", len(calls), versions, written, limit)
+	}
+}
