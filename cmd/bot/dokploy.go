@@ -65,7 +65,7 @@ func liveAfter(j *deploy.Job) string {
 	if j.Action == deploy.ActionDeploy && j.State == deploy.RolledBack {
 		return j.FromRelease
 	}
-	return j.Release
+	return j.Target()
 }
 
 // dokployPins keeps the driver's pins in shipbot's database.

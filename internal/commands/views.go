@@ -53,7 +53,10 @@ func (d *Dispatcher) lastKnownCurrent(ctx context.Context, app, env string) stri
 	if js[0].State == deploy.RolledBack {
 		return js[0].FromRelease
 	}
-	return js[0].Release
+	if !js[0].Action.Switches() {
+		return "" // a backup or a stop says nothing of the live release
+	}
+	return js[0].Target()
 }
 
 func (d *Dispatcher) releases(ctx context.Context, c *call) Reply {
