@@ -189,7 +189,11 @@ func (d *Dispatcher) auditLog(ctx context.Context, c *call) Reply {
 	}
 	m := notify.Message{Title: fmt.Sprintf("Audit (last %d)", len(evs))}
 	for _, e := range evs {
-		line := fmt.Sprintf("%d %s %-7s %-8s %s", e.Seq, e.Time.UTC().Format("01-02 15:04:05"), e.Kind, orNone(e.Actor), e.Command)
+		actor := orNone(e.Actor)
+		if e.Via != "" {
+			actor += "@" + e.Via // a door, not a person in chat: "ci@api"
+		}
+		line := fmt.Sprintf("%d %s %-7s %-8s %s", e.Seq, e.Time.UTC().Format("01-02 15:04:05"), e.Kind, actor, e.Command)
 		if len(e.Args) > 0 {
 			line += " " + strings.Join(e.Args, " ")
 		}

@@ -3,10 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/shipbot/shipbot/internal/audit"
 	"github.com/shipbot/shipbot/internal/deploy"
 )
 
@@ -90,5 +93,68 @@ func TestMigrationSplitsJobTargetsByAction(t *testing.T) {
 		if w := want[j.Action]; j.Target() != w.release+w.rollbackTo+w.backup {
 			t.Errorf("%s job: Target() = %q", j.Action, j.Target())
 		}
+	}
+}
+
+// An audit chain written before rows had a via (schema 10) still verifies
+// after the upgrade, and continues with rows that carry one.
+func TestAuditChainFromBeforeViaVerifiesAfterUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "shipbot.db")
+	raw := openAtVersion(t, path, 10)
+	prev := ""
+	for i, e := range []*audit.Event{
+		audit.Intent(audit.Who{User: "alice", Identity: "telegram:1", Chat: "telegram:-100"}, "lock", "helpdesk", "prod", []string{"migration"}),
+		audit.Denial(audit.Who{Identity: "telegram:9", Chat: "telegram:-100"}, "deploy", nil, "", "", "unknown identity"),
+	} {
+		audit.Prepare(prev, int64(i+1), time.Date(2026, 11, 20, 9, 0, i, 0, time.UTC), e)
+		prev = e.Hash
+		args, _ := json.Marshal(append([]string{}, e.Args...))
+		if _, err := raw.Exec(`INSERT INTO audit (seq, time, kind, actor, identity, chat, command, args, app, env, decision,
+			job_id, intent_seq, outcome, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			e.Seq, formatTime(e.Time), string(e.Kind), e.Actor, e.Identity, e.Chat, e.Command, string(args), e.App, e.Env,
+			string(e.Decision), e.JobID, e.IntentSeq, e.Outcome, e.PrevHash, e.Hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.Exec(`UPDATE audit_head SET seq = 2, hash = ? WHERE id = 1`, prev); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustVerify(t, db, 2)
+	in := audit.Intent(audit.Who{User: "ci", Identity: "api:ci", Chat: "api:ci", Via: "api"}, "deploy", "helpdesk", "staging", nil)
+	if err := db.Append(context.Background(), in, audit.Closing(in, 0, "ok")); err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, db, 4)
+	evs, err := db.AuditEvents(context.Background(), audit.Filter{})
+	if err != nil || len(evs) != 4 {
+		t.Fatalf("events: %d %v", len(evs), err)
+	}
+	for _, e := range evs { // newest first
+		if want := map[bool]string{true: "api"}[e.Seq > 2]; e.Via != want {
+			t.Errorf("row %d via %q, want %q", e.Seq, e.Via, want)
+		}
+	}
+}
+
+// A job keeps the door it was asked through, so the outcome the engine
+// writes later (after a restart, too) names it.
+func TestJobKeepsItsVia(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	who := deploy.Who{User: "ci", Identity: "api:ci", Chat: "api:ci", Via: "api"}
+	j := &deploy.Job{App: "helpdesk", Env: "staging", Action: deploy.ActionDeploy, State: deploy.AwaitingApproval, RequestedBy: who}
+	if err := db.CreateJob(ctx, j, nil, audit.Intent(who, "deploy", "helpdesk", "staging", nil)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Job(ctx, j.ID)
+	if err != nil || got.RequestedBy != who {
+		t.Fatalf("job requested by %+v %v, want %+v", got.RequestedBy, err, who)
 	}
 }
