@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -328,12 +327,7 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	}
 	d := &decoder{file: name, lookup: lookupEnv, lines: map[string]int{}, fromEnv: map[string]bool{}, resolved: map[string]*yaml.Node{}}
 	cfg := &Config{
-		Bot: Bot{
-			DataDir:         "./var",
-			JobTimeout:      Duration{30 * time.Minute},
-			ShutdownTimeout: Duration{2 * time.Minute},
-			OutputLines:     200,
-		},
+		Bot:    defaultBot(),
 		Users:  map[string]User{},
 		Roles:  map[string]Role{},
 		Apps:   map[string]App{},
@@ -348,8 +342,8 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	if root != nil {
 		d.config(root, cfg)
 	}
-	if cfg.Bot.Database == "" && cfg.Bot.DataDir != "" {
-		cfg.Bot.Database = strings.TrimRight(cfg.Bot.DataDir, "/") + "/shipbot.db"
+	if cfg.Bot.Database == "" {
+		cfg.Bot.Database = defaultDatabase(cfg.Bot.DataDir)
 	}
 	d.validate(cfg)
 	cfg.fromEnv = d.fromEnv
@@ -360,36 +354,6 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 		return nil, d.errs
 	}
 	return cfg, nil
-}
-
-// defaultEnv is an Env before its YAML is decoded over it, so a key that is
-// written explicitly (even as 0) wins over its default.
-func defaultEnv() Env {
-	return Env{
-		KeepReleases: 5,
-		StepTimeout:  Duration{10 * time.Minute},
-		Health: Health{
-			ExpectStatus: 200,
-			Retries:      10,
-			Interval:     Duration{time.Second},
-			Timeout:      Duration{5 * time.Second},
-		},
-		Logs:     Logs{MaxLines: 500, MaxBytes: 65536},
-		Approval: Approval{TTL: Duration{30 * time.Minute}},
-	}
-}
-
-// DefaultSSHParallel is ssh.parallel when unset: every host of the env at
-// once, up to this many. A deploy costs each host two SSH sessions, so the
-// bot's side stays light; the cap bounds its connections and goroutines.
-const DefaultSSHParallel = 50
-
-func defaultSSH() SSH {
-	return SSH{
-		Parallel:       DefaultSSHParallel,
-		ConnectTimeout: Duration{10 * time.Second},
-		Keepalive:      Duration{15 * time.Second},
-	}
 }
 
 // Recipe converts the named env to what the local and SSH drivers run. It
