@@ -35,6 +35,13 @@ func defaultSlack() Slack {
 	return Slack{Mode: "socket", APIURL: "https://slack.com/api/", Path: "/slack", DirectMessages: true}
 }
 
+// pipelines.dokploy_header and pipelines.max_attempts when unset (with or
+// without a pipelines block).
+const (
+	defaultDokployHeader = "X-Shipbot-Token"
+	defaultMaxAttempts   = 10
+)
+
 // defaultMCPPath is mcp.path when unset.
 const defaultMCPPath = "/mcp"
 

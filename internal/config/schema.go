@@ -275,7 +275,7 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 }
 
 func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
-	p.DokployHeader, p.MaxAttempts = "X-Shipbot-Token", 10
+	p.DokployHeader, p.MaxAttempts = defaultDokployHeader, defaultMaxAttempts
 	secret := func(dst *audit.Secret) func(v *yaml.Node, k string) {
 		return func(v *yaml.Node, k string) {
 			var s string
