@@ -534,17 +534,17 @@ func (s *Server) apps(w http.ResponseWriter, r *http.Request, c caller) {
 
 // current is the release the last finished job left live, like /apps.
 func (s *Server) current(ctx context.Context, app, env string) string {
-	js, err := s.o.Store.Jobs(ctx, deploy.JobFilter{App: app, Env: env, States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 1})
-	if err != nil || len(js) == 0 {
+	// The newest jobs may be backups or stops, which say nothing of it.
+	js, err := s.o.Store.Jobs(ctx, deploy.JobFilter{App: app, Env: env, States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 20})
+	if err != nil {
 		return ""
 	}
-	if js[0].State == deploy.RolledBack {
-		return js[0].FromRelease
+	for _, j := range js {
+		if r := j.LeftLive(); r != "" {
+			return r
+		}
 	}
-	if !js[0].Action.Switches() {
-		return "" // a backup or a stop says nothing of the live release
-	}
-	return js[0].Target()
+	return ""
 }
 
 func (s *Server) internal(w http.ResponseWriter, what string, err error) {

@@ -45,18 +45,18 @@ func (d *Dispatcher) apps(ctx context.Context, c *call) Reply {
 // lastKnownCurrent is the release the last finished job left live, from the
 // database, so /apps does not connect to every server.
 func (d *Dispatcher) lastKnownCurrent(ctx context.Context, app, env string) string {
+	// The newest jobs may be backups or stops, which say nothing of it.
 	js, err := d.store.Jobs(ctx, deploy.JobFilter{App: app, Env: env,
-		States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 1})
-	if err != nil || len(js) == 0 {
+		States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 20})
+	if err != nil {
 		return ""
 	}
-	if js[0].State == deploy.RolledBack {
-		return js[0].FromRelease
+	for _, j := range js {
+		if r := j.LeftLive(); r != "" {
+			return r
+		}
 	}
-	if !js[0].Action.Switches() {
-		return "" // a backup or a stop says nothing of the live release
-	}
-	return js[0].Target()
+	return ""
 }
 
 func (d *Dispatcher) releases(ctx context.Context, c *call) Reply {

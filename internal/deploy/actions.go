@@ -154,6 +154,22 @@ func (j *Job) Target() string {
 	return ""
 }
 
+// LeftLive is the release finished job j left live: a deploy's release, or
+// the one before it when the deploy was rolled back; a rollback's target;
+// "" for a job that does not switch (a backup, a stop) or did not finish
+// well.
+func (j *Job) LeftLive() string {
+	switch {
+	case !j.Action.Switches():
+		return ""
+	case j.State == RolledBack:
+		return j.FromRelease
+	case j.State == Succeeded:
+		return j.Target()
+	}
+	return ""
+}
+
 // Noun is how a job's action reads in a title: "Deploy", "Backup", ...
 func (a Action) Noun() string { return actionOf(a).noun }
 
