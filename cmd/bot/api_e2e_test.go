@@ -389,7 +389,7 @@ func TestBinaryAPI(t *testing.T) {
 		}
 	}
 	for _, ev := range ci {
-		if ev.Chat != "api:gitlab-ci" || ev.Actor != "ci" {
+		if ev.Chat != "api:gitlab-ci" || ev.Via != "api" || ev.Actor != "ci" {
 			t.Fatalf("an API row not marked as via the API: %+v", ev)
 		}
 	}

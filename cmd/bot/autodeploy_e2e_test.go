@@ -130,7 +130,7 @@ func TestBinaryAutoDeploy(t *testing.T) {
 	intents := map[string]int{}
 	var denied bool
 	for _, ev := range auditRows(e, "auto:ci") {
-		if ev.Actor != "ci" || !strings.HasPrefix(ev.Chat, "auto:gitlab-") {
+		if ev.Actor != "ci" || ev.Via != "auto" || !strings.HasPrefix(ev.Chat, "auto:gitlab-") {
 			t.Fatalf("an auto-deploy row not marked as such: %+v", ev)
 		}
 		if ev.Kind == audit.KindIntent && ev.Command == "deploy" {

@@ -286,8 +286,13 @@ func (p *progress) show(j api.Job) {
 func (p *progress) exit(stdout io.Writer) int {
 	j := p.last
 	fmt.Fprintf(stdout, "job #%d %s", j.ID, j.State)
-	if j.Release != "" {
+	switch {
+	case j.Release != "":
 		fmt.Fprintf(stdout, " (release %s)", j.Release)
+	case j.RollbackTo != "":
+		fmt.Fprintf(stdout, " (to release %s)", j.RollbackTo)
+	case j.Backup != "":
+		fmt.Fprintf(stdout, " (backup %s)", j.Backup)
 	}
 	if j.Outcome != "" {
 		fmt.Fprintf(stdout, ": %s", j.Outcome)

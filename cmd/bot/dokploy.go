@@ -51,21 +51,13 @@ func dokployDriver(app, env string, e config.Env, r deploy.Recipe, health *httpc
 			return "", time.Time{}, err
 		}
 		for _, j := range js {
-			if j.Action == deploy.ActionDeploy || j.Action == deploy.ActionRollback {
-				return liveAfter(j), j.Ended, nil
+			if j.Action.Switches() {
+				return j.LeftLive(), j.Ended, nil
 			}
 		}
 		return "", time.Time{}, nil
 	}
 	return d, nil
-}
-
-// liveAfter is the release a finished deploy or rollback left live.
-func liveAfter(j *deploy.Job) string {
-	if j.Action == deploy.ActionDeploy && j.State == deploy.RolledBack {
-		return j.FromRelease
-	}
-	return j.Release
 }
 
 // dokployPins keeps the driver's pins in shipbot's database.

@@ -376,10 +376,10 @@ func TestE2EMCP(t *testing.T) {
 	evs := e.auditExport()
 	var deployed, denied bool
 	for _, ev := range evs {
-		if ev.Identity == "api:assistant" && ev.Chat == "mcp:assistant" && ev.Actor == "ai" && ev.Kind == audit.KindIntent && ev.Command == "deploy" {
+		if ev.Identity == "api:assistant" && ev.Chat == "mcp:assistant" && ev.Via == "mcp" && ev.Actor == "ai" && ev.Kind == audit.KindIntent && ev.Command == "deploy" {
 			deployed = true
 		}
-		if ev.Identity == "api:viewer-ai" && ev.Chat == "mcp:viewer-ai" && ev.Kind == audit.KindDenial && ev.Command == "deploy" &&
+		if ev.Identity == "api:viewer-ai" && ev.Chat == "mcp:viewer-ai" && ev.Via == "mcp" && ev.Kind == audit.KindDenial && ev.Command == "deploy" &&
 			strings.HasPrefix(ev.Outcome, "permission") {
 			denied = true
 		}

@@ -348,7 +348,9 @@ type Job struct {
 	App         string        `json:"app"`
 	Env         string        `json:"env"`
 	Ref         string        `json:"ref,omitempty"`
-	Release     string        `json:"release,omitempty"`
+	Release     string        `json:"release,omitempty"`     // a deploy's new release
+	RollbackTo  string        `json:"rollback_to,omitempty"` // a rollback's target release
+	Backup      string        `json:"backup,omitempty"`      // the backup a backup, drill or restore acts on
 	FromRelease string        `json:"from_release,omitempty"`
 	State       string        `json:"state"`
 	Done        bool          `json:"done"`
@@ -367,7 +369,7 @@ type Job struct {
 const outputLines = 20
 
 func jobView(j *deploy.Job) Job {
-	v := Job{ID: j.ID, Action: string(j.Action), App: j.App, Env: j.Env, Ref: j.Ref, Release: j.Release, FromRelease: j.FromRelease,
+	v := Job{ID: j.ID, Action: string(j.Action), App: j.App, Env: j.Env, Ref: j.Ref, Release: j.Release, RollbackTo: j.RollbackTo, Backup: j.Backup, FromRelease: j.FromRelease,
 		State: string(j.State), Done: j.State.Terminal(), Outcome: j.Reason, RequestedBy: j.RequestedBy.User,
 		ApprovalID: j.ApprovalID, ApprovedBy: j.ApprovedBy, Steps: j.Steps, Output: j.Output, Created: j.Created.UTC()}
 	if v.Steps == nil {
@@ -532,14 +534,17 @@ func (s *Server) apps(w http.ResponseWriter, r *http.Request, c caller) {
 
 // current is the release the last finished job left live, like /apps.
 func (s *Server) current(ctx context.Context, app, env string) string {
-	js, err := s.o.Store.Jobs(ctx, deploy.JobFilter{App: app, Env: env, States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 1})
-	if err != nil || len(js) == 0 {
+	// The newest jobs may be backups or stops, which say nothing of it.
+	js, err := s.o.Store.Jobs(ctx, deploy.JobFilter{App: app, Env: env, States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 20})
+	if err != nil {
 		return ""
 	}
-	if js[0].State == deploy.RolledBack {
-		return js[0].FromRelease
+	for _, j := range js {
+		if r := j.LeftLive(); r != "" {
+			return r
+		}
 	}
-	return js[0].Release
+	return ""
 }
 
 func (s *Server) internal(w http.ResponseWriter, what string, err error) {

@@ -3,6 +3,8 @@ package api
 import (
 	"strings"
 	"testing"
+
+	"github.com/shipbot/shipbot/internal/deploy"
 )
 
 // Every field is checked before it is joined into a command line, so no
@@ -34,6 +36,25 @@ func TestCommandLine(t *testing.T) {
 			t.Errorf("%+v passed as %q", req, got)
 		} else if strings.TrimSpace(err.Error()) == "" {
 			t.Errorf("%+v: empty error", req)
+		}
+	}
+}
+
+// A job's view names each kind of target in its own field: a rollback's
+// target is never shown as a release it built, a backup never as a release.
+func TestJobViewSeparatesTargets(t *testing.T) {
+	cases := []struct {
+		j    deploy.Job
+		want [3]string // release, rollback_to, backup
+	}{
+		{deploy.Job{Action: deploy.ActionDeploy, Release: "r2", FromRelease: "r1"}, [3]string{"r2", "", ""}},
+		{deploy.Job{Action: deploy.ActionRollback, RollbackTo: "r1", FromRelease: "r2"}, [3]string{"", "r1", ""}},
+		{deploy.Job{Action: deploy.ActionRestore, Backup: "b1", BackupID: "b2"}, [3]string{"", "", "b1"}},
+	}
+	for _, c := range cases {
+		v := jobView(&c.j)
+		if got := [3]string{v.Release, v.RollbackTo, v.Backup}; got != c.want {
+			t.Errorf("%s: %v, want %v", c.j.Action, got, c.want)
 		}
 	}
 }

@@ -42,6 +42,9 @@ type Who struct {
 	User     string // config user name
 	Identity string // "telegram:123"
 	Chat     string // "telegram:-100123" — where answers go
+	// Via is the door a request came through when it is not a person in
+	// chat: "api" (the HTTP API), "auto" (an auto-deploy rule), "mcp".
+	Via string
 }
 
 // Event is one audit row. Build it with Intent, Outcome and Denial, so every
@@ -50,9 +53,10 @@ type Event struct {
 	Seq       int64     `json:"seq"`
 	Time      time.Time `json:"time"`
 	Kind      Kind      `json:"kind"`
-	Actor     string    `json:"actor"`    // config user name; "" when the identity is unknown
-	Identity  string    `json:"identity"` // verified platform identity, "telegram:123"
-	Chat      string    `json:"chat"`     // where the request came from, "slack:C0123"
+	Actor     string    `json:"actor"`         // config user name; "" when the identity is unknown
+	Identity  string    `json:"identity"`      // verified platform identity, "telegram:123"
+	Chat      string    `json:"chat"`          // where the request came from, "slack:C0123"
+	Via       string    `json:"via,omitempty"` // the door when not chat: "api", "auto", "mcp"
 	Command   string    `json:"command"`
 	Args      []string  `json:"args"`
 	App       string    `json:"app"`
@@ -73,7 +77,7 @@ type Event struct {
 // Intent is the row written before a side effect, in the same transaction
 // as the change it announces; exactly one Outcome closes it.
 func Intent(who Who, command, app, env string, args []string) *Event {
-	return &Event{Kind: KindIntent, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
+	return &Event{Kind: KindIntent, Actor: who.User, Identity: who.Identity, Chat: who.Chat, Via: who.Via,
 		Command: command, Args: append([]string(nil), args...), App: app, Env: env, Decision: Allowed}
 }
 
@@ -81,21 +85,21 @@ func Intent(who Who, command, app, env string, args []string) *Event {
 // when it was asked for), or, with intentSeq 0, the one set as Closes before
 // both are appended together.
 func Outcome(who Who, command, app, env string, jobID, intentSeq int64, text string) *Event {
-	return &Event{Kind: KindOutcome, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
+	return &Event{Kind: KindOutcome, Actor: who.User, Identity: who.Identity, Chat: who.Chat, Via: who.Via,
 		Command: command, App: app, Env: env, Decision: Allowed, JobID: jobID, IntentSeq: intentSeq, Outcome: text}
 }
 
 // Closing is the outcome of in, to be appended in the same batch: same
 // person, command, app and env.
 func Closing(in *Event, jobID int64, text string) *Event {
-	out := Outcome(Who{User: in.Actor, Identity: in.Identity, Chat: in.Chat}, in.Command, in.App, in.Env, jobID, 0, text)
+	out := Outcome(Who{User: in.Actor, Identity: in.Identity, Chat: in.Chat, Via: in.Via}, in.Command, in.App, in.Env, jobID, 0, text)
 	out.Closes = in
 	return out
 }
 
 // Denial records a refused request and why; nothing was done.
 func Denial(who Who, command string, args []string, app, env, why string) *Event {
-	return &Event{Kind: KindDenial, Actor: who.User, Identity: who.Identity, Chat: who.Chat,
+	return &Event{Kind: KindDenial, Actor: who.User, Identity: who.Identity, Chat: who.Chat, Via: who.Via,
 		Command: command, Args: append([]string(nil), args...), App: app, Env: env, Decision: Denied, Outcome: why}
 }
 
@@ -130,7 +134,8 @@ type Filter struct {
 
 // canonical is the exact byte string that is hashed: every field but Hash, in a
 // fixed order, times in UTC with nanoseconds so a round trip through the
-// database gives the same bytes.
+// database gives the same bytes. A field added later is omitted while empty,
+// so rows sealed before it existed hash as they did.
 func canonical(e *Event) []byte {
 	c := *e
 	c.Hash = ""
@@ -154,8 +159,9 @@ func canonical(e *Event) []byte {
 		IntentSeq int64    `json:"intent_seq"`
 		Outcome   string   `json:"outcome"`
 		PrevHash  string   `json:"prev_hash"`
+		Via       string   `json:"via,omitempty"`
 	}{c.Seq, c.Time.Format(time.RFC3339Nano), c.Kind, c.Actor, c.Identity, c.Chat, c.Command, c.Args,
-		c.App, c.Env, c.Decision, c.JobID, c.IntentSeq, c.Outcome, c.PrevHash})
+		c.App, c.Env, c.Decision, c.JobID, c.IntentSeq, c.Outcome, c.PrevHash, c.Via})
 	if err != nil {
 		// Only strings and integers: Marshal cannot fail.
 		panic(err)

@@ -112,7 +112,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request) Reply {
 func (d *Dispatcher) handle(ctx context.Context, c *call) Reply {
 	req := c.req
 	identity := req.Platform + ":" + req.UserID
-	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String()}
+	c.who = deploy.Who{Identity: identity, Chat: req.Chat.String(), Via: req.Via}
 	actor, ok := d.pol().Actor(identity)
 	if req.As != "" {
 		actor, ok = d.pol().User(req.As, identity)

@@ -40,7 +40,7 @@ func TestAPIIdentityNeverApproves(t *testing.T) {
 		if !r.Refused || r.Denial != "not a person" || !strings.Contains(r.Notice, "person in chat") {
 			t.Fatalf("%s through the API: %+v", cmd, r)
 		}
-		if d := e.lastDenial(t); d.Identity != "api:bob-ci" || d.Chat != "api:bob-ci" || d.Command != strings.TrimSpace(cmd[1:]) {
+		if d := e.lastDenial(t); d.Identity != "api:bob-ci" || d.Chat != "api:bob-ci" || d.Via != "api" || d.Command != strings.TrimSpace(cmd[1:]) {
 			t.Fatalf("denial row %+v", d)
 		}
 	}
@@ -94,5 +94,31 @@ func TestDoorRepliesCarryJobAndDenial(t *testing.T) {
 		if m.Title == "Refused" {
 			t.Fatalf("a door's refusal was sent to a chat: %+v", m)
 		}
+	}
+}
+
+// A door's rows say which door: the audit row of an API request carries
+// via "api", and /audit shows it beside the user, so a row from a token is
+// told from the same person typing in chat.
+func TestAuditRowsNameTheDoor(t *testing.T) {
+	e := newEnv(t)
+	e.d.SetAccess(commands.NewPolicy(map[string]commands.UserSpec{
+		"bob": {Identities: []string{"shell:bob", "api:bob-ci"}, Roles: []string{"lead"}},
+	}, map[string][]string{"lead": {"status:*", "audit:read"}}), e.d.Catalog())
+	if r := e.api("bob-ci", "/whoami"); r.Refused {
+		t.Fatalf("whoami through the API: %+v", r)
+	}
+	e.say("bob", "/whoami")
+	e.say("bob", "/audit 3 user=bob")
+	lines := e.sender.last().Code
+	var viaAPI, inChat bool
+	for _, l := range lines {
+		if strings.Contains(l, "whoami") {
+			viaAPI = viaAPI || strings.Contains(l, "bob@api ")
+			inChat = inChat || (strings.Contains(l, "bob ") && !strings.Contains(l, "@"))
+		}
+	}
+	if !viaAPI || !inChat {
+		t.Fatalf("audit listing does not tell the API row from the chat one:\n%s", strings.Join(lines, "\n"))
 	}
 }

@@ -71,7 +71,7 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 		return d.deny(ctx, c, "bad input", err.Error())
 	}
 	j, err := d.engine.Submit(ctx, deploy.JobRequest{Who: c.who, App: c.cmd.App, Env: c.cmd.Env, Action: action,
-		Ref: ref, Release: firstNonEmpty(c.cmd.Release, c.cmd.Backup), WithDB: c.cmd.WithDB, Redeploy: c.cmd.Redeploy, Approval: env.Approval, Args: c.cmd.Args})
+		Ref: ref, RollbackTo: c.cmd.Release, Backup: c.cmd.Backup, WithDB: c.cmd.WithDB, Redeploy: c.cmd.Redeploy, Approval: env.Approval, Args: c.cmd.Args})
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}

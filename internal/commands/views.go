@@ -45,15 +45,18 @@ func (d *Dispatcher) apps(ctx context.Context, c *call) Reply {
 // lastKnownCurrent is the release the last finished job left live, from the
 // database, so /apps does not connect to every server.
 func (d *Dispatcher) lastKnownCurrent(ctx context.Context, app, env string) string {
+	// The newest jobs may be backups or stops, which say nothing of it.
 	js, err := d.store.Jobs(ctx, deploy.JobFilter{App: app, Env: env,
-		States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 1})
-	if err != nil || len(js) == 0 {
+		States: []deploy.State{deploy.Succeeded, deploy.RolledBack}, Limit: 20})
+	if err != nil {
 		return ""
 	}
-	if js[0].State == deploy.RolledBack {
-		return js[0].FromRelease
+	for _, j := range js {
+		if r := j.LeftLive(); r != "" {
+			return r
+		}
 	}
-	return js[0].Release
+	return ""
 }
 
 func (d *Dispatcher) releases(ctx context.Context, c *call) Reply {
@@ -186,7 +189,11 @@ func (d *Dispatcher) auditLog(ctx context.Context, c *call) Reply {
 	}
 	m := notify.Message{Title: fmt.Sprintf("Audit (last %d)", len(evs))}
 	for _, e := range evs {
-		line := fmt.Sprintf("%d %s %-7s %-8s %s", e.Seq, e.Time.UTC().Format("01-02 15:04:05"), e.Kind, orNone(e.Actor), e.Command)
+		actor := orNone(e.Actor)
+		if e.Via != "" {
+			actor += "@" + e.Via // a door, not a person in chat: "ci@api"
+		}
+		line := fmt.Sprintf("%d %s %-7s %-8s %s", e.Seq, e.Time.UTC().Format("01-02 15:04:05"), e.Kind, actor, e.Command)
 		if len(e.Args) > 0 {
 			line += " " + strings.Join(e.Args, " ")
 		}

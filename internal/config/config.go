@@ -52,54 +52,20 @@ type Bot struct {
 	OutputLines     int // output lines kept per job
 }
 
+func (b Bot) validate(d *decoder) {
+	if strings.TrimSpace(b.DataDir) == "" {
+		d.fail(d.lineOf("bot.data_dir"), "bot.data_dir", "must not be empty")
+	}
+	d.positive("bot.job_timeout", b.JobTimeout)
+	d.positive("bot.shutdown_timeout", b.ShutdownTimeout)
+	d.atLeast("bot.output_lines", b.OutputLines, 1)
+}
+
 // Chat holds the chat platforms.
 type Chat struct {
 	Shell    *Shell    // nil when the config has no chat.shell block
 	Telegram *Telegram // nil when the config has no chat.telegram block
 	Slack    *Slack    // nil when the config has no chat.slack block
-}
-
-// Slack is the Slack adapter (slack-go): Socket Mode or HTTP.
-type Slack struct {
-	Enabled bool
-	// Mode is "socket" (default: an outbound websocket, no public URL) or
-	// "http" (Slack posts to http.listen under Path).
-	Mode string
-	// BotToken (xoxb-…) calls the Web API; write ${SLACK_BOT_TOKEN}.
-	BotToken audit.Secret
-	// AppToken (xapp-…, scope connections:write) opens Socket Mode.
-	AppToken audit.Secret
-	// SigningSecret verifies every request in HTTP mode.
-	SigningSecret audit.Secret
-	// APIURL is the Web API base, ending in "/"; default https://slack.com/api/.
-	APIURL string
-	// Path is the HTTP-mode prefix: PATH/commands, PATH/events, PATH/interactivity.
-	Path string
-	// Channels are the channel ids allowed to use the bot.
-	Channels []string
-	// DirectMessages lets people use the bot in a DM with it (default true);
-	// the policy still decides what each person may do.
-	DirectMessages bool
-}
-
-// Telegram is the Telegram Bot API adapter.
-type Telegram struct {
-	Enabled bool
-	// Token is the bot token from @BotFather; write ${TELEGRAM_TOKEN}.
-	Token audit.Secret
-	// APIURL is the Bot API server (a local telegram-bot-api server, or a
-	// test fake). Default https://api.telegram.org.
-	APIURL string
-	// Mode is "polling" (default: no public URL needed) or "webhook".
-	Mode string
-	// WebhookURL is the public https URL Telegram posts updates to; its
-	// path is served on http.listen. Webhook mode only.
-	WebhookURL string
-	// WebhookSecret is sent back by Telegram in
-	// X-Telegram-Bot-Api-Secret-Token; required in webhook mode.
-	WebhookSecret audit.Secret
-	// Chats are the chat ids allowed to use the bot (groups are negative).
-	Chats []int64
 }
 
 // HTTP is the one listener for everything HTTP (webhooks, health).
@@ -113,17 +79,6 @@ type Shell struct {
 	User    string // the config user the shell acts as at start
 }
 
-// User is a person: the platform identities that prove it is them, and roles.
-type User struct {
-	Identities []string // "PLATFORM:ID", e.g. "telegram:123456"
-	Roles      []string
-}
-
-// Role is a named set of permissions ("deploy:staging", "logs:*", "*").
-type Role struct {
-	Permissions []string
-}
-
 // App is one deployable application.
 type App struct {
 	Description string
@@ -132,163 +87,6 @@ type App struct {
 	// the SHA they deploy. Default: the app's name.
 	Project string
 	Envs    map[string]Env
-}
-
-// Pipelines configures webhook sources, routes and deploy buttons. A source
-// is enabled by giving its secret; none is served without one.
-type Pipelines struct {
-	GitLabToken   audit.Secret // X-Gitlab-Token
-	GitHubSecret  audit.Secret // HMAC key of X-Hub-Signature-256
-	DokploySecret audit.Secret // the value of DokployHeader
-	DokployHeader string       // default X-Shipbot-Token
-	GenericSecret audit.Secret // HMAC key of X-Shipbot-Signature
-	AdminChat     string       // dead letters are reported here
-	MaxAttempts   int          // before a notification is dead-lettered; default 10
-	Routes        []PipelineRoute
-	DeployButtons []DeployButton
-	AutoDeploy    []AutoDeploy
-}
-
-// PipelineRoute sends matching events to Chats ("telegram:-100123/7", "slack:C0123").
-// Workflows (globs) is the GitHub workflow name or GitLab pipeline source.
-type PipelineRoute struct {
-	Sources, Projects, Refs, Statuses, Workflows []string
-	Chats                                        []string
-}
-
-// DeployButton offers "Deploy to ENV" on green pipelines of Project at Ref;
-// with Workflows (globs: [CI, "Deploy*"]) only on those workflows' runs.
-type DeployButton struct {
-	Project, Ref, App, Env string
-	Workflows              []string
-}
-
-// Enabled reports whether any webhook source is configured.
-func (p Pipelines) Enabled() bool {
-	return !p.GitLabToken.IsZero() || !p.GitHubSecret.IsZero() || !p.DokploySecret.IsZero() || !p.GenericSecret.IsZero()
-}
-
-// Env says how one app is released on one environment.
-type Env struct {
-	Driver       string // "local" or "ssh"
-	Path         string
-	KeepReleases int
-	Fetch        Fetch
-	Shared       []string
-	Build        [][]string // argv templates
-	Migrate      [][]string
-	Restart      [][]string
-	StepTimeout  Duration
-	Health       Health
-	Logs         Logs
-	Approval     Approval
-	SSH          *SSH // required for the ssh driver, forbidden for local
-	// Dokploy is required for the dokploy driver, forbidden otherwise.
-	Dokploy *Dokploy
-	// Backup is nil when the env has no backup: block.
-	Backup *Backup
-	// BackupBeforeDeploy makes every deploy take a backup first and stop if it fails.
-	BackupBeforeDeploy bool
-	// Lock holds the env's manual-lock rules.
-	Lock Lock
-}
-
-// Lock is an env's manual-lock rules.
-type Lock struct {
-	// DefaultTTL is how long a /lock without --for lasts; 0: until unlocked.
-	DefaultTTL Duration
-}
-
-// Dokploy is how the dokploy driver reaches the env's service.
-type Dokploy struct {
-	BaseURL       string       // https://HOST/api
-	APIKey        audit.Secret // write ${VAR}
-	ComposeID     string       // exactly one of ComposeID and ApplicationID
-	ApplicationID string
-	// SetBranch lets /deploy APP ENV REF set the service's git branch
-	// field to REF first, and a compose rollback set it to the release's
-	// recorded branch or tag and deploy it.
-	SetBranch     bool
-	BackupID      string // the Dokploy backup /backup runs
-	PollInterval  Duration
-	PollDeadline  Duration
-	BackupTimeout Duration
-	// QueueGrace is how long a deploy may stay invisible while Dokploy's
-	// queueList does not show it waiting (always, before v0.28.3);
-	// default PollDeadline.
-	QueueGrace Duration
-	// LogsSince bounds /logs to lines newer than this; 0 = only the count.
-	LogsSince Duration
-}
-
-// Backup is an env's backup configuration.
-type Backup struct {
-	Dir       string   // absolute directory on the (first) host holding one directory per backup
-	Paths     []string // absolute paths archived into files.tar.gz
-	Databases []Database
-	KeepDays  int // backups older than this are pruned; default 30, 0 keeps all
-	Keep      int // at most this many are kept; 0 = no count limit
-	Timeout   Duration
-	// Schedule and DrillSchedule are cron specs ("0 3 * * *", "@daily");
-	// empty means none.
-	Schedule      string
-	DrillSchedule string
-}
-
-// Database is one database a backup dumps.
-type Database struct {
-	Name     string // label, unique in the env
-	Engine   string // mysql, mariadb or postgres
-	Host     string
-	Port     int
-	User     string
-	Password audit.Secret // write ${VAR}
-	Database string
-}
-
-// Fetch says where a release's files come from: exactly one of Git, Copy or Artifact.
-type Fetch struct {
-	Git      string
-	Ref      string // default ref when a deploy names none
-	Copy     string
-	Artifact string // absolute .tar.gz path on the bot's machine; may use {{ref}}
-}
-
-// Health says how to tell a release is good after restart.
-type Health struct {
-	URL          string
-	Command      []string
-	ExpectStatus int
-	ExpectBody   string
-	Retries      int
-	Interval     Duration
-	Timeout      Duration
-}
-
-// Logs says where /logs reads from.
-type Logs struct {
-	Command  []string // may use {{lines}}
-	File     string
-	MaxLines int
-	MaxBytes int
-}
-
-// Approval is the four-eyes gate of an env.
-type Approval struct {
-	Required      bool
-	ApproverRoles []string
-	TTL           Duration
-}
-
-// SSH is how the ssh driver reaches an env's hosts.
-type SSH struct {
-	Hosts          []string // "host" or "host:port"
-	User           string
-	KeyFile        string
-	KnownHosts     string
-	Parallel       int
-	ConnectTimeout Duration
-	Keepalive      Duration
 }
 
 // Duration is a time.Duration written in YAML as "30s", "10m", "1h30m".
@@ -328,12 +126,7 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	}
 	d := &decoder{file: name, lookup: lookupEnv, lines: map[string]int{}, fromEnv: map[string]bool{}, resolved: map[string]*yaml.Node{}}
 	cfg := &Config{
-		Bot: Bot{
-			DataDir:         "./var",
-			JobTimeout:      Duration{30 * time.Minute},
-			ShutdownTimeout: Duration{2 * time.Minute},
-			OutputLines:     200,
-		},
+		Bot:    defaultBot(),
 		Users:  map[string]User{},
 		Roles:  map[string]Role{},
 		Apps:   map[string]App{},
@@ -348,8 +141,8 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	if root != nil {
 		d.config(root, cfg)
 	}
-	if cfg.Bot.Database == "" && cfg.Bot.DataDir != "" {
-		cfg.Bot.Database = strings.TrimRight(cfg.Bot.DataDir, "/") + "/shipbot.db"
+	if cfg.Bot.Database == "" {
+		cfg.Bot.Database = defaultDatabase(cfg.Bot.DataDir)
 	}
 	d.validate(cfg)
 	cfg.fromEnv = d.fromEnv
@@ -360,36 +153,6 @@ func Parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 		return nil, d.errs
 	}
 	return cfg, nil
-}
-
-// defaultEnv is an Env before its YAML is decoded over it, so a key that is
-// written explicitly (even as 0) wins over its default.
-func defaultEnv() Env {
-	return Env{
-		KeepReleases: 5,
-		StepTimeout:  Duration{10 * time.Minute},
-		Health: Health{
-			ExpectStatus: 200,
-			Retries:      10,
-			Interval:     Duration{time.Second},
-			Timeout:      Duration{5 * time.Second},
-		},
-		Logs:     Logs{MaxLines: 500, MaxBytes: 65536},
-		Approval: Approval{TTL: Duration{30 * time.Minute}},
-	}
-}
-
-// DefaultSSHParallel is ssh.parallel when unset: every host of the env at
-// once, up to this many. A deploy costs each host two SSH sessions, so the
-// bot's side stays light; the cap bounds its connections and goroutines.
-const DefaultSSHParallel = 50
-
-func defaultSSH() SSH {
-	return SSH{
-		Parallel:       DefaultSSHParallel,
-		ConnectTimeout: Duration{10 * time.Second},
-		Keepalive:      Duration{15 * time.Second},
-	}
 }
 
 // Recipe converts the named env to what the local and SSH drivers run. It

@@ -42,7 +42,7 @@ func (d *decoder) validateMCP(c *Config) {
 	m := &c.MCP
 	const k = "mcp"
 	if m.Path == "" {
-		m.Path = "/mcp"
+		m.Path = defaultMCPPath
 	}
 	if !m.Enabled {
 		return

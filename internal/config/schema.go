@@ -83,7 +83,8 @@ func (d *decoder) chat(n *yaml.Node, path string, c *Chat) {
 			if isNull(d.resolve(v)) {
 				return
 			}
-			t := &Telegram{APIURL: "https://api.telegram.org", Mode: "polling"}
+			t := new(Telegram)
+			*t = defaultTelegram()
 			var token, secret string
 			var chats []string
 			d.object(v, k, fields{
@@ -112,7 +113,8 @@ func (d *decoder) chat(n *yaml.Node, path string, c *Chat) {
 			if isNull(d.resolve(v)) {
 				return
 			}
-			sl := &Slack{Mode: "socket", APIURL: "https://slack.com/api/", Path: "/slack", DirectMessages: true}
+			sl := new(Slack)
+			*sl = defaultSlack()
 			var bot, app, signing string
 			d.object(v, k, fields{
 				"enabled":         func(v *yaml.Node, k string) { d.bool(v, k, &sl.Enabled) },
@@ -224,8 +226,8 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 			if isNull(d.resolve(v)) {
 				return
 			}
-			dk := &Dokploy{PollInterval: Duration{2 * time.Second}, PollDeadline: Duration{30 * time.Minute},
-				BackupTimeout: Duration{30 * time.Minute}}
+			dk := new(Dokploy)
+			*dk = defaultDokploy()
 			var key string
 			d.object(v, k, fields{
 				"base_url":       func(v *yaml.Node, k string) { d.str(v, k, &dk.BaseURL) },
@@ -273,7 +275,7 @@ func (d *decoder) env(n *yaml.Node, path string) Env {
 }
 
 func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
-	p.DokployHeader, p.MaxAttempts = "X-Shipbot-Token", 10
+	p.DokployHeader, p.MaxAttempts = defaultDokployHeader, defaultMaxAttempts
 	secret := func(dst *audit.Secret) func(v *yaml.Node, k string) {
 		return func(v *yaml.Node, k string) {
 			var s string
@@ -328,7 +330,8 @@ func (d *decoder) pipelines(n *yaml.Node, path string, p *Pipelines) {
 }
 
 func (d *decoder) backup(n *yaml.Node, path string) *Backup {
-	b := &Backup{KeepDays: 30, Timeout: Duration{time.Hour}}
+	b := new(Backup)
+	*b = defaultBackup()
 	d.object(n, path, fields{
 		"dir":            func(v *yaml.Node, k string) { d.str(v, k, &b.Dir) },
 		"paths":          func(v *yaml.Node, k string) { d.strs(v, k, &b.Paths) },

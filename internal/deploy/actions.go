@@ -18,10 +18,13 @@ type actionSpec struct {
 	// recovery asks the target whether it did, and an interrupted card
 	// offers to roll back.
 	switches bool
-	// onBackup: the job's Release names a backup (backup, drill, restore),
-	// not a release.
+	// onBackup: the job targets a backup (backup, drill, restore), not a
+	// release.
 	onBackup bool
-	// newRelease: the job's Release is a new id made from the job once it
+	// target is the field of a job that names what it acts on; nil for an
+	// action that targets nothing but the env (stop, start).
+	target func(j *Job) *string
+	// newRelease: the job's target is a new id made from the job once it
 	// exists (a deploy's release, a backup's id).
 	newRelease bool
 	// resumable: a job of it left running may still be going on the target;
@@ -31,12 +34,12 @@ type actionSpec struct {
 	// job targets, before it is stored; it may change the version an
 	// approval is bound to and whether approval is required.
 	prepare func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error
-	// version is what an approval of a job of it is bound to; nil: Release.
+	// version is what an approval of a job of it is bound to; nil: its target.
 	version func(j *Job) string
 	// run is the job's body.
 	run func(e *Engine, r runJob) (Result, error)
 	// interrupted, if set, tidies after a job of it found interrupted at
-	// start-up that had a Release.
+	// start-up that had a target.
 	interrupted func(e *Engine, ctx context.Context, j *Job)
 }
 
@@ -61,18 +64,20 @@ type runJob struct {
 
 var actions = map[Action]*actionSpec{
 	ActionDeploy: {noun: "Deploy", switches: true, newRelease: true, resumable: true,
+		target:  func(j *Job) *string { return &j.Release },
 		version: func(j *Job) string { return j.Ref },
 		run:     (*Engine).runDeployJob,
 		interrupted: func(e *Engine, ctx context.Context, j *Job) {
 			e.failBuilding(ctx, j)
 		}},
 	ActionRollback: {noun: "Rollback", switches: true,
+		target: func(j *Job) *string { return &j.RollbackTo },
 		prepare: func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
-			to, err := e.rollbackTarget(ctx, d, r.App, r.Env, j.FromRelease, r.Release)
+			to, err := e.rollbackTarget(ctx, d, r.App, r.Env, j.FromRelease, r.RollbackTo)
 			if err != nil {
 				return err
 			}
-			j.Release, *version = to, to
+			j.RollbackTo, *version = to, to
 			if r.WithDB {
 				id, err := e.withDBBackup(ctx, r.App, r.Env, j.FromRelease)
 				if err != nil {
@@ -85,9 +90,9 @@ var actions = map[Action]*actionSpec{
 		},
 		version: func(j *Job) string {
 			if j.BackupID != "" {
-				return j.Release + "+db:" + j.BackupID
+				return j.RollbackTo + "+db:" + j.BackupID
 			}
-			return j.Release
+			return j.RollbackTo
 		},
 		run: (*Engine).runRollbackJob},
 	ActionStop: {noun: "Stop", prepare: needStartStopper,
@@ -101,6 +106,7 @@ var actions = map[Action]*actionSpec{
 			return ss.Start(r.runCtx, r.tr)
 		}},
 	ActionBackup: {noun: "Backup", approval: approvalNever, onBackup: true, newRelease: true,
+		target: backupTarget,
 		prepare: func(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
 			_, _, err := e.backuper(r.App, r.Env)
 			return err
@@ -109,17 +115,17 @@ var actions = map[Action]*actionSpec{
 		interrupted: func(e *Engine, ctx context.Context, j *Job) {
 			// Its files may be partial: never offer it for a restore.
 			if bs, ok := e.store.(BackupStore); ok {
-				_ = bs.PutBackup(ctx, Backup{App: j.App, Env: j.Env, ID: j.Release, JobID: j.ID, By: j.RequestedBy.User,
+				_ = bs.PutBackup(ctx, Backup{App: j.App, Env: j.Env, ID: j.Backup, JobID: j.ID, By: j.RequestedBy.User,
 					Reason: "interrupted", Created: j.Started, State: BackupFailed,
 					Error: "shipbot stopped during the backup; partial files may remain on the host"})
 			}
 		}},
 	// A drill touches only a scratch database.
-	ActionVerify: {noun: "Restore drill", approval: approvalNever, onBackup: true,
+	ActionVerify: {noun: "Restore drill", approval: approvalNever, onBackup: true, target: backupTarget,
 		prepare: prepareOnBackup[BackupVerifier]("verified"),
 		run:     func(e *Engine, r runJob) (Result, error) { return e.runVerifyJob(r.runCtx, r.j, r.tr) }},
 	// A restore discards what was written since.
-	ActionRestore: {noun: "Restore", approval: approvalAlways, onBackup: true,
+	ActionRestore: {noun: "Restore", approval: approvalAlways, onBackup: true, target: backupTarget,
 		prepare: prepareOnBackup[Restorer]("restored"),
 		run:     func(e *Engine, r runJob) (Result, error) { return e.runRestoreJob(r.runCtx, r.j, r.tr, false) }},
 }
@@ -136,13 +142,41 @@ func actionOf(a Action) *actionSpec {
 	return unknownAction
 }
 
+func backupTarget(j *Job) *string { return &j.Backup }
+
+// Target is what job j acts on: a deploy's new release, a rollback's target
+// release, the backup a backup job takes or a drill or restore reads; "" for
+// an action that targets only the env (stop, start).
+func (j *Job) Target() string {
+	if t := actionOf(j.Action).target; t != nil {
+		return *t(j)
+	}
+	return ""
+}
+
+// LeftLive is the release finished job j left live: a deploy's release, or
+// the one before it when the deploy was rolled back; a rollback's target;
+// "" for a job that does not switch (a backup, a stop) or did not finish
+// well.
+func (j *Job) LeftLive() string {
+	switch {
+	case !j.Action.Switches():
+		return ""
+	case j.State == RolledBack:
+		return j.FromRelease
+	case j.State == Succeeded:
+		return j.Target()
+	}
+	return ""
+}
+
 // Noun is how a job's action reads in a title: "Deploy", "Backup", ...
 func (a Action) Noun() string { return actionOf(a).noun }
 
 // Switches reports whether a job of a moves the env's live release.
 func (a Action) Switches() bool { return actionOf(a).switches }
 
-// OnBackup reports whether a job of a names a backup in its Release.
+// OnBackup reports whether a job of a targets a backup, not a release.
 func (a Action) OnBackup() bool { return actionOf(a).onBackup }
 
 func needStartStopper(e *Engine, ctx context.Context, d Driver, r *JobRequest, j *Job, version *string) error {
@@ -160,14 +194,14 @@ func prepareOnBackup[T any](what string) func(e *Engine, ctx context.Context, d 
 		if err != nil {
 			return err
 		}
-		b, err := restorable(ctx, bs, r.App, r.Env, r.Release)
+		b, err := restorable(ctx, bs, r.App, r.Env, r.Backup)
 		if err != nil {
 			return err
 		}
 		if _, err := backupsCan[T](e, r.App, r.Env, b.ID, what); err != nil {
 			return err
 		}
-		j.Release, *version = r.Release, r.Release
+		j.Backup, *version = r.Backup, r.Backup
 		return nil
 	}
 }
@@ -216,7 +250,7 @@ func (e *Engine) runRollbackJob(r runJob) (Result, error) {
 	if j.BackupID != "" {
 		return e.runRollbackWithDB(r.runCtx, j, r.d, r.tr)
 	}
-	res, err := r.d.Rollback(r.runCtx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.Release,
+	res, err := r.d.Rollback(r.runCtx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.RollbackTo,
 		From: j.FromRelease, By: j.RequestedBy.User}, r.tr)
 	if err == nil && j.FromRelease != "" {
 		e.markRolledBack(context.WithoutCancel(r.ctx), j)

@@ -25,3 +25,28 @@ func TestEveryActionHasASpec(t *testing.T) {
 		t.Error("action facts")
 	}
 }
+
+// Each action names its target in its own field, and only a switching job
+// that ended well says what it left live: never a backup id.
+func TestTargetAndLeftLive(t *testing.T) {
+	cases := []struct {
+		j            Job
+		target, live string
+	}{
+		{Job{Action: ActionDeploy, Release: "r2", FromRelease: "r1", State: Succeeded}, "r2", "r2"},
+		{Job{Action: ActionDeploy, Release: "r2", FromRelease: "r1", State: RolledBack}, "r2", "r1"},
+		{Job{Action: ActionDeploy, Release: "r2", FromRelease: "r1", State: Failed}, "r2", ""},
+		{Job{Action: ActionRollback, RollbackTo: "r1", FromRelease: "r2", BackupID: "b1", State: Succeeded}, "r1", "r1"},
+		{Job{Action: ActionBackup, Backup: "b2", State: Succeeded}, "b2", ""},
+		{Job{Action: ActionRestore, Backup: "b2", BackupID: "b3", State: Succeeded}, "b2", ""},
+		{Job{Action: ActionStop, State: Succeeded}, "", ""},
+	}
+	for _, c := range cases {
+		if got := c.j.Target(); got != c.target {
+			t.Errorf("%s %s: Target %q, want %q", c.j.Action, c.j.State, got, c.target)
+		}
+		if got := c.j.LeftLive(); got != c.live {
+			t.Errorf("%s %s: LeftLive %q, want %q", c.j.Action, c.j.State, got, c.live)
+		}
+	}
+}

@@ -193,7 +193,7 @@ func (e *Engine) runBackupJob(ctx context.Context, j *Job, p Progress) (Result, 
 	if j.RequestedBy.User == SchedulerUser {
 		reason = "scheduled"
 	}
-	rec, err := e.takeBackup(ctx, bk, bs, j, j.Release, reason, p)
+	rec, err := e.takeBackup(ctx, bk, bs, j, j.Backup, reason, p)
 	if err != nil {
 		return Result{}, err
 	}
@@ -219,7 +219,7 @@ func (e *Engine) runVerifyJob(ctx context.Context, j *Job, p Progress) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	rec, err := restorable(ctx, bs, j.App, j.Env, j.Release)
+	rec, err := restorable(ctx, bs, j.App, j.Env, j.Backup)
 	if err != nil {
 		return Result{}, err
 	}

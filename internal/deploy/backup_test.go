@@ -58,7 +58,7 @@ func (r *backupRig) backupOK(t *testing.T) deploy.Backup {
 		t.Fatalf("backup job state = %s; a backup needs no approval", j.State)
 	}
 	waitState(t, r.store, j.ID, deploy.Succeeded)
-	b, err := r.store.Backup(context.Background(), "demo", "prod", j.Release)
+	b, err := r.store.Backup(context.Background(), "demo", "prod", j.Backup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestBackupJobRecordsAndPrunesByAgeAndCount(t *testing.T) {
 		t.Errorf("the job that pruned does not say so: %+v", last)
 	}
 	// Restoring a pruned backup is refused with a clear message.
-	_, err := r.engine.Submit(ctx, deploy.JobRequest{Who: alice, App: "demo", Env: "prod", Action: deploy.ActionRestore, Release: first.ID})
+	_, err := r.engine.Submit(ctx, deploy.JobRequest{Who: alice, App: "demo", Env: "prod", Action: deploy.ActionRestore, Backup: first.ID})
 	var ref *deploy.Refusal
 	if !errors.As(err, &ref) || !strings.Contains(err.Error(), "pruned") {
 		t.Errorf("restore of a pruned backup = %v", err)
@@ -127,7 +127,7 @@ func TestRestoreAlwaysNeedsApprovalAndTakesSafetyBackup(t *testing.T) {
 	ctx := context.Background()
 	b := r.backupOK(t)
 	// Even on an env without an approval policy.
-	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Backup: b.ID})
 	if j.State != deploy.AwaitingApproval || j.ApprovalID == "" {
 		t.Fatalf("restore job = %s, want awaiting approval", j.State)
 	}
@@ -152,7 +152,7 @@ func TestRestoreAlwaysNeedsApprovalAndTakesSafetyBackup(t *testing.T) {
 	}
 	// A restore whose safety backup fails restores nothing.
 	r.bd.BackupErr = errors.New("no space")
-	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Backup: b.ID})
 	if _, err := r.engine.Decide(ctx, j2.ApprovalID, bob, true); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestBackupBeforeDeployGatesTheDeploy(t *testing.T) {
 		t.Fatalf("with-db rollback = %s backup %q", rb.State, rb.BackupID)
 	}
 	a, _ := r.store.Approval(ctx, rb.ApprovalID)
-	if a.Version != rb.Release+"+db:"+rec.BackupID {
+	if a.Version != rb.RollbackTo+"+db:"+rec.BackupID {
 		t.Errorf("approval bound to %q", a.Version)
 	}
 	if _, err := r.engine.Decide(ctx, rb.ApprovalID, bob, true); err != nil {
@@ -241,7 +241,7 @@ func TestBackupOnEnvWithoutBackupsIsRefused(t *testing.T) {
 func TestVerifyRecordsDrill(t *testing.T) {
 	r := newBackupRig(t, deploy.BackupPolicy{})
 	b := r.backupOK(t)
-	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Backup: b.ID})
 	if j.State != deploy.Queued {
 		t.Fatalf("drill state %s", j.State)
 	}
@@ -251,7 +251,7 @@ func TestVerifyRecordsDrill(t *testing.T) {
 		t.Errorf("record %+v, reason %q", got, done.Reason)
 	}
 	r.bd.VerifyErr = errors.New("checksum mismatch, the backup is damaged: files.tar.gz")
-	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
+	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Backup: b.ID})
 	if f := waitState(t, r.store, j2.ID, deploy.Failed); !strings.Contains(f.Reason, "checksum mismatch") {
 		t.Errorf("reason = %q", f.Reason)
 	}
@@ -276,7 +276,7 @@ func TestRestoreRefusedBeforeSafetyBackupWhenStagingFails(t *testing.T) {
 	ctx := context.Background()
 	b := r.backupOK(t)
 	r.bd.StageErr = errors.New("checksum mismatch, the backup is damaged: db-main.sql.gz")
-	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Backup: b.ID})
 	if _, err := r.engine.Decide(ctx, j.ApprovalID, bob, true); err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestRestorePutsBackChangedPartsWhenALaterPartFails(t *testing.T) {
 		}
 		return nil
 	}
-	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Backup: b.ID})
 	if _, err := r.engine.Decide(ctx, j.ApprovalID, bob, true); err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestRestorePutsBackChangedPartsWhenALaterPartFails(t *testing.T) {
 
 	// When putting back fails too, the job says the env is partly restored.
 	failSafety = true
-	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Backup: b.ID})
 	if _, err := r.engine.Decide(ctx, j2.ApprovalID, bob, true); err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestRestorePutsBackChangedPartsWhenALaterPartFails(t *testing.T) {
 		}
 		return &deploy.RestartError{Err: errors.New("health check failed")}
 	}
-	j3 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Release: b.ID})
+	j3 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionRestore, Backup: b.ID})
 	if _, err := r.engine.Decide(ctx, j3.ApprovalID, bob, true); err != nil {
 		t.Fatal(err)
 	}
@@ -365,14 +365,14 @@ func TestFailedDrillIsRecordedOnTheBackup(t *testing.T) {
 	r := newBackupRig(t, deploy.BackupPolicy{})
 	b := r.backupOK(t)
 	r.bd.VerifyErr = errors.New("loading db-main.sql.gz into scratch database failed: ERROR 1227 (42000) at line 40")
-	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
+	j := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Backup: b.ID})
 	waitState(t, r.store, j.ID, deploy.Failed)
 	got, _ := r.store.Backup(context.Background(), "demo", "prod", b.ID)
 	if !got.DrillFailed() || got.Verified.IsZero() || !strings.Contains(got.Drill, "ERROR 1227") {
 		t.Errorf("record after a failed drill: %+v", got)
 	}
 	r.bd.VerifyErr = nil
-	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Release: b.ID})
+	j2 := r.submit(t, deploy.JobRequest{Who: alice, Action: deploy.ActionVerify, Backup: b.ID})
 	waitState(t, r.store, j2.ID, deploy.Succeeded)
 	if got, _ := r.store.Backup(context.Background(), "demo", "prod", b.ID); got.DrillFailed() {
 		t.Errorf("a passed drill left the record failed: %+v", got)
@@ -420,7 +420,7 @@ func TestRollbackWithDBStagesTheDatabaseBeforeSwitchingCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	f2 := waitState(t, r.store, rb2.ID, deploy.Failed)
-	for _, want := range []string{"the code was rolled back to " + rb2.Release, "connection lost", "were put back from safety backup"} {
+	for _, want := range []string{"the code was rolled back to " + rb2.RollbackTo, "connection lost", "were put back from safety backup"} {
 		if !strings.Contains(f2.Reason, want) {
 			t.Errorf("reason lacks %q: %s", want, f2.Reason)
 		}

@@ -33,7 +33,7 @@ func TestBackupsADriverCannotRestoreAreRefusedByType(t *testing.T) {
 		Drivers: func(app, env string) (deploy.Driver, bool) { return takeOnly{Driver: r.bd.Driver, bd: r.bd}, true }})
 	before, _ := r.store.Jobs(context.Background(), deploy.JobFilter{})
 	for _, a := range []deploy.Action{deploy.ActionVerify, deploy.ActionRestore} {
-		_, err := r.engine.Submit(context.Background(), deploy.JobRequest{Who: alice, App: "demo", Env: "prod", Action: a, Release: b.ID,
+		_, err := r.engine.Submit(context.Background(), deploy.JobRequest{Who: alice, App: "demo", Env: "prod", Action: a, Backup: b.ID,
 			Approval: deploy.ApprovalPolicy{Roles: []string{"lead"}}})
 		var ref *deploy.Refusal
 		if !errors.As(err, &ref) || !strings.Contains(err.Error(), "backup "+b.ID+" is kept by the vault; restore it there") {

@@ -113,7 +113,10 @@ type JobRequest struct {
 	App, Env string
 	Action   Action
 	Ref      string // deploy: validated ref, "" = recipe default
-	Release  string // rollback: named release, "" = previous good one; verify/restore: the backup
+	// RollbackTo names a rollback's release; "" = the previous good one.
+	RollbackTo string
+	// Backup names the backup a drill or restore reads.
+	Backup string
 	// WithDB asks a rollback to also restore the database backup taken
 	// before the release being left was deployed. It always needs approval.
 	WithDB bool
@@ -216,7 +219,7 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 		return nil, fmt.Errorf("audit intent for job %d was not recorded", j.ID)
 	}
 	if spec.newRelease {
-		j.Release = NewReleaseID(j.Created, j.ID)
+		*spec.target(j) = NewReleaseID(j.Created, j.ID)
 	}
 	// The job id and intent seq are known only now; store them with the job.
 	if err := e.store.UpdateJob(ctx, j, []State{j.State}); err != nil {
@@ -376,7 +379,7 @@ func approvalVersion(j *Job) string {
 	if v := actionOf(j.Action).version; v != nil {
 		return v(j)
 	}
-	return j.Release
+	return j.Target()
 }
 
 func (e *Engine) expire(ctx context.Context, a *Approval, j *Job) error {

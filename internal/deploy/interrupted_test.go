@@ -99,7 +99,7 @@ func TestRollbackOfAnInterruptedJobThatSwitched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rb.Action != deploy.ActionRollback || rb.Release != older || rb.FromRelease != current {
+	if rb.Action != deploy.ActionRollback || rb.RollbackTo != older || rb.FromRelease != current {
 		t.Fatalf("rollback job %+v, want %s → %s", rb, current, older)
 	}
 	waitState(t, r.store, rb.ID, deploy.Succeeded)

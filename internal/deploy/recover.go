@@ -46,7 +46,7 @@ func (e *Engine) Recover(ctx context.Context) ([]*Job, error) {
 		if err := e.store.UpdateJob(ctx, j, []State{from}, ev); err != nil {
 			return out, fmt.Errorf("job #%d: %w", j.ID, err)
 		}
-		if at := actionOf(j.Action).interrupted; at != nil && j.Release != "" {
+		if at := actionOf(j.Action).interrupted; at != nil && j.Target() != "" {
 			at(e, ctx, j)
 		}
 		out = append(out, j)
@@ -116,7 +116,7 @@ func (e *Engine) RollbackInterrupted(ctx context.Context, id int64, who Who, app
 	if cur == j.FromRelease {
 		return nil, refuse("job #%d never switched: %s, the release live before it, is still live; nothing to roll back; release its lock instead", id, cur)
 	}
-	return e.Submit(ctx, JobRequest{Who: who, App: j.App, Env: j.Env, Action: ActionRollback, Release: j.FromRelease,
+	return e.Submit(ctx, JobRequest{Who: who, App: j.App, Env: j.Env, Action: ActionRollback, RollbackTo: j.FromRelease,
 		Approval: approval, Args: []string{j.FromRelease, fmt.Sprintf("after-interrupted-job:%d", id)}, TakesOver: id})
 }
 

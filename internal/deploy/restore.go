@@ -46,7 +46,7 @@ func (e *Engine) prepareRestore(ctx context.Context, j *Job, p Progress, dbOnly 
 	if err != nil {
 		return nil, err
 	}
-	id := j.Release
+	id := j.Backup
 	if j.Action == ActionRollback {
 		id = j.BackupID
 	}
@@ -115,7 +115,7 @@ func (e *Engine) runRollbackWithDB(ctx context.Context, j *Job, d Driver, p Prog
 		return Result{}, fmt.Errorf("rollback refused, code and database unchanged: %w", err)
 	}
 	defer plan.discard(ctx)
-	res, err := d.Rollback(ctx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.Release,
+	res, err := d.Rollback(ctx, RollbackRequest{JobID: j.ID, App: j.App, Env: j.Env, To: j.RollbackTo,
 		From: j.FromRelease, By: j.RequestedBy.User}, p)
 	if err == nil && j.FromRelease != "" {
 		e.markRolledBack(context.WithoutCancel(ctx), j)
@@ -126,7 +126,7 @@ func (e *Engine) runRollbackWithDB(ctx context.Context, j *Job, d Driver, p Prog
 	}
 	db, err := e.applyRestore(ctx, plan, p)
 	if err != nil {
-		return Result{}, fmt.Errorf("the code was rolled back to %s, but the database was not: %w", j.Release, err)
+		return Result{}, fmt.Errorf("the code was rolled back to %s, but the database was not: %w", j.RollbackTo, err)
 	}
 	res.Message = strings.TrimSpace(res.Message + "; " + db.Message)
 	return res, nil

@@ -84,21 +84,21 @@ func TestRecoverResumesADeployTheTargetIsStillRunning(t *testing.T) {
 func TestRecoverMarksAnInterruptedBackupFailed(t *testing.T) {
 	store := deploytest.NewStore()
 	ctx := context.Background()
-	j := runningJob(t, store, &deploy.Job{Action: deploy.ActionBackup, Release: "20261123-010000-1"})
+	j := runningJob(t, store, &deploy.Job{Action: deploy.ActionBackup, Backup: "20261123-010000-1"})
 	d := deploytest.NewBackupDriver()
 	e := deploy.NewEngine(deploy.Options{Store: store, Drivers: func(app, env string) (deploy.Driver, bool) { return d, true }})
 	got, err := e.Recover(ctx)
 	if err != nil || len(got) != 1 || got[0].State != deploy.Interrupted {
 		t.Fatalf("recover: %v %+v", err, got)
 	}
-	b, err := store.Backup(ctx, "demo", "prod", j.Release)
+	b, err := store.Backup(ctx, "demo", "prod", j.Backup)
 	if err != nil || b.State != deploy.BackupFailed {
 		t.Fatalf("interrupted backup record: %+v %v", b, err)
 	}
 	if _, err := e.Unlock(ctx, "demo", "prod", alice, false); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Submit(ctx, deploy.JobRequest{Who: alice, App: "demo", Env: "prod", Action: deploy.ActionVerify, Release: j.Release})
+	_, err = e.Submit(ctx, deploy.JobRequest{Who: alice, App: "demo", Env: "prod", Action: deploy.ActionVerify, Backup: j.Backup})
 	if err == nil || !strings.Contains(err.Error(), "is failed") {
 		t.Fatalf("drill of an interrupted backup: %v", err)
 	}

@@ -91,7 +91,7 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 		var denied *DeniedError
 		if errors.As(err, &denied) {
 			e.finish(j, Failed, e.redact.String(err.Error()), []State{Running}, audit.Denial(j.RequestedBy, string(j.Action),
-				[]string{j.Release}, j.App, j.Env, "driver refused: "+e.redact.String(err.Error())))
+				[]string{j.Target()}, j.App, j.Env, "driver refused: "+e.redact.String(err.Error())))
 			return
 		}
 		e.finish(j, Failed, e.redact.String(err.Error()), []State{Running})
@@ -146,7 +146,7 @@ func (e *Engine) finish(j *Job, s State, reason string, from []State, extra ...*
 		text = reason // "cancelled by bob" says it already
 	}
 	ev := audit.Outcome(j.RequestedBy, string(j.Action), j.App, j.Env, j.ID, j.IntentSeq, text)
-	ev.Args = []string{j.Release}
+	ev.Args = []string{j.Target()}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := e.store.UpdateJob(context.Background(), j, from, append([]*audit.Event{ev}, extra...)...)

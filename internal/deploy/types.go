@@ -60,11 +60,14 @@ type Who = audit.Who
 
 // Job is one deploy or rollback.
 type Job struct {
-	ID          int64
-	App, Env    string
-	Action      Action
-	Ref         string // deploy: the validated ref asked for
-	Release     string // deploy: the release it builds; rollback: the release it switches to
+	ID         int64
+	App, Env   string
+	Action     Action
+	Ref        string // deploy: the validated ref asked for
+	Release    string // deploy: the release it builds
+	RollbackTo string // rollback: the release it switches back to
+	// Backup is the backup a backup job takes, or a drill or restore reads.
+	Backup      string
 	FromRelease string // the release current pointed at when the job started
 	State       State
 	Reason      string // why it failed, was cancelled, was rolled back
@@ -74,8 +77,9 @@ type Job struct {
 	// ApproverRoles are the roles one of which the approver must hold, so
 	// the approval card can say who may approve.
 	ApproverRoles []string
-	// BackupID is the backup a job took or restores: a deploy's pre-deploy
-	// backup, a restore's safety backup, a --with-db rollback's backup.
+	// BackupID is a backup a job takes or restores beside what it targets:
+	// a deploy's pre-deploy backup, a restore's safety backup, the backup a
+	// --with-db rollback puts back.
 	BackupID string
 	// Redeploy asks the driver to rebuild without fetching new code
 	// (Dokploy's *.redeploy); drivers without the notion deploy as usual.

@@ -295,7 +295,9 @@ type Job struct {
 	App         string   `json:"app"`
 	Env         string   `json:"env"`
 	Ref         string   `json:"ref,omitempty"`
-	Release     string   `json:"release,omitempty"`
+	Release     string   `json:"release,omitempty"`     // a deploy's new release
+	RollbackTo  string   `json:"rollback_to,omitempty"` // a rollback's target release
+	Backup      string   `json:"backup,omitempty"`      // the backup a backup, drill or restore acts on
 	State       string   `json:"state"`
 	Done        bool     `json:"done"`
 	Outcome     string   `json:"outcome,omitempty"`
@@ -426,7 +428,7 @@ func clip(s string, n int) string {
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
 func jobView(j *deploy.Job) Job {
-	v := Job{JobID: j.ID, Action: string(j.Action), App: j.App, Env: j.Env, Ref: j.Ref, Release: j.Release, State: string(j.State),
+	v := Job{JobID: j.ID, Action: string(j.Action), App: j.App, Env: j.Env, Ref: j.Ref, Release: j.Release, RollbackTo: j.RollbackTo, Backup: j.Backup, State: string(j.State),
 		Done: j.State.Terminal(), Outcome: clip(j.Reason, 4096), RequestedBy: j.RequestedBy.User, ApprovalID: j.ApprovalID,
 		ApprovedBy: j.ApprovedBy, Steps: []Step{}, Output: []string{}}
 	for _, st := range j.Steps {
@@ -445,8 +447,13 @@ func jobView(j *deploy.Job) Job {
 func jobText(v Job) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "job #%d %s %s/%s: %s", v.JobID, v.Action, v.App, v.Env, strings.ReplaceAll(v.State, "_", " "))
-	if v.Release != "" {
+	switch {
+	case v.Release != "":
 		fmt.Fprintf(&b, " (release %s)", v.Release)
+	case v.RollbackTo != "":
+		fmt.Fprintf(&b, " (to release %s)", v.RollbackTo)
+	case v.Backup != "":
+		fmt.Fprintf(&b, " (backup %s)", v.Backup)
 	}
 	if v.Outcome != "" {
 		b.WriteString(": " + v.Outcome)

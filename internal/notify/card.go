@@ -30,13 +30,13 @@ func JobCard(j deploy.Job) Message {
 		m.Fields = append(m.Fields, Field{"ref", j.Ref})
 	}
 	switch {
-	case j.Release == "":
+	case j.Target() == "":
 	case j.Action.OnBackup():
-		m.Fields = append(m.Fields, Field{"backup", j.Release})
+		m.Fields = append(m.Fields, Field{"backup", j.Target()})
 	default:
-		to := j.Release
+		to := j.Target()
 		if j.FromRelease != "" {
-			to = j.FromRelease + " → " + j.Release
+			to = j.FromRelease + " → " + to
 		}
 		m.Fields = append(m.Fields, Field{"release", to})
 	}

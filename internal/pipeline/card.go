@@ -150,8 +150,8 @@ func DeployNotice(j deploy.Job) notify.Message {
 	if j.Ref != "" {
 		m.Fields = append(m.Fields, notify.Field{Name: "ref", Value: j.Ref})
 	}
-	if j.Release != "" {
-		m.Fields = append(m.Fields, notify.Field{Name: "release", Value: j.Release})
+	if t := j.Target(); t != "" {
+		m.Fields = append(m.Fields, notify.Field{Name: "release", Value: t})
 	}
 	m.Fields = append(m.Fields, notify.Field{Name: "by", Value: j.RequestedBy.User})
 	if j.ApprovedBy != "" {

@@ -145,7 +145,7 @@ func (s *Scheduler) Fire(ctx context.Context, e Entry) {
 			s.alert(ctx, e, err)
 			return
 		}
-		req.Release = id
+		req.Backup = id
 		req.Args = append(req.Args, id)
 	}
 	j, err := s.o.Engine.Submit(ctx, req)

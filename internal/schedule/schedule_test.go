@@ -94,7 +94,7 @@ func TestCronSpecRunsScheduledBackup(t *testing.T) {
 	if j.Action != deploy.ActionBackup || j.RequestedBy.User != deploy.SchedulerUser {
 		t.Fatalf("job = %+v", j)
 	}
-	b, err := r.store.Backup(context.Background(), "demo", "prod", j.Release)
+	b, err := r.store.Backup(context.Background(), "demo", "prod", j.Backup)
 	if err != nil || b.Reason != "scheduled" {
 		t.Fatalf("record %+v %v", b, err)
 	}

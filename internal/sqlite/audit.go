@@ -22,7 +22,7 @@ func (db *DB) Append(ctx context.Context, events ...*audit.Event) error {
 }
 
 const insertAudit = `INSERT INTO audit (seq, time, kind, actor, identity, chat, command, args, app, env, decision,
-	job_id, intent_seq, outcome, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	job_id, intent_seq, outcome, prev_hash, hash, via) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // append seals events after the chain head and inserts them. Events whose
 // JobID is 0 get jobID. The callers' events are filled in (Seq, Time,
@@ -52,7 +52,7 @@ func (w *writer) append(jobID int64, events []*audit.Event) error {
 			return err
 		}
 		if _, err := w.exec(insertAudit, c.Seq, formatTime(c.Time), string(c.Kind), c.Actor, c.Identity, c.Chat,
-			c.Command, string(argsJSON), c.App, c.Env, c.Decision, c.JobID, c.IntentSeq, c.Outcome, c.PrevHash, c.Hash); err != nil {
+			c.Command, string(argsJSON), c.App, c.Env, c.Decision, c.JobID, c.IntentSeq, c.Outcome, c.PrevHash, c.Hash, c.Via); err != nil {
 			if c.Kind == audit.KindOutcome && strings.Contains(err.Error(), "UNIQUE") {
 				return fmt.Errorf("audit: intent %d already has an outcome: %w", c.IntentSeq, err)
 			}
@@ -72,12 +72,12 @@ func (w *writer) append(jobID int64, events []*audit.Event) error {
 }
 
 const auditCols = `seq, time, kind, actor, identity, chat, command, args, app, env, decision, job_id, intent_seq,
-	outcome, prev_hash, hash`
+	outcome, prev_hash, hash, via`
 
 func scanEvent(s interface{ Scan(...any) error }, e *audit.Event) error {
 	var t, kind, args string
 	if err := s.Scan(&e.Seq, &t, &kind, &e.Actor, &e.Identity, &e.Chat, &e.Command, &args, &e.App, &e.Env,
-		&e.Decision, &e.JobID, &e.IntentSeq, &e.Outcome, &e.PrevHash, &e.Hash); err != nil {
+		&e.Decision, &e.JobID, &e.IntentSeq, &e.Outcome, &e.PrevHash, &e.Hash, &e.Via); err != nil {
 		return err
 	}
 	e.Kind = audit.Kind(kind)

@@ -328,7 +328,7 @@ func TestTamperingIsDetected(t *testing.T) {
 		{"last row deleted", `DELETE FROM audit WHERE seq = 6`, 6},
 		{"everything deleted", `DELETE FROM audit`, 1},
 		{"row forged at the end", `INSERT INTO audit SELECT seq + 1, time, kind, actor, identity, chat, command, args, app,
-			env, decision, job_id, 0, outcome, hash, hash FROM audit WHERE seq = 6`, 7},
+			env, decision, job_id, 0, outcome, hash, hash, via FROM audit WHERE seq = 6`, 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db, path := openDB(t)

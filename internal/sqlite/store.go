@@ -32,7 +32,7 @@ func jsonArray[T any](s []T) (string, error) {
 
 const jobCols = `id, app, env, action, ref, release, from_release, state, reason, req_user, req_identity, req_chat,
 	approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by, takes_over,
-	approver_roles, created, started, ended`
+	approver_roles, rollback_to, backup, req_via, created, started, ended`
 
 func scanJob(s rowScanner) (*deploy.Job, error) {
 	var j deploy.Job
@@ -40,7 +40,7 @@ func scanJob(s rowScanner) (*deploy.Job, error) {
 	if err := s.Scan(&j.ID, &j.App, &j.Env, &action, &j.Ref, &j.Release, &j.FromRelease, &state, &j.Reason,
 		&j.RequestedBy.User, &j.RequestedBy.Identity, &j.RequestedBy.Chat, &j.ApprovalID, &j.ApprovedBy, &j.CardRef,
 		&j.IntentSeq, &steps, &output, &j.BackupID, &j.Redeploy, &switched, &j.LockReleasedBy, &j.TakesOver,
-		&roles, &created, &started, &ended); err != nil {
+		&roles, &j.RollbackTo, &j.Backup, &j.RequestedBy.Via, &created, &started, &ended); err != nil {
 		return nil, err
 	}
 	j.Action, j.State, j.Switch = deploy.Action(action), deploy.State(state), deploy.SwitchState(switched)
@@ -84,19 +84,20 @@ func jobValues(j *deploy.Job) ([]any, error) {
 	}
 	return []any{j.App, j.Env, string(j.Action), j.Ref, j.Release, j.FromRelease, string(j.State), j.Reason,
 		j.RequestedBy.User, j.RequestedBy.Identity, j.RequestedBy.Chat, j.ApprovalID, j.ApprovedBy, j.CardRef,
-		j.IntentSeq, steps, output, j.BackupID, j.Redeploy, string(j.Switch), j.LockReleasedBy, j.TakesOver, roles}, nil
+		j.IntentSeq, steps, output, j.BackupID, j.Redeploy, string(j.Switch), j.LockReleasedBy, j.TakesOver, roles,
+		j.RollbackTo, j.Backup, j.RequestedBy.Via}, nil
 }
 
 const insertJob = `INSERT INTO jobs (app, env, action, ref, release, from_release, state, reason, req_user, req_identity,
 	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by,
-	takes_over, approver_roles, created, started, ended)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	takes_over, approver_roles, rollback_to, backup, req_via, created, started, ended)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // The store sets created; an update never changes it.
 const updateJob = `UPDATE jobs SET app = ?, env = ?, action = ?, ref = ?, release = ?, from_release = ?, state = ?,
 	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = COALESCE(NULLIF(?, ''), card_ref),
 	intent_seq = ?, steps = ?, output = ?, backup_id = ?, redeploy = ?, switch_state = ?, lock_released_by = ?, takes_over = ?,
-	approver_roles = ?, started = ?, ended = ? WHERE id = ?`
+	approver_roles = ?, rollback_to = ?, backup = ?, req_via = ?, started = ?, ended = ? WHERE id = ?`
 
 // CreateJob implements deploy.Store.
 func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, events ...*audit.Event) error {
