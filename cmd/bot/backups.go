@@ -116,5 +116,10 @@ func scheduler(c *config.Config, engine *deploy.Engine, db *sqlite.DB, relay *no
 			// never for a week.
 			_, err := db.ForgetSeenBefore(ctx, time.Now().Add(-7*24*time.Hour))
 			return err
+		}}, {Spec: "@daily", Name: "forget old buttons", Run: func(ctx context.Context) error {
+			// Approvals expire in minutes, locks and jobs end; a card still
+			// being edited rebinds its buttons and keeps them.
+			_, err := db.ForgetButtonsBefore(ctx, time.Now().Add(-180*24*time.Hour))
+			return err
 		}}}})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/notify"
 )
@@ -19,8 +20,11 @@ func (db *DB) BindButton(ctx context.Context, b notify.BoundButton) (string, err
 			err := w.scan(`SELECT id FROM buttons WHERE chat = ? AND message = ? AND data = ? LIMIT 1`,
 				[]any{b.Chat, b.Message, b.Data}, &have)
 			if err == nil {
+				// created is when the button was last bound: a card still
+				// being edited keeps its buttons past ForgetButtonsBefore.
 				id = have
-				return nil
+				_, err := w.exec(`UPDATE buttons SET created = ? WHERE id = ?`, formatTime(b.Created), id)
+				return err
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return err
@@ -59,4 +63,20 @@ func (db *DB) Button(ctx context.Context, id string) (notify.BoundButton, error)
 	}
 	b.Created, err = parseTime(created)
 	return b, err
+}
+
+// ForgetButtonsBefore deletes buttons last bound before t. A press on one of
+// them is refused as not shipbot's, as for any unknown id; by then what it
+// stood for (an approval, a lock, a job's card) has long expired or ended.
+func (db *DB) ForgetButtonsBefore(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(w *writer) error {
+		res, err := w.exec(`DELETE FROM buttons WHERE created < ?`, formatTime(t))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }
