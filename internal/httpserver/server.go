@@ -1,5 +1,5 @@
 // Package httpserver is shipbot's one HTTP listener: platform webhooks
-// (Telegram now; Slack and CI/CD hooks later), /healthz and /readyz, on a chi
+// (Telegram, Slack, CI/CD hooks), the API and MCP doors, /metrics, /healthz and /readyz, on a chi
 // router. Handlers are mounted by the wiring; this package knows none of them.
 package httpserver
 
