@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,12 +30,7 @@ const opsChat = -100777
 // production (which needs a lead's approval). ci is the CI's user.
 func apiEnv(t *testing.T, withCIToken bool) (*testEnv, *telegramtest.Server, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	tg := telegramtest.Start(t, tgToken)
 	e := &testEnv{t: t, dir: t.TempDir()}
 	e.config = filepath.Join(e.dir, "shipbot.yaml")

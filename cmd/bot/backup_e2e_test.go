@@ -251,6 +251,11 @@ func TestE2EUnloadableBackupChangesNothing(t *testing.T) {
 	t.Parallel()
 	a, db, password, _, _ := newBackupApp(t)
 	if got := strings.TrimSpace(mariaExec(t, "SELECT @@GLOBAL.max_allowed_packet")); got != "16777216" {
+		// Under the README test command (which sets this) a skip would
+		// hide the case; the machine's MariaDB runs with its default.
+		if os.Getenv("SHIPBOT_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("server max_allowed_packet is %s; the case needs the 16 MiB default", got)
+		}
 		t.Skipf("server max_allowed_packet is %s; the case needs the 16 MiB default", got)
 	}
 	a.env = []string{"E2E_DB_PASSWORD=" + password}

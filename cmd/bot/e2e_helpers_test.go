@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -481,4 +482,17 @@ func (e *testEnv) resolveButtons(markup string) string {
 		}
 		return data
 	})
+}
+
+// freeAddr is a loopback address no one listens on now, for the bot's
+// http.listen. Another process could take it before the bot does; on a test
+// machine that is rare enough, and the bot then fails to start, loudly.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

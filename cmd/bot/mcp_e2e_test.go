@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -204,12 +203,7 @@ func httpStatus(t *testing.T, url, token, origin string) int {
 // and redacted logs, and 401/403 before any MCP processing.
 func TestE2EMCP(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	e := &testEnv{t: t, dir: t.TempDir()}
 	e.config = filepath.Join(e.dir, "shipbot.yaml")
 	demo, _ := filepath.Abs("../../examples/demo")

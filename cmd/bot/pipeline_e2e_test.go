@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,12 +23,7 @@ const glToken = "e2e-gitlab-token"
 // routes acme/web to the ops chat.
 func pipelineEnv(t *testing.T) (*testEnv, *telegramtest.Server, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	tg := telegramtest.Start(t, tgToken)
 	dir := t.TempDir()
 	demo, _ := filepath.Abs("../../examples/demo")

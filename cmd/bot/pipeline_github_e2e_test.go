@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,12 +22,7 @@ const ghE2ESecret = "e2e-github-secret"
 // routes octo-org/* to the ops chat and offers a deploy on green CI runs.
 func githubPipelineEnv(t *testing.T) (*testEnv, *telegramtest.Server, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	tg := telegramtest.Start(t, tgToken)
 	dir := t.TempDir()
 	demo, _ := filepath.Abs("../../examples/demo")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -117,12 +116,7 @@ func TestBinarySlackUserApprovesTelegramRequest(t *testing.T) {
 
 func TestBinarySlackHTTPMode(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	e, _, sl := slackEnv(t, "http", addr)
 	p := e.startBot(nil)
 	post := func(path string, body []byte, h http.Header) int {

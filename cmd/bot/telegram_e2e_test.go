@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,12 +105,7 @@ func TestBinaryTelegramPollingDeploys(t *testing.T) {
 
 func TestBinaryTelegramWebhook(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	e, fake := telegramEnv(t, "webhook", addr)
 	p := e.startBot(nil)
 	deadline := time.Now().Add(20 * time.Second)

@@ -29,17 +29,9 @@ func (w *writer) releaseInterrupted(held deploy.Lock, by string) error {
 // ReleaseLockBy implements deploy.InterruptedLocks.
 func (db *DB) ReleaseLockBy(ctx context.Context, app, env, by string, check func(deploy.Lock) error, events ...*audit.Event) error {
 	return db.write(ctx, func(w *writer) error {
-		held, ok, err := w.lock(app, env)
+		held, err := w.heldLock(app, env, check)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("lock on %s/%s: %w", app, env, deploy.ErrNotFound)
-		}
-		if check != nil {
-			if err := check(held); err != nil {
-				return err
-			}
 		}
 		if held.JobID != 0 {
 			var state string

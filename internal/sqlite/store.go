@@ -355,6 +355,25 @@ func scanLock(s rowScanner) (deploy.Lock, error) {
 	return l, err
 }
 
+// heldLock is the lock of (app, env), ErrNotFound if there is none, or
+// check's error: the common start of every change to a lock, run in the
+// writer so nothing changes the lock between the check and the change.
+func (w *writer) heldLock(app, env string, check func(deploy.Lock) error) (deploy.Lock, error) {
+	held, ok, err := w.lock(app, env)
+	if err != nil {
+		return held, err
+	}
+	if !ok {
+		return held, fmt.Errorf("lock on %s/%s: %w", app, env, deploy.ErrNotFound)
+	}
+	if check != nil {
+		if err := check(held); err != nil {
+			return held, err
+		}
+	}
+	return held, nil
+}
+
 // lock returns the lock on (app, env) inside the write transaction.
 func (w *writer) lock(app, env string) (deploy.Lock, bool, error) {
 	s, err := w.stmt(`SELECT ` + lockCols + ` FROM locks WHERE app = ? AND env = ?`)
@@ -452,17 +471,8 @@ func (db *DB) AcquireLock(ctx context.Context, l deploy.Lock, events ...*audit.E
 // but must not call its write methods: the writer would wait for itself.
 func (db *DB) ReleaseLock(ctx context.Context, app, env string, check func(deploy.Lock) error, events ...*audit.Event) error {
 	return db.write(ctx, func(w *writer) error {
-		held, ok, err := w.lock(app, env)
-		if err != nil {
+		if _, err := w.heldLock(app, env, check); err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("lock on %s/%s: %w", app, env, deploy.ErrNotFound)
-		}
-		if check != nil {
-			if err := check(held); err != nil {
-				return err
-			}
 		}
 		if _, err := w.exec(`DELETE FROM locks WHERE app = ? AND env = ?`, app, env); err != nil {
 			return err
@@ -475,12 +485,9 @@ func (db *DB) ReleaseLock(ctx context.Context, app, env string, check func(deplo
 // transaction; the lock's expiry and reminded flag are stored.
 func (db *DB) UpdateLock(ctx context.Context, app, env string, update func(*deploy.Lock) error, events ...*audit.Event) error {
 	return db.write(ctx, func(w *writer) error {
-		held, ok, err := w.lock(app, env)
+		held, err := w.heldLock(app, env, nil)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("lock on %s/%s: %w", app, env, deploy.ErrNotFound)
 		}
 		if err := update(&held); err != nil {
 			return err

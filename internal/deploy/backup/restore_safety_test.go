@@ -68,6 +68,11 @@ func noScratchLeft(t *testing.T, ps ...*deploytest.Progress) {
 func TestUnloadableDumpFailsDrillAndRestoreLeavesLiveUntouched(t *testing.T) {
 	my := seedMaria(t)
 	if got := strings.TrimSpace(maria(t, "SELECT @@GLOBAL.max_allowed_packet")); got != "16777216" {
+		// Under the README test command (which sets this) a skip would
+		// hide the case; the machine's MariaDB runs with its default.
+		if os.Getenv("SHIPBOT_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("server max_allowed_packet is %s; the case needs the 16 MiB default", got)
+		}
 		t.Skipf("server max_allowed_packet is %s; the case needs the 16 MiB default", got)
 	}
 	maria(t, "USE "+my.Database+`; CREATE TABLE b_blobs (id INT PRIMARY KEY, data LONGBLOB);

@@ -319,6 +319,12 @@ func (s *Store) AcquireLock(ctx context.Context, l deploy.Lock, events ...*audit
 }
 
 func (s *Store) ReleaseLock(ctx context.Context, app, env string, check func(deploy.Lock) error, events ...*audit.Event) error {
+	return s.releaseLock(app, env, "", check, events)
+}
+
+// releaseLock removes the lock of (app, env) if check passes and the lock
+// did not change meanwhile; by, if set, is noted on an interrupted holder.
+func (s *Store) releaseLock(app, env, by string, check func(deploy.Lock) error, events []*audit.Event) error {
 	s.mu.Lock()
 	l, ok := s.locks[key(app, env)]
 	s.mu.Unlock()
@@ -336,6 +342,9 @@ func (s *Store) ReleaseLock(ctx context.Context, app, env string, check func(dep
 	}
 	if cur, ok := s.locks[key(app, env)]; !ok || cur != l {
 		return deploy.ErrConflict
+	}
+	if j, ok := s.jobs[l.JobID]; ok && by != "" && j.State == deploy.Interrupted {
+		j.LockReleasedBy = by
 	}
 	delete(s.locks, key(app, env))
 	s.appendLocked(0, events)
@@ -366,29 +375,7 @@ var _ deploy.InterruptedLocks = (*Store)(nil)
 
 // ReleaseLockBy implements deploy.InterruptedLocks.
 func (s *Store) ReleaseLockBy(ctx context.Context, app, env, by string, check func(deploy.Lock) error, events ...*audit.Event) error {
-	s.mu.Lock()
-	l, ok := s.locks[key(app, env)]
-	s.mu.Unlock()
-	if !ok {
-		return deploy.ErrNotFound
-	}
-	if err := check(l); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.check(events); err != nil {
-		return err
-	}
-	if cur, ok := s.locks[key(app, env)]; !ok || cur != l {
-		return deploy.ErrConflict
-	}
-	if j, ok := s.jobs[l.JobID]; ok && j.State == deploy.Interrupted {
-		j.LockReleasedBy = by
-	}
-	delete(s.locks, key(app, env))
-	s.appendLocked(0, events)
-	return nil
+	return s.releaseLock(app, env, by, check, events)
 }
 
 func (s *Store) PutRelease(ctx context.Context, r deploy.Release) error {
