@@ -13,7 +13,7 @@ import (
 )
 
 // The MCP endpoint is a door no person watches, like the API: its approval
-// cards go to the routes with source "shipbot" (pipeline.JobNotices).
+// cards go to the routes with source "shipbot" (notify.JobPosts).
 func init() { doors = append(doors, mcp.Platform) }
 
 // newMCPDoor builds the MCP endpoint. Tokens, enums, origins and the

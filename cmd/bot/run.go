@@ -79,22 +79,24 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	router := notify.Router{}
 	// Every button goes out bound to its chat and message (issue 16).
 	bound := notify.NewBinder(router, db, log)
-	cards := notify.NewCards(bound, time.Second, log)
-	cards.PersistRefs(db)
 	stats := metrics.New(db, log)
 	var alert notify.Channel
 	if pc.AdminChat != "" {
 		alert, _ = notify.ParseChannel(pc.AdminChat) // validated with the config
 	}
+	// One delivery path for everything the chats hear: job cards, job
+	// notices, pipeline cards, reminders go through the outbox and this
+	// relay. A card is edited at most once a second, ending on its newest state.
 	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: bound, MaxAttempts: pc.MaxAttempts, Alert: alert,
-		Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
+		MinEdit: time.Second, Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
 	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
+	jobPosts := notify.NewJobPosts(notify.JobPostsOptions{Routes: hooks, Doors: doors, Log: log})
 	door := newAPIDoor(lv, db, log) // HTTP API: a door beside the chats (api.go)
 	router[api.Platform], router[autoPlatform] = door, door
 	mcpDoor := newMCPDoor(lv, db, router, log) // MCP for AI assistants: a door like the API (mcp.go)
 	router[mcp.Platform] = mcpDoor
-	// Notices of shipbot's own jobs commit with the job change they report.
-	if err := db.ReportJobs(ctx, hooks.JobNotices, relay.Wake); err != nil {
+	// A job's card and notices commit with the job change they report.
+	if err := db.ReportJobs(ctx, jobPosts.Posts, relay.Wake); err != nil {
 		return err
 	}
 	// The scheduler needs the engine and the engine its observers: the
@@ -103,7 +105,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	engine := deploy.NewEngine(deploy.Options{
 		Store:        db,
 		Drivers:      lv.driver,
-		Observer:     observers{cards, schedObserver, door, mcpDoor},
+		Observer:     observers{schedObserver, door, mcpDoor},
 		JobTimeout:   c.Bot.JobTimeout.Duration,
 		OutputLines:  c.Bot.OutputLines,
 		Redactor:     redact,
@@ -127,7 +129,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 				if err := engine.WaitIdle(ctx); err != nil {
 					return err
 				}
-				return cards.Flush(ctx)
+				return outboxDrained(ctx, db)
 			},
 		})
 		router[shell.Platform] = sh
@@ -167,7 +169,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 
 	delivery := insightsService(c, db)
 	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: bound, Buttons: db, Audit: db, Log: log,
-		Observe: stats.Command, Insights: delivery})
+		Observe: stats.Command, Insights: delivery, AwaitCard: awaitCard(jobPosts, relay, log)})
 	door.SetHandler(d)
 	mcpDoor.SetHandler(d)
 	if err := hooks.SetDeployer(ctx, ruleDeployer{h: d, db: db}); err != nil {
@@ -268,16 +270,19 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	defer cancel()
 	// While draining the chat stays up, so people get a clear refusal.
 	engine.Drain(drainCtx)
-	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 10*time.Second)
+	// The last cards are in the outbox either way; a short wait lets the
+	// relay deliver them now rather than at the next start.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelFlush()
-	_ = cards.Flush(flushCtx)
+	_ = outboxDrained(flushCtx, db)
 	stopChat()
 	<-relayDone
 	log.Info("shipbot stopped")
 	return nil
 }
 
-// observers fans job changes out to the job cards and the deploy notices.
+// observers fans job changes out to the watchers in this process (the
+// scheduler, the API's and MCP's waits).
 type observers []deploy.Observer
 
 // lateObserver forwards to an observer created after the engine.
@@ -298,7 +303,7 @@ func (o observers) JobChanged(j deploy.Job) {
 func pipelineOptions(c *config.Config, db *sqlite.DB, relay *notify.Relay, stats *metrics.Metrics, log *slog.Logger) pipeline.Options {
 	pc := c.Pipelines
 	o := pipeline.Options{Store: db, Wake: relay.Wake, Count: stats.Webhook, Log: log, Projects: map[string]string{},
-		AutoDeploy: autoRules(c), Auto: db, Doors: doors,
+		AutoDeploy: autoRules(c), Auto: db,
 		Secrets: pipeline.Secrets{GitLab: pc.GitLabToken, GitHub: pc.GitHubSecret, Generic: pc.GenericSecret,
 			Dokploy: pc.DokploySecret, DokployHeader: pc.DokployHeader}}
 	for _, r := range pc.Routes {
@@ -464,4 +469,40 @@ func (k *sshKeys) hosts(c *config.SSH) ([]sshdriver.HostConfig, error) {
 			ConnectTimeout: c.ConnectTimeout.Duration, Keepalive: c.Keepalive.Duration})
 	}
 	return out, nil
+}
+
+// awaitCard waits until a new job's card is in its chat, up to a few
+// seconds: a chat that does not answer (a 429, an outage) delays the
+// command's end, never the job, and the relay keeps trying.
+func awaitCard(posts *notify.JobPosts, relay *notify.Relay, log *slog.Logger) func(context.Context, *deploy.Job) {
+	return func(ctx context.Context, j *deploy.Job) {
+		ch, ok := posts.CardChannel(*j)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := relay.WaitPosted(ctx, notify.CardTopic(j.ID), ch); err != nil {
+			log.Info("job card not in the chat yet; the relay keeps trying", "job", j.ID, "err", err)
+		}
+	}
+}
+
+// outboxDrained returns once nothing in the outbox waits for delivery
+// (dead letters aside), or when ctx ends: the shell's end of input waits
+// for the last cards to be printed.
+func outboxDrained(ctx context.Context, db *sqlite.DB) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pending, _, err := db.OutboxDepth(ctx)
+		if err != nil || pending == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/notify"
+	"github.com/shipbot/shipbot/internal/notify/notifytest"
 )
 
 // Bound buttons: a press counts only in the chat and on the message the
@@ -20,14 +21,15 @@ func TestBoundButtonsActOnlyWhereTheyWerePosted(t *testing.T) {
 	store, s := deploytest.NewStore(), &sender{}
 	buttons := notify.NewMemoryButtons()
 	bound := notify.NewBinder(s, buttons, nil)
-	cards := notify.NewCards(bound, time.Millisecond, nil)
-	engine := deploy.NewEngine(deploy.Options{Store: store, Observer: cards,
+	cards := notifytest.NewJobCards(t, bound, 0)
+	store.OnChange = cards.Report
+	engine := deploy.NewEngine(deploy.Options{Store: store,
 		Drivers: func(string, string) (deploy.Driver, bool) { return deploytest.NewDriver(), true }})
 	policy := commands.NewPolicy(map[string]commands.UserSpec{
 		"alice": {Identities: []string{"telegram:100"}, Roles: []string{"dev"}},
 		"bob":   {Identities: []string{"telegram:200"}, Roles: []string{"lead"}},
 	}, map[string][]string{"dev": {"deploy:*"}, "lead": {"deploy:*", "approve:*"}})
-	d := commands.New(commands.Options{Engine: engine, Policy: policy, Sender: bound, Audit: store, Buttons: buttons,
+	d := commands.New(commands.Options{Engine: engine, Policy: policy, Sender: bound, Audit: store, Buttons: buttons, AwaitCard: cards.Await,
 		Catalog: commands.Catalog{"demo": {"production": {Approval: deploy.ApprovalPolicy{Required: true, Roles: []string{"lead"}, TTL: time.Hour}}}},
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(func() {

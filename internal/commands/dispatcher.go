@@ -55,6 +55,10 @@ type Options struct {
 	Buttons notify.ButtonStore
 	// Insights answers /stats; nil: /stats is refused.
 	Insights Insights
+	// AwaitCard, if set, returns once a new job's card is in its chat (or
+	// gives up after a short while): the card is the answer to the command
+	// that made the job, so it comes before anything said after it.
+	AwaitCard func(ctx context.Context, j *deploy.Job)
 }
 
 // Dispatcher handles every chat request: identity, parse, policy, engine, reply.
@@ -68,6 +72,7 @@ type Dispatcher struct {
 	observe func(command string, denied bool)
 	buttons notify.ButtonStore
 	stats   Insights
+	card    func(ctx context.Context, j *deploy.Job)
 }
 
 var _ Handler = (*Dispatcher)(nil)
@@ -75,7 +80,8 @@ var _ Handler = (*Dispatcher)(nil)
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
 	d := &Dispatcher{engine: o.Engine, store: o.Records,
-		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons, stats: o.Insights}
+		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons, stats: o.Insights,
+		card: o.AwaitCard}
 	if s, ok := o.Engine.(interface{ Store() deploy.Store }); ok && d.store == nil {
 		d.store = s.Store()
 	}

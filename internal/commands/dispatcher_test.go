@@ -16,6 +16,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/notify"
+	"github.com/shipbot/shipbot/internal/notify/notifytest"
 )
 
 // sender records what the dispatcher and the cards post.
@@ -72,15 +73,16 @@ type env struct {
 	driver *deploytest.Driver
 	engine *deploy.Engine
 	sender *sender
-	cards  *notify.Cards
+	cards  *notifytest.JobCards
 	d      *commands.Dispatcher
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{store: deploytest.NewStore(), driver: deploytest.NewDriver(), sender: &sender{}}
-	e.cards = notify.NewCards(e.sender, time.Millisecond, nil)
-	e.engine = deploy.NewEngine(deploy.Options{Store: e.store, Observer: e.cards,
+	e.cards = notifytest.NewJobCards(t, e.sender, 0)
+	e.store.OnChange = e.cards.Report
+	e.engine = deploy.NewEngine(deploy.Options{Store: e.store,
 		Drivers: func(app, env string) (deploy.Driver, bool) { return e.driver, true }})
 	policy := commands.NewPolicy(map[string]commands.UserSpec{
 		"alice": {Identities: []string{"shell:alice", "telegram:100"}, Roles: []string{"developer"}},
@@ -95,7 +97,8 @@ func newEnv(t *testing.T) *env {
 		"staging":    {Driver: "fake", DefaultRef: "main"},
 		"production": {Driver: "fake", Approval: deploy.ApprovalPolicy{Required: true, Roles: []string{"lead"}, TTL: time.Hour}},
 	}}
-	e.d = commands.New(commands.Options{Engine: e.engine, Policy: policy, Catalog: cat, Sender: e.sender, Audit: e.store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.d = commands.New(commands.Options{Engine: e.engine, Policy: policy, Catalog: cat, Sender: e.sender, Audit: e.store, AwaitCard: e.cards.Await,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -58,10 +58,12 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	if action == deploy.ActionRollback && c.cardJob != 0 {
 		// Rollback on an interrupted job's card: put back what was live
 		// before that job, taking over its lock.
-		if _, err := d.engine.RollbackInterrupted(ctx, c.cardJob, c.who, env.Approval); err != nil {
+		j, err := d.engine.RollbackInterrupted(ctx, c.cardJob, c.who, env.Approval)
+		if err != nil {
 			return d.fail(ctx, c, err)
 		}
-		return Reply{Notice: "rollback job created"}
+		d.awaitCard(ctx, j)
+		return Reply{Notice: "rollback job created", JobID: j.ID}
 	}
 	ref := c.cmd.Ref
 	if ref == "" && action == deploy.ActionDeploy {
@@ -75,8 +77,15 @@ func (d *Dispatcher) submit(ctx context.Context, c *call, action deploy.Action) 
 	if err != nil {
 		return d.fail(ctx, c, err)
 	}
-	// The job's card, posted by the engine's observer, is the answer.
+	// The job's card, written to the outbox with the job, is the answer.
+	d.awaitCard(ctx, j)
 	return Reply{Notice: "job created", JobID: j.ID}
+}
+
+func (d *Dispatcher) awaitCard(ctx context.Context, j *deploy.Job) {
+	if d.card != nil && j != nil {
+		d.card(ctx, j)
+	}
 }
 
 func (d *Dispatcher) plan(ctx context.Context, c *call) Reply {

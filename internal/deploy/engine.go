@@ -16,10 +16,13 @@ import (
 	"github.com/shipbot/shipbot/internal/audit"
 )
 
-// Observer hears about every change of a job worth showing: state changes,
-// steps, output. The engine calls it synchronously once when a job is
-// created (so its card is posted before the command returns) and then from
-// job goroutines; implementations must not block for long after that first call.
+// Observer hears about every change of a job as it happens: state changes,
+// steps, each output line (those reach the store at most once per
+// OutputEvery). The engine calls it from the caller's goroutine and from
+// job goroutines; implementations must not block. Chat cards do not hang
+// on it: the store writes them with each stored change (notify.JobPosts);
+// observers are for watchers in this process (API and MCP waits, the
+// scheduler's results).
 type Observer interface {
 	JobChanged(j Job)
 }
@@ -40,6 +43,10 @@ type Options struct {
 	JobTimeout time.Duration
 	// OutputLines is how many output lines a job keeps; 0 means 200.
 	OutputLines int
+	// OutputEvery is how often a running job's new output lines are
+	// stored (and so reach its card); 0 means one second. Steps and
+	// states are stored at once.
+	OutputEvery time.Duration
 	Redactor    *audit.Redactor
 	Log         *slog.Logger
 	Now         func() time.Time
@@ -59,9 +66,11 @@ type Engine struct {
 	observer Observer
 	timeout  time.Duration
 	outLines int
-	redact   *audit.Redactor
-	log      *slog.Logger
-	now      func() time.Time
+	// outputEvery paces the stores of new output (Options.OutputEvery).
+	outputEvery time.Duration
+	redact      *audit.Redactor
+	log         *slog.Logger
+	now         func() time.Time
 
 	backupPolicy  func(app, env string) BackupPolicy
 	killLeftovers func(StepProcess) (int, error)
@@ -81,7 +90,7 @@ type run struct {
 func NewEngine(o Options) *Engine {
 	e := &Engine{
 		store: o.Store, drivers: o.Drivers, observer: o.Observer,
-		timeout: o.JobTimeout, outLines: o.OutputLines, redact: o.Redactor,
+		timeout: o.JobTimeout, outLines: o.OutputLines, outputEvery: o.OutputEvery, redact: o.Redactor,
 		log: o.Log, now: o.Now, running: map[int64]*run{}, idle: make(chan struct{}),
 		backupPolicy: o.BackupPolicy, killLeftovers: o.KillLeftovers,
 	}
@@ -90,6 +99,9 @@ func NewEngine(o Options) *Engine {
 	}
 	if e.outLines <= 0 {
 		e.outLines = 200
+	}
+	if e.outputEvery <= 0 {
+		e.outputEvery = time.Second
 	}
 	if e.log == nil {
 		e.log = slog.Default()

@@ -75,6 +75,7 @@ func (e *Engine) execute(ctx context.Context, j *Job, resume bool) {
 	runCtx, cancel := context.WithTimeout(e.withProcesses(ctx, j), e.timeout)
 	defer cancel()
 	res, err := actionOf(j.Action).run(e, runJob{ctx: ctx, runCtx: runCtx, j: j, d: d, tr: tr, resume: resume})
+	tr.stop()
 	tr.copyInto(j)
 	switch {
 	case err == nil && res.RolledBack:
@@ -245,11 +246,20 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 }
 
 // tracker is the Progress a driver reports to: it keeps the job's checklist
-// and last output lines, persists step changes, and tells the observer.
+// and last output lines, stores them (a step at once, output at most once
+// per Options.OutputEvery), and tells the observer. What it stores is what
+// the chat sees: the store writes the job's card with each change.
 type tracker struct {
 	e   *Engine
 	mu  sync.Mutex
 	job Job
+	// flush is the pending write of new output lines; stopped is set once
+	// the job's work returned, after which only finish writes the job.
+	flush   *time.Timer
+	stopped bool
+	// wmu orders the tracker's writes, each of a snapshot taken under it,
+	// so an older snapshot never lands after a newer one.
+	wmu sync.Mutex
 }
 
 var _ Progress = (*tracker)(nil)
@@ -295,12 +305,19 @@ func (t *tracker) Step(name string, state StepState, detail string) {
 	}
 	snap := t.copyLocked()
 	t.mu.Unlock()
-	// Persisting steps lets /job show them from another process; a failure
-	// here must not stop the deploy, the final write carries them again.
+	t.persist()
+	t.e.observer.JobChanged(snap)
+}
+
+// persist stores the newest snapshot. A failure here must not stop the
+// deploy: the next write, and the final one, carry the same lines again.
+func (t *tracker) persist() {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	snap := t.snapshot()
 	if err := t.e.store.UpdateJob(context.Background(), &snap, []State{Running}); err != nil {
 		t.e.log.Warn("job progress not stored", "job", snap.ID, "err", err)
 	}
-	t.e.observer.JobChanged(snap)
 }
 
 func (t *tracker) Output(line string) {
@@ -309,9 +326,39 @@ func (t *tracker) Output(line string) {
 	if over := len(t.job.Output) - t.e.outLines; over > 0 {
 		t.job.Output = append(t.job.Output[:0], t.job.Output[over:]...)
 	}
+	if t.flush == nil && !t.stopped {
+		// A build printing thousands of lines costs one write per
+		// interval, not one per line.
+		t.flush = time.AfterFunc(t.e.outputEvery, t.flushOutput)
+	}
 	snap := t.copyLocked()
 	t.mu.Unlock()
 	t.e.observer.JobChanged(snap)
+}
+
+func (t *tracker) flushOutput() {
+	t.mu.Lock()
+	t.flush = nil
+	stopped := t.stopped
+	t.mu.Unlock()
+	if !stopped {
+		t.persist()
+	}
+}
+
+// stop ends the tracker's own writes once the job's work has returned:
+// the job's final write, which carries every line, must be the last.
+func (t *tracker) stop() {
+	t.mu.Lock()
+	t.stopped = true
+	if t.flush != nil {
+		t.flush.Stop()
+		t.flush = nil
+	}
+	t.mu.Unlock()
+	// A write in flight ends before this returns, so before finish writes.
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 }
 
 func (t *tracker) copyLocked() Job {

@@ -15,6 +15,9 @@ type Store interface {
 	// CreateJob inserts j, setting j.ID and j.Created. If j.State is Queued it
 	// takes the (app, env) lock for the job, returning *LockedError when the
 	// lock is held. If a is not nil it is inserted bound to the job (a.JobID set).
+	// The caller follows with UpdateJob storing what needs the id (a new
+	// release's name, the intent's seq); a store that reports job changes
+	// to chat reports the job first with that update, as new.
 	CreateJob(ctx context.Context, j *Job, a *Approval, events ...*audit.Event) error
 	// UpdateJob stores j if the stored job's state is one of from, else
 	// ErrConflict. Entering Queued takes the lock (*LockedError if another

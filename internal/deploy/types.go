@@ -93,8 +93,7 @@ type Job struct {
 	// TakesOver is the interrupted job whose lock this job takes over when
 	// it is queued (a rollback from that job's card); 0 for none.
 	TakesOver int64
-	CardRef   string // the chat message that shows this job (opaque, adapter-specific)
-	IntentSeq int64  // the audit intent this job's outcome closes
+	IntentSeq int64 // the audit intent this job's outcome closes
 	Steps     []Step
 	Output    []string // last lines of output, capped
 	Created   time.Time

@@ -9,7 +9,7 @@ import (
 )
 
 // ErrMessageGone is what an adapter's Edit wraps when the platform says the
-// message no longer exists (someone deleted it). The card updater then posts
+// message no longer exists (someone deleted it). The outbox relay then posts
 // a new card instead of retrying an edit that can never succeed.
 var ErrMessageGone = errors.New("the message to edit is gone")
 

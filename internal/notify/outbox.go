@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,6 +19,11 @@ type Post struct {
 	Topic   string
 	Channel Channel
 	Message Message
+	// Closing, when set and the topic already has a message in Channel,
+	// is that message's last edit; Message then goes out as a new message,
+	// which becomes the topic's message (an interrupted job's card after
+	// a restart: an edit notifies nobody).
+	Closing *Message `json:",omitempty"`
 }
 
 // Tracked is the stored newest state of something reported through the
@@ -50,6 +56,9 @@ type Delivery struct {
 	Ref      *Ref // the sent message; nil until the first send succeeded
 	Attempts int
 	Queued   time.Time // when Version was written: the start of its delivery latency
+	// EditOnly rows only edit Ref (a closed card's last words): when that
+	// message is gone there is nothing left to close, and nothing is posted.
+	EditOnly bool
 }
 
 // Outbox is the durable queue the relay drains; sqlite.DB implements it.
@@ -70,6 +79,8 @@ type Outbox interface {
 	// Defer moves a row's next attempt to next without counting an
 	// attempt (an edit held back by RelayOptions.MinEdit).
 	Defer(ctx context.Context, id int64, next time.Time) error
+	// SentRef returns the message sent for topic in ch, nil if none was yet.
+	SentRef(ctx context.Context, topic string, ch Channel) (*Ref, error)
 }
 
 // RelayOptions configure a Relay.
@@ -113,6 +124,13 @@ type Relay struct {
 	mu   sync.Mutex
 	busy map[int64]bool
 	last map[int64]time.Time // a row's last successful delivery, while MinEdit holds its next
+	// posted wakes WaitPosted callers when a row's first message is sent.
+	posted map[postKey][]chan struct{}
+}
+
+type postKey struct {
+	topic string
+	ch    Channel
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -138,7 +156,8 @@ func NewRelay(o RelayOptions) *Relay {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Relay{o: o, wake: make(chan struct{}, 1), busy: map[int64]bool{}, last: map[int64]time.Time{}}
+	return &Relay{o: o, wake: make(chan struct{}, 1), busy: map[int64]bool{}, last: map[int64]time.Time{},
+		posted: map[postKey][]chan struct{}{}}
 }
 
 // Wake tells the relay new rows are due; it never blocks.
@@ -147,6 +166,46 @@ func (r *Relay) Wake() {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// WaitPosted returns once topic's message in ch has been sent (at once if
+// it was before), or when ctx ends. A command that made a job waits for its
+// card this way, so the card comes before whatever the chat says next.
+func (r *Relay) WaitPosted(ctx context.Context, topic string, ch Channel) error {
+	k := postKey{topic, ch}
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.posted[k] = append(r.posted[k], done)
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.posted[k] = slices.DeleteFunc(r.posted[k], func(c chan struct{}) bool { return c == done })
+		if len(r.posted[k]) == 0 {
+			delete(r.posted, k)
+		}
+	}()
+	// Registered first, read second: a send between the two is not missed.
+	if ref, err := r.o.Outbox.SentRef(ctx, topic, ch); err != nil || ref != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wasPosted wakes the waiters of d's first message.
+func (r *Relay) wasPosted(d Delivery) {
+	k := postKey{d.Topic, d.Channel}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.posted[k] {
+		close(c)
+	}
+	delete(r.posted, k)
 }
 
 // Run delivers until ctx ends, then waits for the sends in flight.
@@ -208,7 +267,10 @@ func (r *Relay) deliver(ctx context.Context, d Delivery) {
 	var err error
 	if d.Ref != nil {
 		err = r.o.Sender.Edit(ctx, *d.Ref, d.Message)
-		if errors.Is(err, ErrMessageGone) {
+		if errors.Is(err, ErrMessageGone) && d.EditOnly {
+			r.o.Log.Info("outbox: the message to close was deleted; nothing to do", "id", d.ID, "topic", d.Topic)
+			err = nil
+		} else if errors.Is(err, ErrMessageGone) {
 			// Someone deleted the message: no edit will ever land, and
 			// retrying one until the row is dead loses the news. Post it
 			// anew; the new message becomes the topic's message.
@@ -216,7 +278,7 @@ func (r *Relay) deliver(ctx context.Context, d Delivery) {
 			d.Ref = nil
 		}
 	}
-	if d.Ref == nil {
+	if d.Ref == nil && !d.EditOnly {
 		var ref Ref
 		ref, err = r.o.Sender.Send(ctx, d.Channel, d.Message)
 		if err == nil {
@@ -227,6 +289,7 @@ func (r *Relay) deliver(ctx context.Context, d Delivery) {
 				r.o.Log.Error("outbox: sent but the message ref was not saved; it may be sent again", "id", d.ID, "err", serr)
 				return
 			}
+			r.wasPosted(d)
 		}
 	}
 	latency := r.o.Now().Sub(d.Queued)

@@ -314,18 +314,3 @@ func (s *Service) skipNotice(ctx context.Context, r AutoRule, a AutoDeploy, ans 
 	s.o.Wake()
 	return nil
 }
-
-// isDoor reports whether chat is a door no person watches (the API, an
-// auto-deploy rule): such a job's approval card goes to the routes.
-func (s *Service) isDoor(chat string) bool {
-	ch, err := notify.ParseChannel(chat)
-	if err != nil {
-		return false
-	}
-	for _, d := range s.o.Doors {
-		if ch.Platform == d {
-			return true
-		}
-	}
-	return false
-}

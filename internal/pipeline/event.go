@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/notify"
 )
 
 // Sources.
@@ -22,13 +24,14 @@ const (
 	Generic = "generic"
 )
 
-// Normalised statuses.
+// Normalised statuses. Routes match CI pipelines and shipbot's own job
+// notices by the same words, so the ones a job can have are notify's.
 const (
-	StatusPending   = "pending"
-	StatusRunning   = "running"
-	StatusSuccess   = "success"
-	StatusFailed    = "failed"
-	StatusCancelled = "cancelled"
+	StatusPending   = notify.NoticePending
+	StatusRunning   = notify.NoticeRunning
+	StatusSuccess   = notify.NoticeSuccess
+	StatusFailed    = notify.NoticeFailed
+	StatusCancelled = notify.NoticeCancelled
 	StatusSkipped   = "skipped"
 )
 

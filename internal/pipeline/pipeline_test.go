@@ -351,19 +351,20 @@ func TestServiceFlow(t *testing.T) {
 	// shipbot's own deploy of that sha threads under the pipeline message, once per status.
 	j := deploy.Job{ID: 9, App: "web", Env: "staging", Action: deploy.ActionDeploy, Ref: "acb5820ced9479c074f688cc328bf03f341a511d",
 		State: deploy.Running, RequestedBy: deploy.Who{User: "bob"}}
+	jp := notify.NewJobPosts(notify.JobPostsOptions{Routes: svc})
 	notice := func(prev deploy.State) {
-		if err := store.Enqueue(context.Background(), svc.JobNotices(context.Background(), prev, j)...); err != nil {
+		if err := store.Enqueue(context.Background(), jp.Posts(context.Background(), prev, j)...); err != nil {
 			t.Fatal(err)
 		}
 	}
 	notice(deploy.Queued)
-	notice(deploy.Running) // a step change: no new notice
+	notice(deploy.Running) // a step change: no new notice (the job has no chat: no card either)
 	j.State = deploy.Succeeded
 	notice(deploy.Running)
 	store.mu.Lock()
 	notices := store.posts[3:]
 	store.mu.Unlock()
-	if len(notices) != 2 || notices[0].Topic != "job:9" || notices[0].Channel.Thread != "1700000000.000100" ||
+	if len(notices) != 2 || notices[0].Topic != "notice:job:9" || notices[0].Channel.Thread != "1700000000.000100" ||
 		!strings.Contains(notices[1].Message.Title, "succeeded") {
 		t.Fatalf("notices %+v", notices)
 	}

@@ -51,9 +51,6 @@ type Options struct {
 	// AutoDeploy are the pipelines.auto_deploy rules, kept in Auto.
 	AutoDeploy []AutoRule
 	Auto       AutoStore
-	// Doors are the platforms of requests no person watches ("api",
-	// "auto"): their jobs' approval cards go out through the routes.
-	Doors []string
 }
 
 // Service is the webhook side of pipeline notifications and the notifier
@@ -203,31 +200,14 @@ func (s *Service) ingest(ctx context.Context, key string, e Event) (string, erro
 	return result, err
 }
 
-// JobNotices returns the outbox rows that report a job's change from state
-// prev: shipbot's own jobs are posted through the same routes as pipelines
-// (source "shipbot"), one message per job edited as it goes, in the thread
-// of the pipeline message whose SHA it deploys where the platform has
-// threads. The store calls it inside the transaction that changes the job,
-// so a notice is written exactly when the change is; it returns nothing
-// when the routing status did not change (a step, new output).
-func (s *Service) JobNotices(ctx context.Context, prev deploy.State, j deploy.Job) []notify.Post {
-	status, ok := jobStatus(j.State)
-	door := s.isDoor(j.RequestedBy.Chat)
-	switch {
-	case ok:
-	case door && j.State == deploy.AwaitingApproval:
-		// No person watches the API or a rule: the approval card, buttons
-		// and all, goes where the team reads deploy notices.
-		status, ok = StatusPending, true
-	case door && j.State == deploy.Cancelled && prev == deploy.AwaitingApproval:
-		status, ok = StatusCancelled, true // the card loses its buttons
-	}
-	if !ok {
-		return nil
-	}
-	if before, _ := jobStatus(prev); before == status {
-		return nil
-	}
+var _ notify.JobRoutes = (*Service)(nil)
+
+// JobChats implements notify.JobRoutes: shipbot's own jobs go through the
+// same routes as pipelines (source "shipbot", the app's CI project), each
+// chat with the message of the pipeline whose SHA the job deploys, so the
+// notice threads under it. It only reads: the store calls it inside the
+// transaction that changes the job.
+func (s *Service) JobChats(ctx context.Context, j deploy.Job, status string) []notify.RoutedChat {
 	project := j.App
 	if p, found := s.o.Projects[j.App]; found {
 		project = p
@@ -240,26 +220,15 @@ func (s *Service) JobNotices(ctx context.Context, prev deploy.State, j deploy.Jo
 	if j.Ref != "" {
 		pipelineTopics, _ = s.o.Store.PipelineTopics(ctx, project, j.Ref)
 	}
-	msg := DeployNotice(j)
-	if status == StatusPending {
-		msg = notify.JobCard(j)
-	}
-	var posts []notify.Post
-	for _, ch := range chats {
-		m := msg
+	out := make([]notify.RoutedChat, len(chats))
+	for i, ch := range chats {
+		out[i].Channel = ch
 		for _, t := range pipelineTopics {
-			ref, err := s.o.Store.SentRef(ctx, t, ch)
-			if err != nil || ref == nil {
-				continue
+			if ref, err := s.o.Store.SentRef(ctx, t, ch); err == nil && ref != nil {
+				out[i].Under = ref
+				break
 			}
-			if ch.Platform == "slack" && ch.Thread == "" {
-				ch.Thread = ref.ID // a Slack reply thread under the pipeline's message
-			} else {
-				m.ReplyTo = ref.ID // a reply to it where the platform has replies (Telegram)
-			}
-			break
 		}
-		posts = append(posts, notify.Post{Topic: fmt.Sprintf("job:%d", j.ID), Channel: ch, Message: m})
 	}
-	return posts
+	return out
 }

@@ -22,8 +22,15 @@ func (w *writer) releaseInterrupted(held deploy.Lock, by string) error {
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("job #%d no longer holds its lock as an interrupted job: %w", held.JobID, deploy.ErrConflict)
 	}
-	_, err = w.exec(`DELETE FROM locks WHERE app = ? AND env = ? AND job_id = ?`, held.App, held.Env, held.JobID)
-	return err
+	if _, err = w.exec(`DELETE FROM locks WHERE app = ? AND env = ? AND job_id = ?`, held.App, held.Env, held.JobID); err != nil {
+		return err
+	}
+	// The job's card says who released its lock, and loses its buttons.
+	j, err := w.job(held.JobID)
+	if err != nil {
+		return err
+	}
+	return w.reportJob(j.State, *j)
 }
 
 // ReleaseLockBy implements deploy.InterruptedLocks.

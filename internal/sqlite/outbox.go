@@ -30,6 +30,15 @@ func (w *writer) enqueue(now time.Time, posts []notify.Post) error {
 			return err
 		}
 		ms := now.UnixMilli()
+		if p.Closing != nil {
+			replaced, err := w.replace(ms, p, msg)
+			if err != nil {
+				return err
+			}
+			if replaced {
+				continue
+			}
+		}
 		// A new version is due at once and gets a fresh set of attempts; a
 		// dead row comes back to life with news. The same message again is
 		// no news: no version, so no chat.update/editMessageText that
@@ -44,6 +53,35 @@ func (w *writer) enqueue(now time.Time, posts []notify.Post) error {
 		}
 	}
 	return nil
+}
+
+// replace gives p's topic a new message in p's channel when it already has
+// one: the old message gets p.Closing as its last edit (a row of its own
+// that only edits), and the topic's row forgets its ref, so the relay posts
+// p.Message anew. It reports false when the topic has no message yet.
+func (w *writer) replace(ms int64, p notify.Post, msg []byte) (bool, error) {
+	var ref string
+	err := w.scan(`SELECT ref FROM outbox WHERE topic = ? AND channel = ?`, []any{p.Topic, p.Channel.String()}, &ref)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && ref == "") {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	closing, err := json.Marshal(p.Closing)
+	if err != nil {
+		return false, err
+	}
+	if _, err := w.exec(`INSERT INTO outbox (topic, channel, message, version, ref, edit_only, next_attempt, queued)
+		VALUES (?, ?, ?, 1, ?, 1, ?, ?)
+		ON CONFLICT (topic, channel) DO UPDATE SET message = excluded.message, version = version + 1, ref = excluded.ref,
+			edit_only = 1, attempts = 0, next_attempt = excluded.next_attempt, dead = 0, last_error = '', queued = excluded.queued`,
+		p.Topic+":closed", p.Channel.String(), string(closing), ref, ms, ms); err != nil {
+		return false, err
+	}
+	_, err = w.exec(`UPDATE outbox SET message = ?, version = version + 1, ref = '', attempts = 0, next_attempt = ?, dead = 0,
+		last_error = '', queued = ? WHERE topic = ? AND channel = ?`, string(msg), ms, ms, p.Topic, p.Channel.String())
+	return err == nil, err
 }
 
 // Ingest implements notify.Ingester: the dedupe key, the tracked state and
@@ -139,7 +177,7 @@ func decodeRef(raw string) (*notify.Ref, error) {
 
 // Due implements notify.Outbox.
 func (db *DB) Due(ctx context.Context, now time.Time, limit int, busy map[int64]bool) ([]notify.Delivery, error) {
-	q := `SELECT id, topic, channel, message, version, ref, attempts, queued FROM outbox
+	q := `SELECT id, topic, channel, message, version, ref, attempts, queued, edit_only FROM outbox
 		WHERE delivered < version AND dead = 0 AND next_attempt <= ?`
 	args := []any{now.UnixMilli()}
 	if len(busy) > 0 {
@@ -160,7 +198,7 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int, busy map[int64]
 		var d notify.Delivery
 		var ch, msg, ref string
 		var queued int64
-		if err := rows.Scan(&d.ID, &d.Topic, &ch, &msg, &d.Version, &ref, &d.Attempts, &queued); err != nil {
+		if err := rows.Scan(&d.ID, &d.Topic, &ch, &msg, &d.Version, &ref, &d.Attempts, &queued, &d.EditOnly); err != nil {
 			return nil, err
 		}
 		if d.Channel, err = notify.ParseChannel(ch); err != nil {

@@ -31,14 +31,14 @@ func jsonArray[T any](s []T) (string, error) {
 // ---- jobs
 
 const jobCols = `id, app, env, action, ref, release, from_release, state, reason, req_user, req_identity, req_chat,
-	approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by, takes_over,
+	approval_id, approved_by, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by, takes_over,
 	approver_roles, rollback_to, backup, req_via, created, started, ended`
 
 func scanJob(s rowScanner) (*deploy.Job, error) {
 	var j deploy.Job
 	var action, state, steps, output, switched, roles, created, started, ended string
 	if err := s.Scan(&j.ID, &j.App, &j.Env, &action, &j.Ref, &j.Release, &j.FromRelease, &state, &j.Reason,
-		&j.RequestedBy.User, &j.RequestedBy.Identity, &j.RequestedBy.Chat, &j.ApprovalID, &j.ApprovedBy, &j.CardRef,
+		&j.RequestedBy.User, &j.RequestedBy.Identity, &j.RequestedBy.Chat, &j.ApprovalID, &j.ApprovedBy,
 		&j.IntentSeq, &steps, &output, &j.BackupID, &j.Redeploy, &switched, &j.LockReleasedBy, &j.TakesOver,
 		&roles, &j.RollbackTo, &j.Backup, &j.RequestedBy.Via, &created, &started, &ended); err != nil {
 		return nil, err
@@ -83,19 +83,19 @@ func jobValues(j *deploy.Job) ([]any, error) {
 		return nil, err
 	}
 	return []any{j.App, j.Env, string(j.Action), j.Ref, j.Release, j.FromRelease, string(j.State), j.Reason,
-		j.RequestedBy.User, j.RequestedBy.Identity, j.RequestedBy.Chat, j.ApprovalID, j.ApprovedBy, j.CardRef,
+		j.RequestedBy.User, j.RequestedBy.Identity, j.RequestedBy.Chat, j.ApprovalID, j.ApprovedBy,
 		j.IntentSeq, steps, output, j.BackupID, j.Redeploy, string(j.Switch), j.LockReleasedBy, j.TakesOver, roles,
 		j.RollbackTo, j.Backup, j.RequestedBy.Via}, nil
 }
 
 const insertJob = `INSERT INTO jobs (app, env, action, ref, release, from_release, state, reason, req_user, req_identity,
-	req_chat, approval_id, approved_by, card_ref, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by,
-	takes_over, approver_roles, rollback_to, backup, req_via, created, started, ended)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	req_chat, approval_id, approved_by, intent_seq, steps, output, backup_id, redeploy, switch_state, lock_released_by,
+	takes_over, approver_roles, rollback_to, backup, req_via, created, started, ended, reported)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)`
 
 // The store sets created; an update never changes it.
 const updateJob = `UPDATE jobs SET app = ?, env = ?, action = ?, ref = ?, release = ?, from_release = ?, state = ?,
-	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?, card_ref = COALESCE(NULLIF(?, ''), card_ref),
+	reason = ?, req_user = ?, req_identity = ?, req_chat = ?, approval_id = ?, approved_by = ?,
 	intent_seq = ?, steps = ?, output = ?, backup_id = ?, redeploy = ?, switch_state = ?, lock_released_by = ?, takes_over = ?,
 	approver_roles = ?, rollback_to = ?, backup = ?, req_via = ?, started = ?, ended = ? WHERE id = ?`
 
@@ -128,11 +128,7 @@ func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, 
 		if err := w.append(id, events); err != nil {
 			return err
 		}
-		snap := *j
-		snap.ID = id
-		if err := w.reportJob("", snap); err != nil {
-			return err
-		}
+		// Reported with the update that completes it (see updateJob).
 		w.after = append(w.after, func() {
 			j.ID, j.Created = id, created
 			if a != nil {
@@ -143,12 +139,26 @@ func (db *DB) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval, 
 	})
 }
 
+// job reads job id inside the writer's transaction.
+func (w *writer) job(id int64) (*deploy.Job, error) {
+	s, err := w.stmt(`SELECT ` + jobCols + ` FROM jobs WHERE id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	j, err := scanJob(s.QueryRowContext(context.Background(), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("job #%d: %w", id, deploy.ErrNotFound)
+	}
+	return j, err
+}
+
 // updateJob stores j if the stored job is in one of the states from, and
 // moves the lock with it: entering Queued takes it, a terminal state other
 // than Interrupted gives it up.
 func (w *writer) updateJob(j *deploy.Job, from []deploy.State) error {
 	var cur, app, env string
-	err := w.scan(`SELECT state, app, env FROM jobs WHERE id = ?`, []any{j.ID}, &cur, &app, &env)
+	var reported bool
+	err := w.scan(`SELECT state, app, env, reported FROM jobs WHERE id = ?`, []any{j.ID}, &cur, &app, &env, &reported)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("job #%d: %w", j.ID, deploy.ErrNotFound)
 	}
@@ -176,7 +186,17 @@ func (w *writer) updateJob(j *deploy.Job, from []deploy.State) error {
 			return err
 		}
 	}
-	return w.reportJob(deploy.State(cur), *j)
+	prev := deploy.State(cur)
+	if !reported {
+		// The engine creates a job, then stores what needs its id (the
+		// release it makes, the intent's seq): the chat first hears of
+		// the job complete, as new.
+		if _, err := w.exec(`UPDATE jobs SET reported = 1 WHERE id = ?`, j.ID); err != nil {
+			return err
+		}
+		prev = ""
+	}
+	return w.reportJob(prev, *j)
 }
 
 // UpdateJob implements deploy.Store.

@@ -61,7 +61,7 @@ func TestJobRoundTripAndFilter(t *testing.T) {
 	started := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
 	j := &deploy.Job{App: "helpdesk", Env: "staging", Action: deploy.ActionDeploy, Ref: "v1.2", Release: "20261122-090000-1",
 		FromRelease: "20261121-090000-0", State: deploy.Queued, Reason: "", RequestedBy: alice, ApprovedBy: "bob",
-		CardRef: "shell:7", IntentSeq: 0, Steps: []deploy.Step{{Name: "fetch", State: deploy.StepDone, Detail: "ok"},
+		IntentSeq: 0, Steps: []deploy.Step{{Name: "fetch", State: deploy.StepDone, Detail: "ok"},
 			{Name: "build", State: deploy.StepRunning}}, Output: []string{"line 1", "line 2"}, Started: started}
 	in := intentEv(alice, "deploy", "helpdesk", "staging")
 	before := time.Now()
@@ -186,11 +186,11 @@ func TestUpdateJobStateCAS(t *testing.T) {
 		t.Fatalf("update of a missing job: %v", err)
 	}
 
-	j.State, j.Started, j.CardRef = deploy.Running, time.Now(), "msg-1"
+	j.State, j.Started = deploy.Running, time.Now()
 	if err := db.UpdateJob(ctx, j, []deploy.State{deploy.Queued, deploy.AwaitingApproval}, ev); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := db.Job(ctx, j.ID); got.State != deploy.Running || got.CardRef != "msg-1" || ev.JobID != j.ID {
+	if got, _ := db.Job(ctx, j.ID); got.State != deploy.Running || ev.JobID != j.ID {
 		t.Fatalf("update not stored: %+v, event job %d", got, ev.JobID)
 	}
 }

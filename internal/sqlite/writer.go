@@ -259,9 +259,11 @@ func (db *DB) ReportJobs(ctx context.Context, report func(ctx context.Context, p
 	})
 }
 
-// reportJob writes the outbox rows for j's change from prev.
+// reportJob writes the outbox rows for j's change from prev: every change,
+// a step or a released lock as much as a new state (the card shows them
+// all; report decides what each chat hears).
 func (w *writer) reportJob(prev deploy.State, j deploy.Job) error {
-	if w.jobs == nil || prev == j.State {
+	if w.jobs == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

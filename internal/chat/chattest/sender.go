@@ -23,7 +23,7 @@ type SenderRig struct {
 }
 
 // SenderContract checks what every notify.Sender promises its callers (the
-// card updater, the outbox relay, the dispatcher): Send gives a ref or an
+// outbox relay, the dispatcher): Send gives a ref or an
 // error, never both, so a caller that retries on error never posts twice
 // and one that keeps the ref never loses a posted message; an edit to the
 // same content is no error.

@@ -135,8 +135,10 @@ func TestUnknownPersonRefusedAndAudited(t *testing.T) {
 func TestRateLimitThenSuccessKeepsTheFinalState(t *testing.T) {
 	r := newRig(t)
 	r.fake.FailNext("chat.update", 1, slackfake.Failure{Status: http.StatusTooManyRequests, RetryAfter: 1})
+	r.driver.Block = true // the job ends after its card is posted: the end is an edit
 	r.slash(alice, channel, "/deploy", "demo staging")
 	card := r.card("Deploy demo")
+	close(r.driver.Unblock)
 	r.fake.Eventually(t, "the final state", func() bool {
 		return strings.Contains(string(r.message(card.TS).Blocks), "succeeded")
 	})

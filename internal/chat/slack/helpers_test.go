@@ -20,6 +20,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/httpserver"
 	"github.com/shipbot/shipbot/internal/notify"
+	"github.com/shipbot/shipbot/internal/notify/notifytest"
 )
 
 const (
@@ -179,21 +180,22 @@ type rig struct {
 	*bot
 	store  *deploytest.Store
 	driver *deploytest.Driver
-	cards  *notify.Cards
+	cards  *notifytest.JobCards
 }
 
 func newRig(t *testing.T, opts ...botOption) *rig {
 	t.Helper()
 	r := &rig{bot: newBot(t, nil, opts...), store: deploytest.NewStore(), driver: deploytest.NewDriver()}
-	r.cards = notify.NewCards(notify.Router{slack.Platform: r.a}, 10*time.Millisecond, quietLog())
-	engine := deploy.NewEngine(deploy.Options{Store: r.store, Observer: r.cards, Log: quietLog(),
+	r.cards = notifytest.NewJobCards(t, notify.Router{slack.Platform: r.a}, 10*time.Millisecond)
+	r.store.OnChange = r.cards.Report
+	engine := deploy.NewEngine(deploy.Options{Store: r.store, Log: quietLog(),
 		Drivers: func(string, string) (deploy.Driver, bool) { return r.driver, true }})
 	policy := commands.NewPolicy(map[string]commands.UserSpec{
 		"alice": {Identities: []string{"slack:" + alice}, Roles: []string{"dev"}},
 		"bob":   {Identities: []string{"slack:" + bob, "telegram:200"}, Roles: []string{"lead"}},
 	}, map[string][]string{"dev": {"deploy:*", "status:*", "lock:*"}, "lead": {"deploy:*", "approve:production", "status:*"}})
 	r.a.SetHandler(commands.New(commands.Options{Engine: engine, Policy: policy, Sender: notify.Router{slack.Platform: r.a},
-		Audit: r.store, Log: quietLog(), Catalog: commands.Catalog{"demo": {
+		Audit: r.store, Log: quietLog(), AwaitCard: r.cards.Await, Catalog: commands.Catalog{"demo": {
 			"staging":    {DefaultRef: "main"},
 			"production": {Approval: deploy.ApprovalPolicy{Required: true, Roles: []string{"lead"}, TTL: time.Hour}}}}}))
 	t.Cleanup(func() {

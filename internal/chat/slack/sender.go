@@ -23,7 +23,7 @@ func (a *Adapter) apiErr(method string, err error) error {
 		if after <= 0 {
 			after = time.Second
 		}
-		return notify.SlowDown(err, after) // the card updater waits as told
+		return notify.SlowDown(err, after) // the relay waits as told
 	}
 	return err
 }

@@ -220,8 +220,10 @@ func TestDedupeFailureHandlesNothing(t *testing.T) {
 func TestRateLimitedEditsStillDeliverTheFinalState(t *testing.T) {
 	r := newRig(t)
 	r.fake.FailNext("editMessageText", 1, 429, 1)
+	r.driver.Block = true // the job ends after its card is posted: the end is an edit
 	r.say(group, 0, alice, "/deploy demo staging")
 	card := r.card(group, "Deploy demo")
+	close(r.driver.Unblock)
 	r.fake.Wait("the final state", func() bool {
 		m, _ := r.fake.Message(group, card.ID)
 		return strings.Contains(m.Text, "succeeded")

@@ -25,7 +25,7 @@ func (a *Adapter) apiErr(method string, err error) error {
 		if after <= 0 {
 			after = time.Second
 		}
-		return notify.SlowDown(err, after) // the card updater waits as told
+		return notify.SlowDown(err, after) // the relay waits as told
 	}
 	return err
 }
@@ -140,7 +140,7 @@ func (a *Adapter) Edit(ctx context.Context, ref notify.Ref, m notify.Message) er
 
 // attach sends m's attachment (a full job log) as a document, or a picture
 // as a photo, replying to message id, unless this ref already got it. The
-// card updater edits one card at a time, so two sends of one attachment do
+// outbox relay edits one card at a time, so two sends of one attachment do
 // not race.
 func (a *Adapter) attach(ctx context.Context, ref notify.Ref, chatID int64, thread, id int, m notify.Message) error {
 	if m.Attachment == nil {

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/chat/telegram"
 	"github.com/shipbot/shipbot/internal/notify"
+	"github.com/shipbot/shipbot/internal/notify/notifytest"
 )
 
 var topicChannel = notify.Channel{Platform: telegram.Platform, ID: "-1001234567890", Thread: "7"}
@@ -97,7 +97,7 @@ func TestAttachmentIsSentOncePerMessage(t *testing.T) {
 func TestForbiddenDocumentLeavesTheCardEditIntact(t *testing.T) {
 	b := newBot(t, nil)
 	b.fake.FailNextWith("sendDocument", 100, 400, "Bad Request: not enough rights to send documents to the chat")
-	cards := notify.NewCards(b.a, 10*time.Millisecond, quietLog())
+	cards := notifytest.NewJobCards(t, b.a, 0)
 	job := jobIn(topicChannel)
 	cards.JobChanged(job("running"))
 	end := job("succeeded")
@@ -127,35 +127,21 @@ func TestForbiddenDocumentLeavesTheCardEditIntact(t *testing.T) {
 	}
 }
 
-// cardRefs records what Cards remembers as each job's card.
-type cardRefs struct {
-	mu   sync.Mutex
-	refs map[int64]string
-}
-
-func (c *cardRefs) SaveCardRef(_ context.Context, id int64, ref string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.refs[id] = ref
-	return nil
-}
-
-func (c *cardRefs) get(id int64) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.refs[id]
-}
-
 // Someone deleted the card: every edit answers "message to edit not
 // found", so the outcome goes out as a new card, which becomes the job's.
 func TestDeletedCardIsPostedAgainWithTheOutcome(t *testing.T) {
 	b := newBot(t, nil)
-	refs := &cardRefs{refs: map[int64]string{}}
-	cards := notify.NewCards(b.a, 10*time.Millisecond, quietLog())
-	cards.PersistRefs(refs)
+	cards := notifytest.NewJobCards(t, b.a, 0)
+	card := func() string {
+		ref, err := cards.Outbox.SentRef(context.Background(), notify.CardTopic(12), topicChannel)
+		if err != nil || ref == nil {
+			return fmt.Sprint(err)
+		}
+		return ref.ID
+	}
 	job := jobIn(topicChannel)
 	cards.JobChanged(job("running"))
-	if got := refs.get(12); got != topicChannel.String()+" 1" {
+	if got := card(); got != "1" {
 		t.Fatalf("first card ref %q", got)
 	}
 	b.fake.DeleteMessage(group, 1)
@@ -173,14 +159,11 @@ func TestDeletedCardIsPostedAgainWithTheOutcome(t *testing.T) {
 	if len(sends) != 2 || !strings.Contains(sends[1].Fields["text"], "succeeded") || sends[1].Fields["message_thread_id"] != "7" {
 		t.Fatalf("sends %+v: want the outcome posted as a new card", sends)
 	}
-	if got := refs.get(12); got != topicChannel.String()+" 2" {
+	if got := card(); got != "2" {
 		t.Fatalf("the job's card is %q, want the new message 2", got)
 	}
-	// The next change (the job loaded again, with its stored card) edits
-	// the new card.
-	again := job("failed")
-	again.CardRef = refs.get(12)
-	cards.JobChanged(again)
+	// The next change edits the new card.
+	cards.JobChanged(job("failed"))
 	if err := cards.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -243,12 +226,12 @@ func TestBadAddressesAndButtonsAreRefusedLocally(t *testing.T) {
 	}
 }
 
-// The card updater and the adapter together: 429s delay the final state
+// The outbox relay and the adapter together: 429s delay the final state
 // but never lose it.
 func TestCardsDeliverFinalStateThrough429(t *testing.T) {
 	b := newBot(t, nil)
 	b.fake.FailNext("editMessageText", 2, 429, 1)
-	cards := notify.NewCards(b.a, 10*time.Millisecond, quietLog())
+	cards := notifytest.NewJobCards(t, b.a, 0)
 	job := jobIn(topicChannel)
 	cards.JobChanged(job("running"))
 	cards.JobChanged(job("succeeded"))

@@ -28,10 +28,24 @@ type Store struct {
 	backups   map[string][]deploy.Backup
 	events    []audit.Event
 	nextJob   int64
+	// unreported are created jobs not yet completed by their first update.
+	unreported map[int64]bool
 
 	// FailAppend makes every write that carries audit events fail, as a full
 	// disk or a broken database would: the state change is not made either.
 	FailAppend bool
+
+	// OnChange, if set, hears every stored change of a job as the sqlite
+	// store reports it to the outbox (sqlite.DB.ReportJobs): created (prev
+	// ""), updated, its lock released. It runs inside the write, under
+	// the store's lock, and must not call the store.
+	OnChange func(prev deploy.State, j deploy.Job)
+}
+
+func (s *Store) changed(prev deploy.State, j *deploy.Job) {
+	if s.OnChange != nil {
+		s.OnChange(prev, *cloneJob(j))
+	}
 }
 
 var (
@@ -45,7 +59,7 @@ var (
 func NewStore() *Store {
 	return &Store{jobs: map[int64]*deploy.Job{}, approvals: map[string]*deploy.Approval{},
 		locks: map[string]deploy.Lock{}, releases: map[string][]deploy.Release{},
-		backups: map[string][]deploy.Backup{}}
+		backups: map[string][]deploy.Backup{}, unreported: map[int64]bool{}}
 }
 
 // SetFailAppend switches injected audit failures on or off.
@@ -120,6 +134,7 @@ func (s *Store) takeLock(j *deploy.Job) error {
 		// The same handover as the sqlite store: the interrupted job's lock
 		// passes to the job started from its card.
 		held.LockReleasedBy = fmt.Sprintf("%s (job #%d)", j.RequestedBy.User, j.ID)
+		s.changed(held.State, held)
 	}
 	s.locks[k] = deploy.Lock{App: j.App, Env: j.Env, Owner: j.RequestedBy.User, Reason: string(j.Action) + " job", JobID: j.ID, Since: time.Now()}
 	return nil
@@ -142,6 +157,7 @@ func (s *Store) CreateJob(ctx context.Context, j *deploy.Job, a *deploy.Approval
 	s.nextJob = id
 	j.Created = time.Now()
 	s.jobs[id] = cloneJob(j)
+	s.unreported[id] = true // reported with the update that completes it, as sqlite does
 	if a != nil {
 		a.JobID = id
 		c := *a
@@ -175,7 +191,13 @@ func (s *Store) updateLocked(j *deploy.Job, from []deploy.State) error {
 			delete(s.locks, key(j.App, j.Env))
 		}
 	}
+	prev := cur.State
+	if s.unreported[j.ID] {
+		delete(s.unreported, j.ID)
+		prev = ""
+	}
 	s.jobs[j.ID] = cloneJob(j)
+	s.changed(prev, j)
 	return nil
 }
 
@@ -345,6 +367,7 @@ func (s *Store) releaseLock(app, env, by string, check func(deploy.Lock) error, 
 	}
 	if j, ok := s.jobs[l.JobID]; ok && by != "" && j.State == deploy.Interrupted {
 		j.LockReleasedBy = by
+		s.changed(j.State, j)
 	}
 	delete(s.locks, key(app, env))
 	s.appendLocked(0, events)
