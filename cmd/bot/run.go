@@ -169,7 +169,14 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 
 	delivery := insightsService(c, db)
 	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: bound, Buttons: db, Audit: db, Log: log,
-		Observe: stats.Command, Insights: delivery, AwaitCard: awaitCard(jobPosts, relay, log)})
+		Observe: stats.Command, Insights: delivery, AwaitCard: awaitCard(jobPosts, relay, log),
+		Notices: func(ctx context.Context, posts ...notify.Post) error {
+			if err := db.Enqueue(ctx, posts...); err != nil {
+				return err
+			}
+			relay.Wake()
+			return nil
+		}})
 	door.SetHandler(d)
 	mcpDoor.SetHandler(d)
 	if err := hooks.SetDeployer(ctx, ruleDeployer{h: d, db: db}); err != nil {

@@ -173,3 +173,65 @@ func TestBinaryTelegramStart(t *testing.T) {
 	}
 	p.wait(exitTimeout)
 }
+
+// The card is durable: Telegram refuses every edit while the job runs to
+// its end, shipbot is killed -9 with the final state undelivered, and the
+// next shipbot edits that same message to the final state from the outbox
+// (no second card, nothing lost).
+func TestBinaryTelegramCardSurvivesAnOutageAndAKill(t *testing.T) {
+	t.Parallel()
+	e, fake := telegramEnv(t, "polling", "")
+	fake.FailNext("editMessageText", 10000, http.StatusBadGateway, 0)
+	p := e.startBot(nil)
+	fake.Push(tgMessage(1, "/deploy@shipbot demo staging"))
+	waitTG(t, fake, "sendMessage", "Deploy demo")
+	// An attempt to show the final state was refused: the job ended.
+	waitTG(t, fake, "editMessageText", "succeeded")
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(exitTimeout)
+	fake.Heal("editMessageText")
+	cards := func() (ids []string) {
+		for _, c := range fake.Calls("sendMessage") {
+			if strings.Contains(c.Fields["text"], "Deploy demo") && c.Status == http.StatusOK {
+				ids = append(ids, c.Fields["text"])
+			}
+		}
+		return ids
+	}
+	if n := len(cards()); n != 1 {
+		t.Fatalf("%d cards before the restart", n)
+	}
+	if m, _ := fake.Message(-100777, firstCardID(t, fake)); strings.Contains(m.Text, "succeeded") {
+		t.Fatal("the final state got through the outage; the test proves nothing")
+	}
+	e.startBot(nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, ok := fake.Message(-100777, firstCardID(t, fake))
+		if ok && strings.Contains(m.Text, "succeeded") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the card never showed the final state: %+v", m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(cards()); n != 1 {
+		t.Fatalf("%d cards after the restart: the final state must edit the first", n)
+	}
+	e.mustVerify()
+}
+
+// firstCardID is the message id of the first job card the fake holds.
+func firstCardID(t *testing.T, fake *telegramtest.Server) int {
+	t.Helper()
+	for id := 1; id < 100; id++ {
+		if m, ok := fake.Message(-100777, id); ok && strings.Contains(m.Text, "Deploy demo") {
+			return id
+		}
+	}
+	t.Fatal("no job card in the chat")
+	return 0
+}

@@ -59,6 +59,10 @@ type Options struct {
 	// gives up after a short while): the card is the answer to the command
 	// that made the job, so it comes before anything said after it.
 	AwaitCard func(ctx context.Context, j *deploy.Job)
+	// Notices, if set, queues what the dispatcher says on its own (lock
+	// reminders and expiries) in the outbox, delivered and retried by the
+	// relay like every other message; nil sends them at once (tests).
+	Notices func(ctx context.Context, posts ...notify.Post) error
 }
 
 // Dispatcher handles every chat request: identity, parse, policy, engine, reply.
@@ -73,6 +77,7 @@ type Dispatcher struct {
 	buttons notify.ButtonStore
 	stats   Insights
 	card    func(ctx context.Context, j *deploy.Job)
+	notices func(ctx context.Context, posts ...notify.Post) error
 }
 
 var _ Handler = (*Dispatcher)(nil)
@@ -81,7 +86,7 @@ var _ Handler = (*Dispatcher)(nil)
 func New(o Options) *Dispatcher {
 	d := &Dispatcher{engine: o.Engine, store: o.Records,
 		sender: o.Sender, audit: o.Audit, log: o.Log, observe: o.Observe, buttons: o.Buttons, stats: o.Insights,
-		card: o.AwaitCard}
+		card: o.AwaitCard, notices: o.Notices}
 	if s, ok := o.Engine.(interface{ Store() deploy.Store }); ok && d.store == nil {
 		d.store = s.Store()
 	}

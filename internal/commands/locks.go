@@ -156,7 +156,7 @@ func (d *Dispatcher) WatchLocks(ctx context.Context) error {
 		return err
 	}
 	for _, l := range t.Released {
-		d.tell(ctx, l, notify.Message{Title: fmt.Sprintf("Lock on %s/%s expired", l.App, l.Env), Style: notify.StyleSuccess,
+		d.tell(ctx, l, "expired", notify.Message{Title: fmt.Sprintf("Lock on %s/%s expired", l.App, l.Env), Style: notify.StyleSuccess,
 			Text: fmt.Sprintf("%s's lock (%s), taken %s, was released; deploys may run again.", l.Owner, l.Reason,
 				l.Since.UTC().Format("2006-01-02 15:04 MST"))})
 	}
@@ -169,7 +169,7 @@ func (d *Dispatcher) WatchLocks(ctx context.Context) error {
 				{Label: "Extend " + deploy.FormatDuration(extendBy), Data: ButtonExtendLock + ":" + token, Style: notify.StyleWarning},
 				{Label: "Unlock", Data: ButtonUnlockLock + ":" + token, Style: notify.StyleSuccess},
 			}}
-		if !d.tell(ctx, l, m) {
+		if !d.tell(ctx, l, "reminder", m) {
 			continue
 		}
 		if err := d.engine.MarkReminded(ctx, l); err != nil {
@@ -179,12 +179,23 @@ func (d *Dispatcher) WatchLocks(ctx context.Context) error {
 	return nil
 }
 
-// tell sends m to the chat l was taken in and reports whether it went out.
-func (d *Dispatcher) tell(ctx context.Context, l deploy.Lock, m notify.Message) bool {
+// tell sends m to the chat l was taken in and reports whether it went out
+// (into the outbox, with Options.Notices: the relay retries it from there).
+// what names the notice in the lock's outbox topic, so a reminder written
+// twice (a crash before MarkReminded) is one message.
+func (d *Dispatcher) tell(ctx context.Context, l deploy.Lock, what string, m notify.Message) bool {
 	ch, err := notify.ParseChannel(l.Chat)
 	if err != nil {
 		d.log.Warn("lock has no chat to tell", "app", l.App, "env", l.Env, "chat", l.Chat)
 		return true // nowhere to send it: do not try again every tick
+	}
+	if d.notices != nil {
+		topic := fmt.Sprintf("lock:%s/%s:%d:%s", l.App, l.Env, l.Since.UnixNano(), what)
+		if err := d.notices(ctx, notify.Post{Topic: topic, Channel: ch, Message: m}); err != nil {
+			d.log.Warn("lock notice not queued", "app", l.App, "env", l.Env, "chat", l.Chat, "err", err)
+			return false
+		}
+		return true
 	}
 	if _, err := d.sender.Send(ctx, ch, m); err != nil {
 		d.log.Warn("lock notice not sent", "app", l.App, "env", l.Env, "chat", l.Chat, "err", err)

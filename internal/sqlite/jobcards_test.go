@@ -354,3 +354,51 @@ func TestMigrationMovesCardRefsIntoTheOutbox(t *testing.T) {
 		t.Fatalf("closed row ref %s", raw42)
 	}
 }
+
+// BenchmarkJobCardFirstPost measures how long a new job's card takes to
+// reach the chat through the outbox (engine.Submit: the job and its card
+// row commit, the relay wakes, sends, saves the ref) beside the floor of
+// the path it replaced: the same Submit plus one direct Send.
+//
+//	go test ./internal/sqlite -run '^$' -bench JobCardFirstPost -benchtime 200x
+func BenchmarkJobCardFirstPost(b *testing.B) {
+	for _, path := range []string{"outbox", "direct"} {
+		b.Run(path, func(b *testing.B) {
+			db, _ := openDB(b)
+			chat := newCallSender()
+			relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: chat, Poll: time.Second})
+			if path == "outbox" {
+				posts := notify.NewJobPosts(notify.JobPostsOptions{})
+				if err := db.ReportJobs(context.Background(), posts.Posts, relay.Wake); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { relay.Run(ctx); close(done) }()
+			b.Cleanup(func() { cancel(); <-done })
+			driver := deploytest.NewDriver()
+			driver.Block = true // jobs stay queued/running: only the card is measured
+			engine := deploy.NewEngine(deploy.Options{Store: db,
+				Drivers: func(string, string) (deploy.Driver, bool) { return driver, true }})
+			b.Cleanup(func() { close(driver.Unblock); engine.Drain(context.Background()) })
+			b.ResetTimer()
+			for i := range b.N {
+				j, err := engine.Submit(ctx, deploy.JobRequest{Who: asker, App: "demo", Env: fmt.Sprint("e", i),
+					Action: deploy.ActionDeploy, Ref: "main"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if path == "direct" {
+					if _, err := chat.Send(ctx, group, notify.JobCard(*j)); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				if err := relay.WaitPosted(ctx, notify.CardTopic(j.ID), group); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -154,6 +154,24 @@ func (o *Outbox) SentRef(_ context.Context, topic string, ch notify.Channel) (*n
 	return nil, nil
 }
 
+// Rows returns every row as it stands, oldest first.
+func (o *Outbox) Rows() []notify.Delivery {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]notify.Delivery, len(o.rows))
+	for i, r := range o.rows {
+		out[i] = r.Delivery
+	}
+	return out
+}
+
+// SetFailEnqueue turns injected Enqueue failures on or off.
+func (o *Outbox) SetFailEnqueue(v bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.FailEnqueue = v
+}
+
 // Pending counts rows waiting for delivery and dead ones.
 func (o *Outbox) Pending() (pending, dead int) {
 	o.mu.Lock()

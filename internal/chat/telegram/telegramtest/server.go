@@ -130,6 +130,13 @@ func (s *Server) FailNext(method string, n, code, retryAfter int) {
 	}
 }
 
+// Heal drops the failures still queued for method: the outage is over.
+func (s *Server) Heal(method string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failures, method)
+}
+
 // FailNextWith makes the next n calls of method fail with code and
 // description, as Telegram words its refusals: e.g. 400 "Bad Request: not
 // enough rights to send documents to the chat" for sendDocument in a group
