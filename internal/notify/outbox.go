@@ -104,6 +104,9 @@ type RelayOptions struct {
 	MinEdit time.Duration
 	// Poll is how often the outbox is read when nobody calls Wake; default 500ms.
 	Poll time.Duration
+	// AttemptTimeout bounds one send or edit; default 15s. A platform that
+	// hangs costs a row one attempt, not a worker for good.
+	AttemptTimeout time.Duration
 	// Observe, if set, hears every attempt: the row, its latency, and the
 	// error (nil when delivered). For metrics.
 	Observe func(d Delivery, latency time.Duration, err error)
@@ -149,6 +152,9 @@ func NewRelay(o RelayOptions) *Relay {
 	}
 	if o.Poll <= 0 {
 		o.Poll = 500 * time.Millisecond
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = 15 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -264,9 +270,11 @@ func (r *Relay) deliver(ctx context.Context, d Delivery) {
 	if r.held(ctx, d) {
 		return
 	}
+	actx, cancel := context.WithTimeout(ctx, r.o.AttemptTimeout)
+	defer cancel()
 	var err error
 	if d.Ref != nil {
-		err = r.o.Sender.Edit(ctx, *d.Ref, d.Message)
+		err = r.o.Sender.Edit(actx, *d.Ref, d.Message)
 		if errors.Is(err, ErrMessageGone) && d.EditOnly {
 			r.o.Log.Info("outbox: the message to close was deleted; nothing to do", "id", d.ID, "topic", d.Topic)
 			err = nil
@@ -280,7 +288,7 @@ func (r *Relay) deliver(ctx context.Context, d Delivery) {
 	}
 	if d.Ref == nil && !d.EditOnly {
 		var ref Ref
-		ref, err = r.o.Sender.Send(ctx, d.Channel, d.Message)
+		ref, err = r.o.Sender.Send(actx, d.Channel, d.Message)
 		if err == nil {
 			if r.o.AfterSend != nil {
 				r.o.AfterSend(d)

@@ -402,3 +402,36 @@ func BenchmarkJobCardFirstPost(b *testing.B) {
 		})
 	}
 }
+
+// A requester chat that refuses every message (the bot was removed from
+// the group): the card is dead-lettered after MaxAttempts and the admin
+// chat hears which job's card was lost, like any other message; the job
+// itself is not held up.
+func TestJobCardDeadLettersToTheAdminChat(t *testing.T) {
+	db, _ := openDB(t)
+	admin := notify.Channel{Platform: "telegram", ID: "-999"}
+	chat := &routeSender{fail: map[string]bool{group.String(): true}, got: map[string][]notify.Message{}}
+	relay := runRelay(t, notify.RelayOptions{Outbox: db, Sender: chat, Backoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		MaxAttempts: 3, Poll: time.Millisecond, Alert: admin})
+	posts := notify.NewJobPosts(notify.JobPostsOptions{})
+	if err := db.ReportJobs(context.Background(), posts.Posts, relay.Wake); err != nil {
+		t.Fatal(err)
+	}
+	driver := deploytest.NewDriver()
+	engine := deploy.NewEngine(deploy.Options{Store: db, Drivers: func(string, string) (deploy.Driver, bool) { return driver, true }})
+	j, err := engine.Submit(context.Background(), deploy.JobRequest{Who: asker, App: "demo", Env: "staging", Action: deploy.ActionDeploy, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the alert", func() bool { return len(chat.messages(admin.String())) == 1 })
+	a := chat.messages(admin.String())[0]
+	if !strings.Contains(a.Text, fmt.Sprintf("(job #%d)", j.ID)) || !strings.Contains(a.Text, group.String()) {
+		t.Fatalf("alert %+v: want the job's card and the chat named", a)
+	}
+	if got, _ := db.Job(context.Background(), j.ID); got.State != deploy.Succeeded {
+		t.Fatalf("job %s", got.State)
+	}
+}

@@ -553,3 +553,60 @@ func TestOutboxCoalescesEditsWithinMinEdit(t *testing.T) {
 		t.Fatalf("%d calls for %d versions written in %v, want at most %d", len(calls), versions, written, limit)
 	}
 }
+
+// hangingSender never answers for one chat (a platform that accepts the
+// connection and says nothing) and answers at once for the others.
+type hangingSender struct {
+	hang notify.Channel
+	mu   sync.Mutex
+	sent []string
+}
+
+func (s *hangingSender) Send(ctx context.Context, ch notify.Channel, m notify.Message) (notify.Ref, error) {
+	if ch == s.hang {
+		<-ctx.Done()
+		return notify.Ref{}, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = append(s.sent, m.Title)
+	return notify.Ref{Channel: ch, ID: fmt.Sprint(len(s.sent))}, nil
+}
+
+func (s *hangingSender) Edit(ctx context.Context, ref notify.Ref, m notify.Message) error { return nil }
+
+func (s *hangingSender) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sent)
+}
+
+// A chat that hangs costs its rows an attempt each, bounded by
+// AttemptTimeout, and never the relay's workers: every other chat's
+// messages still go out.
+func TestOutboxAttemptTimeoutKeepsWorkersFree(t *testing.T) {
+	db, _ := openDB(t)
+	stuck := notify.Channel{Platform: "slack", ID: "C-stuck"}
+	s := &hangingSender{hang: stuck}
+	runRelay(t, notify.RelayOptions{Outbox: db, Sender: s, Workers: 2, AttemptTimeout: 50 * time.Millisecond,
+		Backoff: time.Hour, Poll: 5 * time.Millisecond})
+	ctx := context.Background()
+	var posts []notify.Post
+	for i := range 4 {
+		posts = append(posts, notify.Post{Topic: fmt.Sprint("stuck:", i), Channel: stuck, Message: notify.Message{Title: "stuck"}})
+	}
+	for i := range 10 {
+		posts = append(posts, notify.Post{Topic: fmt.Sprint("ok:", i), Channel: notify.Channel{Platform: "telegram", ID: "-100"},
+			Message: notify.Message{Title: fmt.Sprint("ok ", i)}})
+	}
+	if err := db.Enqueue(ctx, posts...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every other chat's messages", func() bool { return s.count() == 10 })
+	eventually(t, "the stuck rows each charged one attempt", func() bool {
+		var n int
+		err := db.r.QueryRow(`SELECT count(*) FROM outbox WHERE channel = ? AND attempts = 1 AND last_error LIKE '%deadline%'`,
+			stuck.String()).Scan(&n)
+		return err == nil && n == 4
+	})
+}
