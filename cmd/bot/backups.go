@@ -121,5 +121,9 @@ func scheduler(c *config.Config, engine *deploy.Engine, db *sqlite.DB, relay *no
 			// being edited rebinds its buttons and keeps them.
 			_, err := db.ForgetButtonsBefore(ctx, time.Now().Add(-180*24*time.Hour))
 			return err
+		}}, {Spec: "@daily", Name: "forget old delivered messages", Run: func(ctx context.Context) error {
+			// The same horizon as buttons: by then no card is edited again.
+			_, err := db.ForgetDeliveredBefore(ctx, time.Now().Add(-180*24*time.Hour))
+			return err
 		}}}})
 }

@@ -255,6 +255,24 @@ func (db *DB) Defer(ctx context.Context, id int64, next time.Time) error {
 	})
 }
 
+// ForgetDeliveredBefore deletes outbox rows whose newest version was
+// delivered and written before t: every job's card, every notice and
+// pipeline card would otherwise stay forever. A later change of what such
+// a row reported is posted as a new message. Rows still due and dead
+// letters stay.
+func (db *DB) ForgetDeliveredBefore(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(w *writer) error {
+		res, err := w.exec(`DELETE FROM outbox WHERE delivered >= version AND dead = 0 AND queued < ?`, t.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
 // OutboxDepth counts rows waiting for delivery and dead letters.
 func (db *DB) OutboxDepth(ctx context.Context) (pending, dead int, err error) {
 	err = db.r.QueryRowContext(ctx, `SELECT

@@ -610,3 +610,46 @@ func TestOutboxAttemptTimeoutKeepsWorkersFree(t *testing.T) {
 		return err == nil && n == 4
 	})
 }
+
+// Delivered rows are forgotten after the horizon; what is still due, dead
+// letters and recent rows stay.
+func TestForgetDeliveredBefore(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	ch := notify.Channel{Platform: "telegram", ID: "-100"}
+	for _, topic := range []string{"old-delivered", "old-due", "old-dead", "new-delivered"} {
+		if err := db.Enqueue(ctx, notify.Post{Topic: topic, Channel: ch, Message: notify.Message{Title: topic}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-200 * 24 * time.Hour).UnixMilli()
+	for _, q := range []string{
+		`UPDATE outbox SET delivered = version WHERE topic IN ('old-delivered', 'new-delivered')`,
+		`UPDATE outbox SET dead = 1 WHERE topic = 'old-dead'`,
+		fmt.Sprintf(`UPDATE outbox SET queued = %d WHERE topic LIKE 'old-%%'`, old),
+	} {
+		if err := db.write(ctx, func(w *writer) error { _, err := w.exec(q); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := db.ForgetDeliveredBefore(ctx, time.Now().Add(-180*24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("forgot %d rows, %v; want the one old delivered row", n, err)
+	}
+	var left []string
+	rows, err := db.r.Query(`SELECT topic FROM outbox ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, s)
+	}
+	if strings.Join(left, ",") != "old-due,old-dead,new-delivered" {
+		t.Fatalf("left %v", left)
+	}
+}
