@@ -57,7 +57,7 @@ func TestBackupRecordsRoundTrip(t *testing.T) {
 // A job's outbox rows commit with the job change they report: every
 // stored change (a step too: the card shows it), none for a refused one;
 // a new job is reported, as new, with the update that completes it.
-func TestJobNoticesCommitWithTheJobChange(t *testing.T) {
+func TestJobRowsCommitWithTheJobChange(t *testing.T) {
 	db, _ := openDB(t)
 	ctx := context.Background()
 	woken := make(chan struct{}, 10)
