@@ -129,7 +129,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 				if err := engine.WaitIdle(ctx); err != nil {
 					return err
 				}
-				return outboxDrained(ctx, db)
+				return outboxDrained(ctx, func(ctx context.Context) (int, error) { return db.OutboxPendingIn(ctx, shell.Platform) })
 			},
 		})
 		router[shell.Platform] = sh
@@ -281,7 +281,10 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	// relay deliver them now rather than at the next start.
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelFlush()
-	_ = outboxDrained(flushCtx, db)
+	_ = outboxDrained(flushCtx, func(ctx context.Context) (int, error) {
+		pending, _, err := db.OutboxDepth(ctx)
+		return pending, err
+	})
 	stopChat()
 	<-relayDone
 	log.Info("shipbot stopped")
@@ -495,14 +498,14 @@ func awaitCard(posts *notify.JobPosts, relay *notify.Relay, log *slog.Logger) fu
 	}
 }
 
-// outboxDrained returns once nothing in the outbox waits for delivery
-// (dead letters aside), or when ctx ends: the shell's end of input waits
-// for the last cards to be printed.
-func outboxDrained(ctx context.Context, db *sqlite.DB) error {
+// outboxDrained returns once pending counts no row waiting for delivery,
+// or when ctx ends: the shell's end of input waits for the last cards to
+// be printed, a shutdown briefly for the rest.
+func outboxDrained(ctx context.Context, pendingRows func(context.Context) (int, error)) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		pending, _, err := db.OutboxDepth(ctx)
+		pending, err := pendingRows(ctx)
 		if err != nil || pending == 0 {
 			return err
 		}

@@ -281,6 +281,16 @@ func (db *DB) OutboxDepth(ctx context.Context) (pending, dead int, err error) {
 	return pending, dead, err
 }
 
+// OutboxPendingIn counts rows waiting for delivery to chats of platform
+// ("shell"): the terminal waits for its own messages, not for a chat
+// platform that is down.
+func (db *DB) OutboxPendingIn(ctx context.Context, platform string) (int, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE delivered < version AND dead = 0
+		AND substr(channel, 1, length(?) + 1) = ? || ':'`, platform, platform).Scan(&n)
+	return n, err
+}
+
 // JobCounts counts jobs by state, for /metrics.
 func (db *DB) JobCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT state, count(*) FROM jobs GROUP BY state`)

@@ -653,3 +653,34 @@ func TestForgetDeliveredBefore(t *testing.T) {
 		t.Fatalf("left %v", left)
 	}
 }
+
+// The terminal waits only for its own messages: a Telegram row retrying
+// for hours does not hold a piped script's end.
+func TestOutboxPendingInCountsOnePlatform(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	for _, ch := range []string{"shell:terminal", "telegram:-100", "shellx:1", "shell:terminal/7"} {
+		c, err := notify.ParseChannel(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Enqueue(ctx, notify.Post{Topic: "t", Channel: c, Message: notify.Message{Title: ch}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := db.OutboxPendingIn(ctx, "shell"); err != nil || n != 2 {
+		t.Fatalf("shell rows pending = %d, %v; want 2", n, err)
+	}
+	if err := db.write(ctx, func(w *writer) error {
+		_, err := w.exec(`UPDATE outbox SET delivered = version WHERE channel LIKE 'shell:%'`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.OutboxPendingIn(ctx, "shell"); n != 0 {
+		t.Fatalf("shell rows pending = %d after delivery", n)
+	}
+	if n, _ := db.OutboxPendingIn(ctx, "telegram"); n != 1 {
+		t.Fatalf("telegram rows pending = %d", n)
+	}
+}
