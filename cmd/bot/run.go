@@ -90,7 +90,10 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	relay := notify.NewRelay(notify.RelayOptions{Outbox: db, Sender: bound, MaxAttempts: pc.MaxAttempts, Alert: alert,
 		MinEdit: time.Second, Observe: stats.Delivery, AfterSend: crashAfterSend(), Log: log})
 	hooks := pipeline.New(pipelineOptions(c, db, relay, stats, log))
-	jobPosts := notify.NewJobPosts(notify.JobPostsOptions{Routes: hooks, Doors: doors, Log: log})
+	// The API and auto-deploy rules drop cards (their clients read the
+	// job); MCP forwards them to its approval chat, so it is not silent.
+	jobPosts := notify.NewJobPosts(notify.JobPostsOptions{Routes: hooks, Doors: doors,
+		Silent: []string{api.Platform, autoPlatform}, Log: log})
 	door := newAPIDoor(lv, db, log) // HTTP API: a door beside the chats (api.go)
 	router[api.Platform], router[autoPlatform] = door, door
 	mcpDoor := newMCPDoor(lv, db, router, log) // MCP for AI assistants: a door like the API (mcp.go)

@@ -58,6 +58,7 @@ type JobRoutes interface {
 type JobPosts struct {
 	routes JobRoutes
 	doors  []string
+	silent []string
 	log    *slog.Logger
 }
 
@@ -69,7 +70,10 @@ type JobPostsOptions struct {
 	// "auto", "mcp"): their approval card also goes to the routes, where
 	// the team looks.
 	Doors []string
-	Log   *slog.Logger
+	// Silent are the platforms whose Sender drops every message ("api":
+	// the client reads the job): their jobs get no card row at all.
+	Silent []string
+	Log    *slog.Logger
 }
 
 // NewJobPosts returns the job reporter.
@@ -77,13 +81,13 @@ func NewJobPosts(o JobPostsOptions) *JobPosts {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &JobPosts{routes: o.Routes, doors: o.Doors, log: o.Log}
+	return &JobPosts{routes: o.Routes, doors: o.Doors, silent: o.Silent, log: o.Log}
 }
 
 // CardChannel returns the chat j's card goes to; false when it has none
-// (a scheduled job). A door's card goes to the door's Sender like any
-// other, which decides: the API drops it (the client reads the job), MCP
-// forwards it to its approval chat when one is set.
+// (a scheduled job, a silent platform). A door's card otherwise goes to
+// the door's Sender like any other, which decides: MCP forwards it to its
+// approval chat when one is set.
 func (p *JobPosts) CardChannel(j deploy.Job) (Channel, bool) {
 	if j.RequestedBy.Chat == "" {
 		// Scheduled jobs come from no chat; their results go out through
@@ -93,6 +97,9 @@ func (p *JobPosts) CardChannel(j deploy.Job) (Channel, bool) {
 	ch, err := ParseChannel(j.RequestedBy.Chat)
 	if err != nil {
 		p.log.Warn("job has no chat to report to", "job", j.ID, "chat", j.RequestedBy.Chat)
+		return Channel{}, false
+	}
+	if slices.Contains(p.silent, ch.Platform) {
 		return Channel{}, false
 	}
 	return ch, true

@@ -135,6 +135,15 @@ func TestJobPostsForJobsWithoutAChat(t *testing.T) {
 	if topics(posts) != "job:7@api:ci notice:job:7@slack:C-ops" || len(posts[1].Message.Buttons) != 0 {
 		t.Fatalf("door approval cancelled: %+v", posts)
 	}
+	// A silent door (the API drops every message) gets no card row at all.
+	quiet := notify.NewJobPosts(notify.JobPostsOptions{Routes: rt, Doors: []string{"api"}, Silent: []string{"api"}})
+	door.State = deploy.AwaitingApproval
+	if posts := quiet.Posts(ctx, "", door); topics(posts) != "notice:job:7@slack:C-ops" {
+		t.Fatalf("silent door approval: %s", topics(posts))
+	}
+	if _, ok := quiet.CardChannel(door); ok {
+		t.Fatal("silent door has a card channel")
+	}
 	// A person's job is not a door's: its approval card stays in its chat.
 	if posts := p.Posts(ctx, "", jobFrom(mine.String(), deploy.AwaitingApproval)); topics(posts) != "job:7@telegram:-100" {
 		t.Fatalf("person's approval: %s", topics(posts))
