@@ -104,11 +104,9 @@ func scheduler(c *config.Config, engine *deploy.Engine, db *sqlite.DB, relay *no
 		}
 		post := notify.Post{Topic: fmt.Sprintf("alert:%d", time.Now().UnixNano()), Channel: *admin,
 			Message: notify.Message{Title: title, Text: text, Style: notify.StyleDanger}}
-		if err := db.Enqueue(context.WithoutCancel(ctx), post); err != nil {
+		if err := queue(db, relay)(context.WithoutCancel(ctx), post); err != nil {
 			log.Error("alert not queued", "err", err)
-			return
 		}
-		relay.Wake()
 	}
 	return schedule.New(schedule.Options{Engine: engine, Entries: entries, Alert: alert, Log: log,
 		Tasks: []schedule.Task{{Spec: "@hourly", Name: "forget old dedupe keys", Run: func(ctx context.Context) error {

@@ -58,10 +58,9 @@ func digestScheduler(c *config.Config, svc *insights.Service, db *sqlite.DB, rel
 		for _, ch := range chats {
 			posts = append(posts, notify.Post{Topic: topic, Channel: ch, Message: m})
 		}
-		if err := db.Enqueue(ctx, posts...); err != nil {
+		if err := queue(db, relay)(ctx, posts...); err != nil {
 			return fmt.Errorf("delivery digest: %w", err)
 		}
-		relay.Wake()
 		log.Info("delivery digest queued", "from", r.From, "envs", len(r.Envs), "chats", len(chats))
 		return nil
 	}

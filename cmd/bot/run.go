@@ -173,13 +173,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, stdin io.Rea
 	delivery := insightsService(c, db)
 	d := commands.New(commands.Options{Engine: engine, Policy: policy(c), Catalog: catalog(c), Sender: bound, Buttons: db, Audit: db, Log: log,
 		Observe: stats.Command, Insights: delivery, AwaitCard: awaitCard(jobPosts, relay, log),
-		Notices: func(ctx context.Context, posts ...notify.Post) error {
-			if err := db.Enqueue(ctx, posts...); err != nil {
-				return err
-			}
-			relay.Wake()
-			return nil
-		}})
+		Notices: queue(db, relay)})
 	door.SetHandler(d)
 	mcpDoor.SetHandler(d)
 	if err := hooks.SetDeployer(ctx, ruleDeployer{h: d, db: db}); err != nil {
@@ -482,6 +476,18 @@ func (k *sshKeys) hosts(c *config.SSH) ([]sshdriver.HostConfig, error) {
 			ConnectTimeout: c.ConnectTimeout.Duration, Keepalive: c.Keepalive.Duration})
 	}
 	return out, nil
+}
+
+// queue writes posts to the outbox and wakes the relay: how the messages
+// shipbot says on its own (alerts, digests, lock notices) reach the chats.
+func queue(db *sqlite.DB, relay *notify.Relay) func(ctx context.Context, posts ...notify.Post) error {
+	return func(ctx context.Context, posts ...notify.Post) error {
+		if err := db.Enqueue(ctx, posts...); err != nil {
+			return err
+		}
+		relay.Wake()
+		return nil
+	}
 }
 
 // awaitCard waits until a new job's card is in its chat, up to a few

@@ -247,8 +247,9 @@ func (e *Engine) Submit(ctx context.Context, r JobRequest) (*Job, error) {
 	return j, nil
 }
 
-// tookOver re-shows the interrupted job whose lock j took over, so its
-// card says who released the lock.
+// tookOver tells the watchers of the interrupted job whose lock j took
+// over that it changed (its card was rewritten by the store in the
+// same transaction as the handover).
 func (e *Engine) tookOver(ctx context.Context, j *Job) {
 	if j.TakesOver == 0 {
 		return

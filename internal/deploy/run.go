@@ -416,7 +416,8 @@ func (e *Engine) Unlock(ctx context.Context, app, env string, who Who, force boo
 		return nil
 	}, in, out)
 	if err == nil && held.JobID != 0 && byJob {
-		// An interrupted job's card and /job now say who released its lock.
+		// The store rewrote the interrupted job's card with the release;
+		// its watchers hear it here.
 		if j, jerr := e.store.Job(ctx, held.JobID); jerr == nil && j.State == Interrupted && j.LockReleasedBy != "" {
 			e.observer.JobChanged(*j)
 		}

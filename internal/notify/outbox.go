@@ -26,6 +26,10 @@ type Post struct {
 	Closing *Message `json:",omitempty"`
 }
 
+// ClosedTopic is the topic of the last edit of topic's message when a
+// Post with Closing replaced it by a new one.
+func ClosedTopic(topic string) string { return topic + ":closed" }
+
 // Tracked is the stored newest state of something reported through the
 // outbox (a CI pipeline, a deployment): late and redelivered events are
 // compared with it, and deploy notices find their pipeline by SHA.

@@ -76,7 +76,7 @@ func (w *writer) replace(ms int64, p notify.Post, msg []byte) (bool, error) {
 		VALUES (?, ?, ?, 1, ?, 1, ?, ?)
 		ON CONFLICT (topic, channel) DO UPDATE SET message = excluded.message, version = version + 1, ref = excluded.ref,
 			edit_only = 1, attempts = 0, next_attempt = excluded.next_attempt, dead = 0, last_error = '', queued = excluded.queued`,
-		p.Topic+":closed", p.Channel.String(), string(closing), ref, ms, ms); err != nil {
+		notify.ClosedTopic(p.Topic), p.Channel.String(), string(closing), ref, ms, ms); err != nil {
 		return false, err
 	}
 	_, err = w.exec(`UPDATE outbox SET message = ?, version = version + 1, ref = '', attempts = 0, next_attempt = ?, dead = 0,

@@ -60,7 +60,7 @@ func (o *Outbox) Enqueue(_ context.Context, posts ...notify.Post) error {
 	for _, p := range posts {
 		cur := o.find(p.Topic, p.Channel)
 		if p.Closing != nil && cur != nil && cur.Ref != nil {
-			o.put(p.Topic+":closed", p.Channel, *p.Closing, now, cur.Ref, true)
+			o.put(notify.ClosedTopic(p.Topic), p.Channel, *p.Closing, now, cur.Ref, true)
 			cur.Ref = nil
 			o.bump(cur, p.Message, now)
 			continue
